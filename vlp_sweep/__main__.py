@@ -1,0 +1,5 @@
+import sys
+
+from vlp_sweep.cli import main
+
+sys.exit(main())

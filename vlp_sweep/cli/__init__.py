@@ -1,0 +1,48 @@
+"""The `vlp-sweep` command: this file only wires one module per noun and turns user errors into exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from vlp_sweep import __version__
+from vlp_sweep.errors import UserError
+
+# noun -> module under vlp_sweep.cli; each module has register(subparsers) that sets `func`.
+COMMANDS = ("data", "train", "eval", "validate", "run", "status", "report", "promote")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+        raise UserError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vlp-sweep", description="Sweeps for contrastive video-language pretraining of sign language.")
+    p.add_argument("--version", action="version", version=f"vlp-sweep {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"vlp_sweep.cli.{name}_cmd").register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "func", None):
+            build_parser().print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

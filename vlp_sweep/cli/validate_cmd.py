@@ -1,0 +1,16 @@
+"""`vlp-sweep validate` (not wired yet)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("validate", help="validate (not yet available)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    print("not yet available")
+    return 2
