@@ -98,8 +98,9 @@ class RunConfig:
     eval_every: int = _f(1, "evaluate every N epochs (and after the last)", lo=1)
     eval_batch_size: int = _f(512, "clips per forward pass in evaluation", lo=1)
     num_threads: int = _f(0, "CPU threads for torch (0 = leave as is)", lo=0)
-    out_dir: str = _f("", "where checkpoints go (empty = none written)")
-    keep_checkpoints: str = _f("best", "which full checkpoints stay on disk", choices=("best", "last", "all"))
+    eval_dedup: bool = _f(True, "retrieval counts any clip/caption with the identical caption as correct")
+    out_dir: str = _f("", "folder for last.pt / best.pt checkpoints (empty = none written)")
+    select_metric: str = _f("t2v_R1", "metric that picks best.pt (see metric_names)")
 
 
 @dataclass(frozen=True)

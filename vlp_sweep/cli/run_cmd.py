@@ -1,4 +1,4 @@
-"""`vlp-sweep run` (not wired yet)."""
+"""`vlp-sweep run SPACE.yaml`: launch or resume a sweep on Ray Tune."""
 
 from __future__ import annotations
 
@@ -7,10 +7,35 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("run", help="run (not yet available)")
-    p.set_defaults(func=_run)
+    p = sub.add_parser("run", help="launch (or resume) a sweep from a YAML search space")
+    p.add_argument("space", help="search space YAML (native or W&B sweep format)")
+    p.add_argument("--name", help="sweep name, a folder under runs/ (default: the space's name)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this name")
+    p.add_argument("--address", help="join an existing Ray cluster (host:port or 'auto'); default: local Ray")
+    p.add_argument("--storage", help="Ray storage root that every node sees (shared folder or URI); default runs/")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (overrides the space)")
+    p.add_argument("--runs-root", default="runs", help=argparse.SUPPRESS)
+    p.add_argument("--dry-run", action="store_true", help="validate and show the plan, start nothing")
+    p.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("not yet available")
-    return 2
+def run(args: argparse.Namespace) -> int:
+    from vlp_sweep.errors import UserError
+    from vlp_sweep.sweep.driver import SweepOptions, run_sweep
+    from vlp_sweep.sweep.space import load_space
+
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError("--max-concurrent must be >= 1")
+    spec = load_space(args.space)
+    opts = SweepOptions(name=args.name, resume=args.resume, address=args.address, storage=args.storage,
+                        max_concurrent=args.max_concurrent, runs_root=args.runs_root, dry_run=args.dry_run)
+    run_dir = run_sweep(spec, opts)
+    if args.dry_run:
+        b = spec.budget()
+        print(f"dry run: sweep '{run_dir.name}' would run {b} into {run_dir}; nothing started")
+        return 0
+    from vlp_sweep.sweep.status import print_status
+
+    print_status(run_dir)
+    print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
+    return 0

@@ -1,4 +1,4 @@
-"""`vlp-sweep status` (not wired yet)."""
+"""`vlp-sweep status runs/NAME`: trials by status and the current best, from the live leaderboard."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("status", help="status (not yet available)")
-    p.set_defaults(func=_run)
+    p = sub.add_parser("status", help="progress and best trials of a sweep")
+    p.add_argument("run_dir", help="sweep folder, e.g. runs/quickstart")
+    p.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("not yet available")
-    return 2
+def run(args: argparse.Namespace) -> int:
+    from vlp_sweep.sweep.status import print_status
+
+    print_status(args.run_dir)
+    return 0

@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine (each sets itself up first):
+#   make quickstart   the main job: synthetic sign corpus -> a CPU sweep -> leaderboard + report
+#   make test         lint, type-check and the whole test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+VS := $(VENV)/bin/vlp-sweep
+NAME ?= quickstart-$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: setup quickstart test test-fast lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel on these machines (a plain `torch` would pull a CUDA build).
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+data/quickstart/meta.json: | setup
+	$(VS) data synth --out data/quickstart
+
+quickstart: setup data/quickstart/meta.json
+	$(VS) run search_spaces/quickstart.yaml --name $(NAME)
+	$(VS) report runs/$(NAME)
+
+lint: setup
+	$(VENV)/bin/ruff check vlp_sweep tests benchmarks
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q -ra
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -ra -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/bench_trainer.py --device cpu
+	$(PY) benchmarks/bench_metrics.py --device cpu --n 20000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

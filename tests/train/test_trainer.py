@@ -1,0 +1,141 @@
+"""The trainer end to end on a tiny dataset: learning, GradCache parity, exact resume, checkpoints."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.train.conftest import tiny_config
+from vlp_sweep.config import make_config
+from vlp_sweep.errors import UserError
+from vlp_sweep.train import trainer as T
+from vlp_sweep.train.batching import make_batch
+from vlp_sweep.train.checkpoint import load_checkpoint
+from vlp_sweep.train.evaluate import evaluate_checkpoint
+
+
+def test_overfits_tiny_dataset_to_perfect_recall(tiny_data: Path) -> None:
+    cfg = tiny_config(tiny_data, **{"data.eval_split": "train", "optim.batch_size": 24, "optim.epochs": 60,
+                                    "run.eval_every": 60, "data.use_siglip": False})
+    res = T.fit(cfg)
+    assert res.last.metrics["t2v_R1"] == 100.0
+    assert res.last.metrics["v2t_R1"] == 100.0
+    assert res.last.metrics["t2v_MedR"] == 1.0
+
+
+def _grads(st: T._State) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None}
+
+
+def _state_and_batches(data: Path, micro: int, n_micro: int) -> tuple[T._State, list[dict[str, torch.Tensor]]]:
+    cfg = make_config(tiny_config(data, **{"optim.batch_size": micro, "optim.grad_accum": n_micro}))
+    st = T._setup(cfg, None)
+    idx = torch.arange(micro * n_micro)
+    batches = [make_batch(st.train, idx[i * micro:(i + 1) * micro], cfg.data, None, None) for i in range(n_micro)]
+    return st, batches
+
+
+@pytest.mark.parametrize("hard", ["none", "hcl", "topk"])
+def test_cached_accumulation_equals_full_batch_gradients(tiny_data: Path, hard: str) -> None:
+    full, [big] = _state_and_batches(tiny_data, 12, 1)
+    cached, parts = _state_and_batches(tiny_data, 4, 3)
+    for st in (full, cached):
+        st.crit.cfg = make_config({"loss.hard_negatives": hard}).loss
+    T._naive_step(full, [big])
+    T._cached_step(cached, parts)
+    g_full, g_cached = _grads(full), _grads(cached)
+    assert g_full.keys() == g_cached.keys()
+    for name in g_full:
+        torch.testing.assert_close(g_cached[name], g_full[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_naive_accumulation_differs_from_full_batch(tiny_data: Path) -> None:
+    full, [big] = _state_and_batches(tiny_data, 12, 1)
+    naive, parts = _state_and_batches(tiny_data, 4, 3)
+    T._naive_step(full, [big])
+    T._naive_step(naive, parts)
+    diff = max(float((a - b).abs().max()) for a, b in zip(_grads(full).values(), _grads(naive).values()))
+    assert diff > 1e-4  # fewer negatives per micro-batch: a different gradient
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_continues_bit_for_bit(tiny_data: Path, tmp_path: Path) -> None:
+    over = {"optim.epochs": 4, "model.dropout": 0.2, "aug.keypoint_noise": 0.05, "aug.speed": 0.2,
+            "aug.joint_mask_prob": 0.1, "optim.grad_accum": 2, "optim.batch_size": 4, "optim.warmup_steps": 3,
+            "optim.schedule": "cosine"}
+    straight = T.fit(tiny_config(tiny_data, **over, **{"run.out_dir": str(tmp_path / "a")}))
+
+    def stop_after_two(ev: T.Evaluation) -> None:
+        if ev.epoch == 2:
+            raise _Stop
+
+    cfg_b = tiny_config(tiny_data, **over, **{"run.out_dir": str(tmp_path / "b")})
+    with pytest.raises(_Stop):
+        T.fit(cfg_b, stop_after_two)
+    resumed = T.fit(cfg_b, resume=tmp_path / "b" / "last.pt")
+    a = load_checkpoint(tmp_path / "a" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4 and a["step"] == b["step"]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert resumed.last.metrics["t2v_R1"] == straight.last.metrics["t2v_R1"]
+    assert resumed.last.metrics["loss"] == straight.last.metrics["loss"]
+
+
+def test_checkpoint_reevaluates_to_reported_metrics(tiny_data: Path, tmp_path: Path) -> None:
+    res = T.fit(tiny_config(tiny_data, **{"run.out_dir": str(tmp_path)}))
+    ev = evaluate_checkpoint(tmp_path / "last.pt", device="cpu")
+    for key in ("t2v_R1", "t2v_R5", "v2t_R1", "t2v_MedR", "t2v_MeanR"):
+        assert ev.result.metrics[key] == pytest.approx(res.last.metrics[key], abs=1e-9)
+
+
+def test_importing_the_trainer_pulls_in_no_ray_cli_or_sweep() -> None:
+    code = ("import sys, vlp_sweep.train.trainer, vlp_sweep.train.evaluate; "
+            "bad = [m for m in sys.modules if m == 'ray' or m.startswith(('ray.', 'vlp_sweep.sweep', "
+            "'vlp_sweep.cli', 'wandb', 'optuna'))]; print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_not_a_checkpoint_is_a_user_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_checkpoint(junk)
+
+
+class Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("code ran",))
+
+
+def test_pickle_with_arbitrary_objects_is_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "vlp-sweep/checkpoint/1", "x": Evil()}, evil)
+    with pytest.raises(UserError, match="refused by weights_only"):
+        load_checkpoint(evil)
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(UserError):
+        load_checkpoint(raw)
+
+
+def test_checkpoint_of_another_model_shape_cannot_resume(tiny_data: Path, tmp_path: Path) -> None:
+    T.fit(tiny_config(tiny_data, **{"optim.epochs": 1, "run.out_dir": str(tmp_path)}))
+    with pytest.raises(UserError, match="different model shape"):
+        T.fit(tiny_config(tiny_data, **{"model.d_model": 64}), resume=tmp_path / "last.pt")
+
+
+def test_device_cuda_without_gpu_is_a_user_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(UserError, match="no CUDA"):
+        T.resolve_device("cuda")

@@ -1,0 +1,132 @@
+"""Ray Tune callbacks of the driver: the live Parquet leaderboard and the terminal progress line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from vlp_sweep.sweep.leaderboard import Leaderboard
+
+
+class LeaderboardCallback(Callback):
+    """Feeds every trial event to :class:`Leaderboard` and rewrites the Parquet files.
+
+    Rows are keyed by the experiment's own trial list (the ``trials`` argument Tune passes), never by
+    scanning folders: after a resume, trials restarted under new ids replace their old rows.
+    """
+
+    def __init__(self, run_dir: str, sweep: str, metric: str, mode: str, max_epochs: int, ctx: dict[str, Any]):
+        self.args = (run_dir, sweep, metric, mode, max_epochs)
+        self.ctx = ctx
+        self.board: Leaderboard | None = None
+
+    def setup(self, **info: Any) -> None:
+        # Runs at the start of a fresh and of a restored experiment: reopen what was written before.
+        self.board = Leaderboard.load(*self.args)
+
+    def _lb(self) -> Leaderboard:
+        if self.board is None:
+            self.setup()
+        assert self.board is not None
+        return self.board
+
+    def _sync(self, trials: list[Any]) -> None:
+        lb = self._lb()
+        known = {t.trial_id for t in trials}
+        lb.prune(known)
+        for t in trials:  # restored trials that finished before the kill keep their rows
+            if t.trial_id not in lb.rows:
+                self._start(t)
+        lb.write()
+
+    def _start(self, trial: Any) -> None:
+        from vlp_sweep.sweep.space import parse_space
+        from vlp_sweep.sweep.trial import resolve_trial_config
+
+        spec = parse_space(self.ctx["spec"])
+        params = {k: v for k, v in trial.config.items()}
+        try:
+            flat = resolve_trial_config(spec, params, self.ctx).flat()
+        except Exception:  # an invalid sampled config still gets a row; the trial itself reports the error
+            flat = {}
+        self._lb().start(trial.trial_id, flat, params)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._start(trial)
+        self._sync(trials)
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        if "epoch" in result:
+            self._lb().result(trial.trial_id, result)
+        self._sync(trials)
+
+    def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
+        epoch = (trial.last_result or {}).get("epoch")
+        if epoch is not None and getattr(checkpoint, "path", None):
+            self._lb().checkpoint(trial.trial_id, int(epoch), str(Path(checkpoint.path) / "full.pt"))
+            self._sync(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._lb().finish(trial.trial_id)
+        self._sync(trials)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._lb().finish(trial.trial_id, error=_trial_error(trial))
+        self._sync(trials)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._sync(trials)
+
+
+def _trial_error(trial: Any) -> str:
+    """The last line of the trial's exception (Ray keeps the full traceback in the trial folder)."""
+    for attr in ("error_file", "pickled_error_file"):
+        path = getattr(trial, attr, None)
+        if path and Path(path).is_file() and attr == "error_file":
+            text = Path(path).read_text(errors="replace").strip()
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            for ln in reversed(lines):
+                if "Error" in ln or "Exception" in ln:
+                    return ln.strip()
+            if lines:
+                return lines[-1].strip()
+    return "trial failed (no error file)"
+
+
+class ProgressCallback(Callback):
+    """One compact line per event: done / running / errored and the best so far."""
+
+    def __init__(self, metric: str, mode: str, total: int | None):
+        self.metric, self.mode, self.total = metric, mode, total
+        self.t0 = time.time()
+
+    def _line(self, trials: list[Any], event: str) -> None:
+        from rich.console import Console
+
+        states = [t.status for t in trials]
+        done = sum(s == "TERMINATED" for s in states)
+        running = sum(s == "RUNNING" for s in states)
+        errored = sum(s == "ERROR" for s in states)
+        best, best_id = None, "-"
+        for t in trials:
+            v = (t.metric_analysis.get(self.metric) or {}).get(self.mode) if hasattr(t, "metric_analysis") else None
+            if v is not None and (best is None or (v > best if self.mode == "max" else v < best)):
+                best, best_id = v, t.trial_id
+        total = f"/{self.total}" if self.total else ""
+        best_s = f"best {self.metric} {best:.2f} ({best_id})" if best is not None else "best -"
+        Console(stderr=True, highlight=False).print(
+            f"[{time.time() - self.t0:6.0f}s] {done}{total} done  {running} running  {errored} errored  "
+            f"{best_s}  | {event}")
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._line(trials, f"start {trial.trial_id}")
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._line(trials, f"done {trial.trial_id} at epoch {(trial.last_result or {}).get('epoch')}")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._line(trials, f"ERROR {trial.trial_id}: {_trial_error(trial)}")

@@ -1,0 +1,200 @@
+"""The sweep driver: the only module that starts Ray. A YAML space in, a Tune experiment out.
+
+    runs/<name>/sweep.json          what was launched (spec, fingerprint, storage, status)
+    runs/<name>/leaderboard.parquet one row per trial        (leaderboard.py)
+    runs/<name>/history.parquet     one row per evaluation
+    runs/<name>/ranks.parquet       per-query ranks per evaluation
+    runs/<name>/wandb/              W&B runs (offline ones sync later with `wandb sync`)
+    <storage>/<name>/               Ray Tune's experiment (trial folders, checkpoints); by default
+                                    <storage> = runs, so this is runs/<name> too
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlp_sweep.errors import UserError
+
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    name: str | None = None
+    resume: bool = False
+    address: str | None = None  # an existing Ray cluster ("auto" or host:port); None = local Ray
+    storage: str | None = None  # Ray storage root seen by every node (default: runs/)
+    max_concurrent: int | None = None
+    runs_root: str = "runs"
+    dry_run: bool = False
+
+
+def check_name(name: str) -> str:
+    if not name or "/" in name or "\\" in name or ".." in name or name.startswith("."):
+        raise UserError(f"sweep name must be a plain folder name (no '/', '\\', '..'), got {name!r}")
+    return name
+
+
+def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
+    """Checks that need no Ray: name, resume state, data; returns (name, run dir, trial context)."""
+    from vlp_sweep.sweep.space import check_data
+
+    name = check_name(opts.name or spec.name)
+    run_dir = Path(opts.runs_root) / name
+    saved = run_dir / SWEEP_FILE
+    if opts.resume:
+        if not saved.is_file():
+            raise UserError(f"no sweep to resume at {run_dir} (missing {SWEEP_FILE})")
+        _check_same_space(spec, json.loads(saved.read_text()))
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
+    check_data(spec)
+    data_path = str(Path(spec.trial_config({}).data.path).resolve())
+    ctx = {"spec": spec.to_dict(), "data_path": data_path, "select_metric": spec.metric,
+           "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu}
+    return name, run_dir, ctx
+
+
+def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
+    from vlp_sweep.sweep.space import parse_space
+
+    if saved.get("fingerprint") != spec.fingerprint():
+        old = parse_space(saved["spec"])
+        diff = "; ".join(old.diff(spec)) or "the resolved spaces differ"
+        raise UserError(f"refusing to resume with a changed search space: {diff}")
+
+
+def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
+    import ray
+
+    env = {"WANDB_MODE": wandb_mode, "WANDB_SILENT": "true", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
+    os.environ.update(env)  # local workers inherit the driver's environment
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "logging_level": "ERROR",
+                              "log_to_driver": False, "include_dashboard": False}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            # Loopback only: a local sweep never listens on the machine's network interfaces.
+            ray.init(_node_ip_address="127.0.0.1", **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"cannot start or join Ray{f' at {address}' if address else ''}: "
+                        f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if need_gpu > 0 and gpus <= 0:
+        ray.shutdown()
+        raise UserError(f"the space asks for {need_gpu} GPU per trial but the Ray cluster has no GPU "
+                        f"(set resources.gpu: 0 to run on the CPU)")
+
+
+def _searcher(spec: Any, max_concurrent: int) -> Any:
+    from ray.tune.search import ConcurrencyLimiter, Repeater
+
+    alg = spec.search_alg.type
+    if alg != "optuna":
+        return None  # random / grid: Tune's own variant generator over param_space
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher: Any = OptunaSearch(space=spec.define_by_run, metric=spec.metric, mode=spec.mode,
+                                 sampler=spec.optuna_sampler())
+    if len(spec.seeds) > 1:  # every suggested config runs once per seed; Optuna sees the mean
+        searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def _scheduler(spec: Any, max_epochs: int) -> Any:
+    if spec.scheduler.type != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=max_epochs,
+                         grace_period=min(spec.scheduler.grace_period, max_epochs),
+                         reduction_factor=spec.scheduler.reduction_factor)
+
+
+def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epochs: int, total: int | None) -> list[Any]:
+    from vlp_sweep.sweep.callbacks import LeaderboardCallback, ProgressCallback
+
+    cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
+                      ProgressCallback(spec.metric, spec.mode, total)]
+    if spec.wandb.mode != "disabled":
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
+        cbs.append(WandbLoggerCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
+                                       tags=list(spec.wandb.tags), mode=spec.wandb.mode,
+                                       dir=str(run_dir.resolve()), excludes=["t2v_ranks", "v2t_ranks"]))
+    return cbs
+
+
+def run_sweep(spec: Any, opts: SweepOptions) -> Path:
+    """Launch (or resume) the sweep; returns the run folder with the leaderboards."""
+    name, run_dir, ctx = prepare(spec, opts)
+    max_conc = opts.max_concurrent or spec.max_concurrent
+    if opts.dry_run:
+        return run_dir
+    from ray import tune
+
+    from vlp_sweep.sweep.trial import trial_main
+
+    _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    storage = str(Path(opts.storage or opts.runs_root).resolve()) if "://" not in (opts.storage or "") else opts.storage
+    _write_sweep_file(run_dir, spec, name, storage, "running")
+    max_epochs = spec.trial_config({}).optim.epochs
+    trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx),
+                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    exp_path = f"{storage.rstrip('/')}/{name}"
+    if opts.resume and tune.Tuner.can_restore(exp_path):
+        tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False)
+    else:
+        tuner = _new_tuner(spec, name, run_dir, ctx, storage, trainable, max_conc, max_epochs)
+    try:
+        tuner.fit()
+    finally:
+        _write_sweep_file(run_dir, spec, name, storage, "finished")
+        import ray
+
+        ray.shutdown()
+    return run_dir
+
+
+def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage: str, trainable: Any,
+               max_conc: int, max_epochs: int) -> Any:
+    from ray import tune
+
+    searcher = _searcher(spec, max_conc)
+    total = spec.budget().get("trials")
+    num_samples = spec.num_samples * (len(spec.seeds) if searcher is not None and len(spec.seeds) > 1 else 1)
+    tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, max_epochs),
+                               metric=spec.metric, mode=spec.mode, num_samples=num_samples,
+                               max_concurrent_trials=max_conc if searcher is None else None,
+                               reuse_actors=False)
+    run_cfg = tune.RunConfig(
+        name=name, storage_path=storage, verbose=0,
+        callbacks=_callbacks(spec, name, run_dir, ctx, max_epochs, total),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
+                                                checkpoint_score_attribute=spec.metric,
+                                                checkpoint_score_order=spec.mode),
+        failure_config=tune.FailureConfig(max_failures=spec.retries))
+    param_space = spec.param_space() if searcher is None else {}
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_cfg, run_config=run_cfg)
+
+
+def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status: str) -> None:
+    from vlp_sweep import __version__
+
+    path = run_dir / SWEEP_FILE
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    doc = {"name": name, "fingerprint": spec.fingerprint(), "spec": spec.to_dict(), "storage": storage,
+           "experiment_path": f"{storage.rstrip('/')}/{name}", "status": status, "tool_version": __version__,
+           "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+           "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    os.replace(tmp, path)

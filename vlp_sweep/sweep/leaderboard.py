@@ -1,0 +1,217 @@
+"""Live Parquet leaderboards of a sweep: the only module that writes Parquet tables of results.
+
+    leaderboard.parquet  one row per trial (schema: LEADERBOARD_DOC)
+    history.parquet      one row per trial and evaluation
+    ranks.parquet        per-query ranks of every evaluation (for bootstrap confidence intervals)
+
+Each file is rewritten whole and atomically (temporary file + rename) whenever results arrive, so a
+reader (pandas, polars, DuckDB) sees the previous or the new complete table, never a partial one.
+Plain Python: the Ray callback in driver.py feeds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vlp_sweep.config import config_keys
+from vlp_sweep.metric_names import METRIC_NAMES, MODE
+
+# Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR.
+GROUP_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "rsum")
+_PY_TO_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+
+
+def config_column(key: str) -> str:
+    """Trainer key -> leaderboard column: ``optim.lr`` -> ``optim_lr`` (SQL-friendly, unique: the
+    section names contain no underscore, so the first ``_`` splits section and field)."""
+    return key.replace(".", "_", 1)
+
+
+def _leaderboard_schema() -> pa.Schema:
+    fields = [("sweep", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
+              ("seed", pa.int64()), ("group_id", pa.string()), ("params", pa.string())]
+    fields += [(config_column(k), _PY_TO_ARROW[v["type"]]) for k, v in config_keys().items()]
+    fields += [(f"best_{m}", pa.float64()) for m in METRIC_NAMES]
+    fields += [(f"last_{m}", pa.float64()) for m in METRIC_NAMES]
+    fields += [("best_epoch", pa.int64()), ("epochs", pa.int64()), ("max_epochs", pa.int64()),
+               ("time_s", pa.float64()), ("samples_per_s", pa.float64()), ("checkpoint_path", pa.string()),
+               ("checkpoint_sha256", pa.string()), ("group_n", pa.int64())]
+    fields += [(f"group_{s}_{m}", pa.float64()) for m in GROUP_METRICS for s in ("mean", "std")]
+    fields += [("config_json", pa.string()), ("updated_at", pa.timestamp("s", tz="UTC"))]
+    return pa.schema(fields)
+
+
+HISTORY_COLUMNS = ("epoch", "step", "elapsed_s", "epoch_s", "samples_per_s", "lr", "logit_scale") + METRIC_NAMES
+
+
+def _history_schema() -> pa.Schema:
+    return pa.schema([("sweep", pa.string()), ("trial_id", pa.string()), ("epoch", pa.int64()), ("step", pa.int64())]
+                     + [(c, pa.float64()) for c in HISTORY_COLUMNS[2:]])
+
+
+RANKS_SCHEMA = pa.schema([("sweep", pa.string()), ("trial_id", pa.string()), ("epoch", pa.int64()),
+                          ("direction", pa.string()), ("ranks", pa.list_(pa.int32()))])
+LEADERBOARD_SCHEMA = _leaderboard_schema()
+HISTORY_SCHEMA = _history_schema()
+
+
+def write_table_atomic(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def group_id(config_flat: dict[str, Any]) -> str:
+    """Trials that differ only in their seed (and output folder) share a group: repeats of one config."""
+    rest = {k: v for k, v in sorted(config_flat.items()) if k not in ("run.seed", "run.out_dir", "run.num_threads")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class Leaderboard:
+    """The sweep's results in memory, written to Parquet after every change."""
+
+    def __init__(self, run_dir: str | os.PathLike[str], sweep: str, metric: str, mode: str, max_epochs: int):
+        self.dir = Path(run_dir)
+        self.sweep, self.metric, self.mode, self.max_epochs = sweep, metric, mode, max_epochs
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.history: dict[tuple[str, int], dict[str, Any]] = {}
+        self.ranks: dict[tuple[str, int, str], list[int]] = {}
+        self.ckpts: dict[tuple[str, int], tuple[str, str]] = {}
+
+    # -- events -------------------------------------------------------------------------------
+    def start(self, trial_id: str, config: dict[str, Any], params: dict[str, Any]) -> None:
+        row = self.rows.setdefault(trial_id, self._empty_row(trial_id))
+        row.update({config_column(k): v for k, v in config.items() if config_column(k) in LEADERBOARD_SCHEMA.names})
+        row.update(status="RUNNING", error=None, seed=config.get("run.seed"), group_id=group_id(config),
+                   params=json.dumps(params, sort_keys=True, default=str),
+                   config_json=json.dumps(config, sort_keys=True, default=str))
+
+    def result(self, trial_id: str, result: dict[str, Any]) -> None:
+        epoch = int(result["epoch"])
+        hist = {"sweep": self.sweep, "trial_id": trial_id, "epoch": epoch, "step": int(result.get("step", 0))}
+        hist |= {c: _num(result.get(c)) for c in HISTORY_COLUMNS[2:]}
+        self.history[(trial_id, epoch)] = hist
+        for d in ("t2v", "v2t"):
+            if f"{d}_ranks" in result:
+                self.ranks[(trial_id, epoch, d)] = [int(r) for r in result[f"{d}_ranks"]]
+        if result.get("checkpoint_sha256"):
+            self.ckpts.setdefault((trial_id, epoch), ("", str(result["checkpoint_sha256"])))
+        self._refresh(trial_id)
+
+    def checkpoint(self, trial_id: str, epoch: int, path: str) -> None:
+        sha = self.ckpts.get((trial_id, epoch), ("", ""))[1]
+        self.ckpts[(trial_id, epoch)] = (path, sha)
+        self._refresh(trial_id)
+
+    def finish(self, trial_id: str, error: str | None = None) -> None:
+        row = self.rows.setdefault(trial_id, self._empty_row(trial_id))
+        if error:
+            row.update(status="ERROR", error=error.strip().splitlines()[-1][:500] if error.strip() else "error")
+        else:
+            row["status"] = "TERMINATED" if (row.get("epochs") or 0) >= self.max_epochs else "STOPPED"
+        row["updated_at"] = _now()
+
+    def prune(self, keep: set[str]) -> None:
+        """Drop trials the experiment no longer knows (restarted under new ids after a resume)."""
+        for tid in [t for t in self.rows if t not in keep]:
+            del self.rows[tid]
+        self.history = {k: v for k, v in self.history.items() if k[0] in keep}
+        self.ranks = {k: v for k, v in self.ranks.items() if k[0] in keep}
+        self.ckpts = {k: v for k, v in self.ckpts.items() if k[0] in keep}
+
+    # -- derived columns ------------------------------------------------------------------------
+    def _empty_row(self, trial_id: str) -> dict[str, Any]:
+        return {"sweep": self.sweep, "trial_id": trial_id, "status": "PENDING", "max_epochs": self.max_epochs,
+                "updated_at": _now()}
+
+    def _refresh(self, trial_id: str) -> None:
+        row = self.rows.setdefault(trial_id, self._empty_row(trial_id))
+        hist = sorted((h for (t, _), h in self.history.items() if t == trial_id), key=lambda h: h["epoch"])
+        if not hist:
+            return
+        sign = 1 if self.mode == "max" else -1
+        scored = [h for h in hist if h.get(self.metric) is not None]
+        best = max(scored, key=lambda h: (sign * h[self.metric], -h["epoch"])) if scored else hist[-1]
+        last = hist[-1]
+        row.update({f"best_{m}": best.get(m) for m in METRIC_NAMES})
+        row.update({f"last_{m}": last.get(m) for m in METRIC_NAMES})
+        path, sha = self.ckpts.get((trial_id, best["epoch"]), (None, None))
+        row.update(best_epoch=best["epoch"], epochs=last["epoch"], time_s=last.get("elapsed_s"),
+                   samples_per_s=last.get("samples_per_s"), checkpoint_path=path or None,
+                   checkpoint_sha256=sha or None, updated_at=_now())
+
+    def _group_stats(self, rows: list[dict[str, Any]]) -> None:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(str(r.get("group_id")), []).append(r)
+        for members in groups.values():
+            for m in GROUP_METRICS:
+                vals = [v for v in (r.get(f"best_{m}") for r in members) if v is not None]
+                for r in members:
+                    r["group_n"] = len(members)
+                    r[f"group_mean_{m}"] = float(np.mean(vals)) if vals else None
+                    r[f"group_std_{m}"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else (0.0 if vals else None)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def write(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        rows = [dict(r) for r in self.rows.values()]
+        self._group_stats(rows)
+        sign = -1 if MODE.get(self.metric, self.mode) == "max" else 1
+        rows.sort(key=lambda r: (r.get(f"best_{self.metric}") is None, sign * (r.get(f"best_{self.metric}") or 0.0)))
+        write_table_atomic(rows, LEADERBOARD_SCHEMA, self.dir / "leaderboard.parquet")
+        hist = sorted(self.history.values(), key=lambda h: (h["trial_id"], h["epoch"]))
+        write_table_atomic(hist, HISTORY_SCHEMA, self.dir / "history.parquet")
+        ranks = [{"sweep": self.sweep, "trial_id": t, "epoch": e, "direction": d, "ranks": r}
+                 for (t, e, d), r in sorted(self.ranks.items())]
+        write_table_atomic(ranks, RANKS_SCHEMA, self.dir / "ranks.parquet")
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str], sweep: str, metric: str, mode: str,
+             max_epochs: int) -> Leaderboard:
+        """Reopen a sweep's tables (to resume); missing files give an empty board."""
+        lb = cls(run_dir, sweep, metric, mode, max_epochs)
+        d = Path(run_dir)
+        if (d / "leaderboard.parquet").exists():
+            for r in pq.read_table(d / "leaderboard.parquet").to_pylist():
+                lb.rows[r["trial_id"]] = r
+                if r.get("checkpoint_path") and r.get("best_epoch") is not None:
+                    lb.ckpts[(r["trial_id"], r["best_epoch"])] = (r["checkpoint_path"], r.get("checkpoint_sha256") or "")
+        if (d / "history.parquet").exists():
+            for h in pq.read_table(d / "history.parquet").to_pylist():
+                lb.history[(h["trial_id"], h["epoch"])] = h
+        if (d / "ranks.parquet").exists():
+            for r in pq.read_table(d / "ranks.parquet").to_pylist():
+                lb.ranks[(r["trial_id"], r["epoch"], r["direction"])] = r["ranks"]
+        return lb
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(int(time.time()), tz=dt.timezone.utc)

@@ -1,0 +1,131 @@
+"""Device-resident clips and batch building: every split lives on the device once, and a batch is
+a gather of frame indices (option A crop/uniform, option E speed), never a per-sample Python loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vlp_sweep.config import AugConfig, DataConfig
+from vlp_sweep.data.layout import Layout
+from vlp_sweep.data.normalize import normalize_keypoints
+from vlp_sweep.data.packed import PackedDataset
+from vlp_sweep.train.augment import augment_keypoints
+from vlp_sweep.train.tokenizer import WordTokenizer
+
+
+@dataclass
+class SplitTensors:
+    """One split on the device. Frame rows of ``kpts``/``siglip`` belong to clip i at
+    ``offset[i] : offset[i] + length[i]``."""
+
+    ids: list[str]
+    texts: list[str]
+    kpts: torch.Tensor | None  # [F, K, C+1] normalised coordinates + visibility (storage dtype)
+    siglip: torch.Tensor | None  # [F, D]
+    offset: torch.Tensor  # [N] int64
+    length: torch.Tensor  # [N] int64
+    tokens: torch.Tensor  # [N, L] int64
+    token_mask: torch.Tensor  # [N, L] bool
+    text_ids: torch.Tensor  # [N] int64: equal for identical captions (false negatives, retrieval ties)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _frame_rows(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source frame indices of the split's clips, their clip number, and the new offsets."""
+    n = rows["n_frames"].to_numpy(np.int64)
+    new_off = np.concatenate([[0], np.cumsum(n)[:-1]])
+    src = np.concatenate([np.arange(o, o + k) for o, k in zip(rows["offset"].to_numpy(np.int64), n)])
+    clip = np.repeat(np.arange(len(rows)), n)
+    return src, clip, new_off
+
+
+def load_split(ds: PackedDataset, split: str, cfg: DataConfig, tok: WordTokenizer, device: torch.device,
+               dtype: torch.dtype, limit: int = 0) -> SplitTensors:
+    """Copy one split to ``device`` once: keypoints normalised there (chunked), SigLIP as is."""
+    rows = ds.split(split)
+    if limit:
+        rows = rows.iloc[:limit].reset_index(drop=True)
+    src, clip, new_off = _frame_rows(rows)
+    kpts = siglip = None
+    if cfg.use_kpts:
+        kpts = _normalised(ds, src, clip, len(rows), device, dtype)
+    if cfg.use_siglip:
+        if ds.siglip is None:
+            from vlp_sweep.errors import UserError
+
+            raise UserError(f"{ds.root}: data.use_siglip is true but the dataset has no siglip.npy")
+        siglip = torch.from_numpy(np.asarray(ds.siglip[src])).to(device=device, dtype=dtype)
+    texts = rows["text"].astype(str).tolist()
+    tokens, tmask = tok.encode(texts, cfg.max_text_len)
+    text_ids = torch.from_numpy(pd.factorize(pd.Series(texts))[0].astype(np.int64))
+    return SplitTensors(rows["id"].astype(str).tolist(), texts, kpts, siglip,
+                        torch.from_numpy(new_off).to(device), torch.tensor(rows["n_frames"].to_numpy(np.int64), device=device),
+                        tokens.to(device), tmask.to(device), text_ids.to(device))
+
+
+def _normalised(ds: PackedDataset, src: np.ndarray, clip: np.ndarray, n_clips: int, device: torch.device,
+                dtype: torch.dtype) -> torch.Tensor:
+    layout = Layout.from_meta(ds.meta["layout"]) if "layout" in ds.meta else None
+    shoulders = layout.shoulders if layout else None
+    kp = torch.from_numpy(np.asarray(ds.keypoints[src])).to(device)
+    conf = torch.from_numpy(np.asarray(ds.confidence[src])).to(device)
+    seg = torch.from_numpy(clip).to(device)
+    return normalize_keypoints(kp, conf, seg, n_clips, shoulders).to(dtype)
+
+
+def frame_positions(length: torch.Tensor, max_frames: int, sampling: str, train: bool, speed: float,
+                    gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which source frame feeds each of the ``max_frames`` slots: ``pos [B, T]`` (within the clip) and
+    ``valid [B, T]``. crop: a random window in training, the centre one in evaluation; uniform: evenly
+    spaced frames over the whole clip. With ``speed`` > 0 (training only) the window is resampled at a
+    random rate in [1 - speed, 1 + speed] (temporal jitter)."""
+    dev, b = length.device, len(length)
+    slots = torch.arange(max_frames, device=dev, dtype=torch.float32)
+    rate = torch.ones(b, device=dev)
+    if train and speed > 0:
+        rate = 1 + (torch.rand(b, device=dev, generator=gen) * 2 - 1) * speed
+    whole = (length > max_frames) & (sampling == "uniform")  # uniform: span the whole clip, T slots
+    span = torch.where(whole, length.float(), (max_frames * rate).clamp(max=length.float()))
+    n_out = torch.where(whole, max_frames, (span / rate).floor().long().clamp(1, max_frames))
+    room = length.float() - span  # >= 0: how far the window can slide
+    if train and sampling == "crop":
+        start = (torch.rand(b, device=dev, generator=gen) * (room + 1)).floor().clamp(max=room)
+    else:
+        start = (room / 2).floor()
+    step = span / n_out.float()
+    pos = (start[:, None] + slots[None] * step[:, None]).floor().long()
+    pos = torch.minimum(pos, (length - 1)[:, None])
+    valid = slots[None] < n_out[:, None].float()
+    return pos, valid
+
+
+def make_batch(split: SplitTensors, idx: torch.Tensor, cfg: DataConfig, aug: AugConfig | None,
+               gen: torch.Generator | None) -> dict[str, torch.Tensor]:
+    """Gather clips ``idx`` into model inputs; ``aug`` (training only) applies option E."""
+    train = aug is not None
+    pos, valid = frame_positions(split.length[idx], cfg.max_frames, cfg.frame_sampling, train,
+                                 aug.speed if aug else 0.0, gen)
+    rows = split.offset[idx][:, None] + pos  # [B, T] frame rows
+    batch: dict[str, torch.Tensor] = {"tokens": split.tokens[idx], "token_mask": split.token_mask[idx],
+                                      "text_ids": split.text_ids[idx]}
+    if train and aug is not None and aug.frame_mask_prob > 0:
+        drop = torch.rand(valid.shape, device=valid.device, generator=gen) < aug.frame_mask_prob
+        drop[:, 0] = False  # keep at least one frame per clip
+        valid = valid & ~drop
+    if split.kpts is not None:
+        k = split.kpts[rows]  # [B, T, K, C+1]
+        if train and aug is not None:
+            k = augment_keypoints(k, aug, gen)
+        k = k * valid[..., None, None].to(k.dtype)
+        batch["kpts"] = k.flatten(2)
+    if split.siglip is not None:
+        batch["siglip"] = split.siglip[rows] * valid[..., None].to(split.siglip.dtype)
+    batch["frame_mask"] = valid
+    return batch

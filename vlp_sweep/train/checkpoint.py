@@ -1,0 +1,68 @@
+"""Checkpoints as plain dicts of tensors and primitives, written atomically, loaded with weights_only=True.
+
+full:    kind, config, model_args, vocab, model, optimizer, scheduler, step, epoch, metrics, dataset_hash
+encoder: kind, config, model_args, vocab, model, metrics, dataset_hash (enough to embed and evaluate)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlp_sweep.errors import UserError
+
+FORMAT = "vlp-sweep/checkpoint/1"
+ENCODER_KEYS = ("format", "kind", "config", "model_args", "vocab", "model", "metrics", "dataset_hash", "epoch", "step")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike[str]) -> str:
+    """Write atomically (temporary file in the same folder, fsync, rename); returns the file's sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **obj}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        digest = sha256_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def encoder_only(full: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in full.items() if k in ENCODER_KEYS} | {"kind": "encoder"}
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True``; anything that is not one of our checkpoints is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise UserError(f"{path}: refused by weights_only loading (not a plain checkpoint): {first}") from None
+    except Exception as e:  # torch raises many types for damaged or foreign files
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise UserError(f"{path}: not a vlp-sweep checkpoint")
+    return obj

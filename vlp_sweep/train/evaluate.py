@@ -1,0 +1,72 @@
+"""Evaluate a saved checkpoint on a split: metrics, per-query ranks and example retrievals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlp_sweep.config import make_config
+from vlp_sweep.data.packed import load_packed
+from vlp_sweep.errors import UserError
+from vlp_sweep.train.batching import SplitTensors, load_split
+from vlp_sweep.train.checkpoint import load_checkpoint
+from vlp_sweep.train.metrics import RetrievalResult, retrieval_metrics
+from vlp_sweep.train.model import ModelArgs, VLPModel
+from vlp_sweep.train.tokenizer import WordTokenizer
+from vlp_sweep.train.trainer import _load_state, embed_split, resolve_device
+
+
+@dataclass
+class CheckpointEval:
+    result: RetrievalResult
+    split: SplitTensors
+    text_emb: torch.Tensor
+    video_emb: torch.Tensor
+    checkpoint: dict[str, Any]
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device) -> VLPModel:
+    cfg = make_config(ckpt["config"])
+    try:
+        args = ModelArgs(**ckpt["model_args"])
+    except TypeError as e:
+        raise UserError(f"checkpoint has malformed model_args ({e})") from None
+    model = VLPModel(cfg.model, args).to(device)
+    _load_state(model, ckpt["model"])
+    return model.eval()
+
+
+def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | None = None,
+                        device: str = "auto", overrides: dict[str, Any] | None = None) -> CheckpointEval:
+    """Re-embed ``split`` of ``data`` (defaults: those the checkpoint was trained with) and score it."""
+    ckpt = load_checkpoint(path)
+    over: dict[str, Any] = {"run.device": device, **(overrides or {})}
+    if data:
+        over["data.path"] = data
+    if split:
+        over["data.eval_split"] = split
+    cfg = make_config(ckpt["config"], over)
+    dev = resolve_device(cfg.run.device)
+    model = model_from_checkpoint(ckpt, dev)
+    ds = load_packed(cfg.data.path)
+    want = ckpt["model_args"]
+    have_kpt = ds.n_points * (ds.dims + 1) if cfg.data.use_kpts else 0
+    if have_kpt != want["kpt_dim"] or (ds.siglip_dim if cfg.data.use_siglip else 0) != want["siglip_dim"]:
+        raise UserError(f"{cfg.data.path}: data dims do not match the checkpoint's model "
+                        f"(keypoint input {have_kpt} vs {want['kpt_dim']}, siglip {ds.siglip_dim} vs {want['siglip_dim']})")
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    sp = load_split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, dtype)
+    t, v = embed_split(model, sp, cfg, dev)
+    res = retrieval_metrics(text=t, video=v, groups=sp.text_ids if cfg.run.eval_dedup else None)
+    return CheckpointEval(res, sp, t, v, ckpt)
+
+
+def top_k(ev: CheckpointEval, queries: list[int], k: int, direction: str = "t2v") -> list[list[tuple[int, float]]]:
+    """For each query index, the ``k`` best (item index, score) pairs."""
+    q, items = (ev.text_emb, ev.video_emb) if direction == "t2v" else (ev.video_emb, ev.text_emb)
+    scores = q[queries] @ items.T
+    vals, idx = scores.topk(min(k, items.shape[0]), dim=1)
+    return [list(zip(i.tolist(), s.tolist())) for i, s in zip(idx, vals)]

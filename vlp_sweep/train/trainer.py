@@ -1,0 +1,354 @@
+"""The shared contrastive trainer: ``fit(config, report=callback)``. Plain PyTorch: no Ray, no Parquet
+writer, no CLI. Reads top to bottom: device, data, model, optimizer, loop; helpers are small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlp_sweep.config import TrainConfig, make_config
+from vlp_sweep.data.packed import load_packed
+from vlp_sweep.errors import UserError
+from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.train.batching import SplitTensors, load_split, make_batch
+from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
+from vlp_sweep.train.loss import ContrastiveLoss
+from vlp_sweep.train.metrics import retrieval_metrics
+from vlp_sweep.train.model import ModelArgs, VLPModel
+from vlp_sweep.train.schedule import lr_factor
+from vlp_sweep.train.tokenizer import WordTokenizer
+
+
+@dataclass
+class Evaluation:
+    """What the trainer hands to ``report`` after each evaluation."""
+
+    epoch: int  # 1-based number of epochs done
+    step: int  # optimizer steps done
+    metrics: dict[str, float]  # METRIC_NAMES + lr, logit_scale, samples_per_s, epoch_s, elapsed_s
+    t2v_ranks: np.ndarray  # [N] per-query ranks on the eval split (1 = best)
+    v2t_ranks: np.ndarray
+    checkpoint: Path | None = None  # full checkpoint written for this evaluation (last.pt)
+    checkpoint_sha256: str | None = None
+
+
+@dataclass
+class FitResult:
+    best: Evaluation
+    last: Evaluation
+    history: list[Evaluation] = field(default_factory=list)
+
+
+Reporter = Callable[[Evaluation], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"run.device={name} but no CUDA GPU is available (use run.device=cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"run.device: not a device name: {name!r}") from None
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on a GPU by default; fp32 on the CPU unless bf16 is asked for."""
+    use_bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _seed_epoch(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """Every epoch's randomness derives from (seed, epoch): a resumed run replays it exactly."""
+    s = (seed * 1_000_003 + epoch * 7919) % (2**63)
+    torch.manual_seed(s)  # dropout
+    return torch.Generator(device=device).manual_seed(s + 1)  # batches and augmentation
+
+
+@dataclass
+class _State:
+    cfg: TrainConfig
+    device: torch.device
+    model: VLPModel
+    forward: Callable[[dict[str, Any]], dict[str, torch.Tensor]]
+    crit: ContrastiveLoss
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    train: SplitTensors
+    eval: SplitTensors
+    vocab: list[str]
+    dataset_hash: str
+    step: int = 0
+    epoch: int = 0
+
+
+def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
+        resume: str | Path | None = None, on_step: Callable[[int, int, int], None] | None = None) -> FitResult:
+    """Train one configuration; call ``report(evaluation)`` after every evaluation.
+
+    ``resume`` continues from a full checkpoint (bit-for-bit on the CPU with the same config);
+    ``on_step(epoch, step_in_epoch, steps_per_epoch)`` is for progress bars.
+    """
+    cfg = config if isinstance(config, TrainConfig) else make_config(config)
+    if cfg.run.select_metric not in METRIC_NAMES:
+        raise UserError(f"run.select_metric: unknown metric '{cfg.run.select_metric}'")
+    if cfg.run.num_threads:
+        torch.set_num_threads(cfg.run.num_threads)
+    st = _setup(cfg, resume)
+    history: list[Evaluation] = []
+    best: Evaluation | None = None
+    t_start = time.perf_counter()
+    while st.epoch < cfg.optim.epochs:
+        t0 = time.perf_counter()
+        train_loss, samples = _train_epoch(st, on_step)
+        epoch_s = time.perf_counter() - t0
+        if st.epoch % cfg.run.eval_every == 0 or st.epoch == cfg.optim.epochs:
+            ev = _evaluate(st)
+            ev.metrics |= {"loss": train_loss, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
+                           "elapsed_s": time.perf_counter() - t_start}
+            best = ev if best is None or _better(ev, best, cfg.run.select_metric) else best
+            _save(st, ev, is_best=best is ev)
+            history.append(ev)
+            if report is not None:
+                report(ev)
+    if not history:  # resumed from a checkpoint of the final epoch: evaluate once so callers get numbers
+        history.append(_evaluate(st))
+        best = history[-1]
+    assert best is not None
+    return FitResult(best=best, last=history[-1], history=history)
+
+
+def _better(a: Evaluation, b: Evaluation, metric: str) -> bool:
+    x, y = a.metrics[metric], b.metrics[metric]
+    return x > y if MODE[metric] == "max" else x < y
+
+
+def _setup(cfg: TrainConfig, resume: str | Path | None) -> _State:
+    device = resolve_device(cfg.run.device)
+    ckpt = load_checkpoint(resume) if resume else None
+    ds = load_packed(cfg.data.path)
+    if not cfg.data.use_kpts and not cfg.data.use_siglip:
+        raise UserError("data.use_kpts and data.use_siglip are both false: the video tower has no input")
+    vocab = ckpt["vocab"] if ckpt else WordTokenizer.build(ds.split(cfg.data.train_split)["text"].astype(str)).vocab
+    tok = WordTokenizer(vocab)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32  # storage dtype of resident data
+    train = load_split(ds, cfg.data.train_split, cfg.data, tok, device, dtype, cfg.data.limit_train)
+    evs = load_split(ds, cfg.data.eval_split, cfg.data, tok, device, dtype)
+    torch.manual_seed(cfg.run.seed)
+    args = ModelArgs(kpt_dim=ds.n_points * (ds.dims + 1) if cfg.data.use_kpts else 0,
+                     siglip_dim=ds.siglip_dim if cfg.data.use_siglip else 0, vocab_size=len(tok),
+                     max_frames=cfg.data.max_frames, max_text_len=cfg.data.max_text_len,
+                     logit_scale_init=cfg.logit_scale_init, learn_temperature=cfg.loss.learn_temperature)
+    model = VLPModel(cfg.model, args).to(device)
+    opt = _optimizer(model, cfg, device)
+    steps_per_epoch = _steps_per_epoch(len(train), cfg)
+    total = steps_per_epoch * cfg.optim.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, total, cfg.optim.schedule))
+    forward = torch.compile(model) if cfg.run.compile else model
+    st = _State(cfg, device, model, forward, ContrastiveLoss(cfg.loss), opt, sched, train, evs, vocab,
+                str(ds.meta.get("content_hash", "")))
+    if ckpt:
+        _restore(st, ckpt)
+    return st
+
+
+def _optimizer(model: VLPModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    # No weight decay on biases, norms, embeddings, positions and the logit scale (CLIP practice).
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and "pos" not in name and not name.startswith("tok.") else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=device.type == "cuda")
+
+
+def _micro_size(n: int, cfg: TrainConfig) -> int:
+    micro = min(cfg.optim.batch_size, n // cfg.optim.grad_accum)
+    if micro < 2:
+        raise UserError(f"training split has {n} clips: too few for optim.grad_accum={cfg.optim.grad_accum}")
+    return micro
+
+
+def _steps_per_epoch(n: int, cfg: TrainConfig) -> int:
+    return max(1, n // (_micro_size(n, cfg) * cfg.optim.grad_accum))
+
+
+def _restore(st: _State, ckpt: dict[str, Any]) -> None:
+    saved = make_config(ckpt["config"])
+    if saved.model != st.cfg.model or ckpt["model_args"] != st.model.args.to_dict():
+        raise UserError("checkpoint was trained with a different model shape or data dims; cannot resume")
+    if ckpt.get("kind") != "full":
+        raise UserError("resume needs a full checkpoint (this one is encoder-only)")
+    _load_state(st.model, ckpt["model"])
+    st.opt.load_state_dict(ckpt["optimizer"])
+    st.sched.load_state_dict(ckpt["scheduler"])
+    st.step, st.epoch = int(ckpt["step"]), int(ckpt["epoch"])
+
+
+def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise UserError(f"checkpoint does not fit this model ({first})") from None
+
+
+def _batches(st: _State, gen: torch.Generator) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """One epoch of optimizer steps, each a list of ``grad_accum`` micro-batches (drop_last)."""
+    n, accum = len(st.train), st.cfg.optim.grad_accum
+    micro = _micro_size(n, st.cfg)
+    perm = torch.randperm(n, device=st.device, generator=gen)
+    for s in range(_steps_per_epoch(n, st.cfg)):
+        chunk = perm[s * micro * accum:(s + 1) * micro * accum]
+        yield [make_batch(st.train, chunk[i * micro:(i + 1) * micro], st.cfg.data, st.cfg.aug, gen)
+               for i in range(accum)]
+
+
+def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[float, int]:
+    st.model.train()
+    gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device)
+    total = torch.zeros((), device=st.device)
+    steps = samples = 0
+    for micro_batches in _batches(st, gen):
+        step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
+        total += step_fn(st, micro_batches)
+        if st.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
+        st.opt.step()
+        st.sched.step()
+        st.opt.zero_grad(set_to_none=True)
+        with torch.no_grad():  # keep the learnable scale inside the clamp (as CLIP does)
+            st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
+        st.step += 1
+        steps += 1
+        samples += sum(len(b["tokens"]) for b in micro_batches)
+        if on_step is not None:
+            on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg))
+    st.epoch += 1
+    return float(total) / max(steps, 1), samples
+
+
+def _naive_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Accumulation as the plan's script did it: each micro-batch sees only its own negatives."""
+    total = torch.zeros((), device=st.device)
+    for b in micro_batches:
+        with autocast_for(st.cfg, st.device):
+            out = st.forward(b)
+        loss = st.crit(out["video"], out["text"], out["logit_scale"], b["text_ids"])["loss"] / len(micro_batches)
+        loss.backward()
+        total += loss.detach()
+    return total
+
+
+def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _cached_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """GradCache: the loss over the whole effective batch, so accumulation really adds negatives.
+
+    1) embed every micro-batch without a graph; 2) loss and its gradient w.r.t. the embeddings;
+    3) re-embed each micro-batch with a graph (same dropout RNG) and backprop the cached gradients.
+    Parameter gradients equal those of one full-batch step, at the cost of a second forward.
+    """
+    states, videos, texts = [], [], []
+    with torch.no_grad():
+        for b in micro_batches:
+            states.append(_rng_state(st.device))
+            with autocast_for(st.cfg, st.device):
+                out = st.forward(b)
+            videos.append(out["video"])
+            texts.append(out["text"])
+    v = torch.cat(videos).requires_grad_()
+    t = torch.cat(texts).requires_grad_()
+    ids = torch.cat([b["text_ids"] for b in micro_batches])
+    loss = st.crit(v, t, st.model.logit_scale, ids)["loss"]
+    loss.backward()  # grads for v, t and the logit scale
+    assert v.grad is not None and t.grad is not None
+    start = 0
+    for b, state in zip(micro_batches, states):
+        n = len(b["tokens"])
+        _set_rng_state(state, st.device)
+        with autocast_for(st.cfg, st.device):
+            out = st.forward(b)
+        torch.autograd.backward([out["video"], out["text"]], [v.grad[start:start + n], t.grad[start:start + n]])
+        start += n
+    return loss.detach()
+
+
+@torch.no_grad()
+def embed_split(model: VLPModel, split: SplitTensors, cfg: TrainConfig, device: torch.device) -> tuple[
+        torch.Tensor, torch.Tensor]:
+    """Text and video embeddings ``[N, E]`` (float32) of a whole split, in evaluation mode."""
+    model.eval()
+    texts, videos = [], []
+    bs = cfg.run.eval_batch_size
+    for i in range(0, len(split), bs):
+        idx = torch.arange(i, min(i + bs, len(split)), device=device)
+        b = make_batch(split, idx, cfg.data, None, None)
+        with autocast_for(cfg, device):
+            out = model(b)
+        texts.append(out["text"])
+        videos.append(out["video"])
+    model.train()
+    return torch.cat(texts), torch.cat(videos)
+
+
+def _evaluate(st: _State) -> Evaluation:
+    t, v = embed_split(st.model, st.eval, st.cfg, st.device)
+    groups = st.eval.text_ids if st.cfg.run.eval_dedup else None
+    res = retrieval_metrics(text=t, video=v, groups=groups)
+    metrics = dict(res.metrics)
+    metrics["eval_loss"] = _eval_loss(st, t, v)
+    metrics["lr"] = float(st.opt.param_groups[0]["lr"])
+    metrics["logit_scale"] = float(st.model.logit_scale.detach().exp())
+    return Evaluation(st.epoch, st.step, metrics, res.t2v_ranks, res.v2t_ranks)
+
+
+@torch.no_grad()
+def _eval_loss(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024) -> float:
+    """Mean contrastive loss over consecutive blocks of the eval split (the full N x N is not needed)."""
+    losses = []
+    for i in range(0, len(t), block):
+        if len(t) - i < 2:
+            break
+        sl = slice(i, i + block)
+        losses.append(float(st.crit(v[sl], t[sl], st.model.logit_scale, st.eval.text_ids[sl])["loss"]))
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
+    return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.args.to_dict(), "vocab": st.vocab,
+            "model": st.model.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
+            "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash}
+
+
+def _save(st: _State, ev: Evaluation, is_best: bool) -> None:
+    if not st.cfg.run.out_dir:
+        return
+    out = Path(st.cfg.run.out_dir)
+    obj = checkpoint_dict(st, ev)
+    ev.checkpoint = out / "last.pt"
+    ev.checkpoint_sha256 = save_checkpoint(obj, ev.checkpoint)
+    if is_best:
+        save_checkpoint(obj, out / "best.pt")
