@@ -74,9 +74,9 @@ def _train(cfg: Any, resume: str | None, as_json: bool) -> int:
                 print(json.dumps({"epoch": ev.epoch, "step": ev.step, **m}), flush=True)
             else:
                 bar.console.print(
-                    f"epoch {ev.epoch:3d}  loss {m['loss']:.4f}  t2v R@1 {m['t2v_R1']:5.1f} R@5 {m['t2v_R5']:5.1f} "
-                    f"R@10 {m['t2v_R10']:5.1f} MedR {m['t2v_MedR']:g}  v2t R@1 {m['v2t_R1']:5.1f}  "
-                    f"{m['samples_per_s']:.0f} samples/s")
+                    f"epoch {ev.epoch:3d} loss {m['loss']:.3f} | t2v R@1/5/10 {m['t2v_R1']:.1f}/{m['t2v_R5']:.1f}/"
+                    f"{m['t2v_R10']:.1f} MedR {m['t2v_MedR']:g} | v2t R@1 {m['v2t_R1']:.1f} | "
+                    f"{m['samples_per_s']:.0f}/s", soft_wrap=True)
 
         result = fit(cfg, report, resume=resume, on_step=on_step)
     best = result.best

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 
 from vlp_sweep.sweep.leaderboard import Leaderboard
@@ -130,3 +131,15 @@ class ProgressCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._line(trials, f"ERROR {trial.trial_id}: {_trial_error(trial)}")
+
+
+
+class QuietWandbCallback(WandbLoggerCallback):
+    """Ray's W&B callback (one W&B run per trial; offline runs sync later with `wandb sync DIR`)."""
+
+    def __del__(self) -> None:
+        # Ray's __del__ runs again at interpreter exit, when Ray's module globals are gone: ignore that.
+        try:
+            super().__del__()
+        except Exception:
+            pass

@@ -72,8 +72,12 @@ def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
 def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
     import ray
 
-    env = {"WANDB_MODE": wandb_mode, "WANDB_SILENT": "true", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
+    import logging
+
+    env = {"WANDB_MODE": wandb_mode, "WANDB_SILENT": "true", "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0"}
     os.environ.update(env)  # local workers inherit the driver's environment
+    for name in ("ray", "ray.tune", "ray.train"):  # our own progress line replaces Tune's
+        logging.getLogger(name).setLevel(logging.ERROR)
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "logging_level": "ERROR",
                               "log_to_driver": False, "include_dashboard": False}
     try:
@@ -100,6 +104,11 @@ def _searcher(spec: Any, max_concurrent: int) -> Any:
         return None  # random / grid: Tune's own variant generator over param_space
     from ray.tune.search.optuna import OptunaSearch
 
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # metric and mode are given to the searcher and the scheduler, not to TuneConfig (Tune refuses
+    # them twice, and a wrapped OptunaSearch does not receive TuneConfig's).
     searcher: Any = OptunaSearch(space=spec.define_by_run, metric=spec.metric, mode=spec.mode,
                                  sampler=spec.optuna_sampler())
     if len(spec.seeds) > 1:  # every suggested config runs once per seed; Optuna sees the mean
@@ -123,10 +132,10 @@ def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epo
     cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
                       ProgressCallback(spec.metric, spec.mode, total)]
     if spec.wandb.mode != "disabled":
-        from ray.air.integrations.wandb import WandbLoggerCallback
+        from vlp_sweep.sweep.callbacks import QuietWandbCallback
 
         (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-        cbs.append(WandbLoggerCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
+        cbs.append(QuietWandbCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
                                        tags=list(spec.wandb.tags), mode=spec.wandb.mode,
                                        dir=str(run_dir.resolve()), excludes=["t2v_ranks", "v2t_ranks"]))
     return cbs
@@ -158,8 +167,13 @@ def run_sweep(spec: Any, opts: SweepOptions) -> Path:
         tuner.fit()
     finally:
         _write_sweep_file(run_dir, spec, name, storage, "finished")
+        import gc
+
         import ray
 
+        # Drop the callbacks while Ray is up: Ray's W&B callback fails in __del__ at interpreter exit.
+        del tuner
+        gc.collect()
         ray.shutdown()
     return run_dir
 
@@ -172,7 +186,7 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
     total = spec.budget().get("trials")
     num_samples = spec.num_samples * (len(spec.seeds) if searcher is not None and len(spec.seeds) > 1 else 1)
     tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, max_epochs),
-                               metric=spec.metric, mode=spec.mode, num_samples=num_samples,
+                               num_samples=num_samples,
                                max_concurrent_trials=max_conc if searcher is None else None,
                                reuse_actors=False)
     run_cfg = tune.RunConfig(

@@ -31,7 +31,7 @@ def print_status(run_dir: str | Path) -> None:
     meta, board = open_sweep(run_dir)
     spec = meta.get("spec", {})
     metric = spec.get("metric", "t2v_R1")
-    console = Console()
+    console = Console(width=max(120, Console().width))
     counts = board["status"].value_counts().to_dict() if not board.empty else {}
     summary = "  ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "no trials yet"
     console.print(f"sweep [bold]{meta['name']}[/bold] ({meta.get('status')}): {len(board)} trials: {summary}")

@@ -1,0 +1,134 @@
+"""Trainer throughput: samples/s, model FLOP utilisation and peak memory of the real training step
+(device-resident data, gather-based batches, bf16 autocast on GPU, fused AdamW, optional compile),
+for a plain step and for cached (GradCache) accumulation.
+
+    python benchmarks/bench_trainer.py --device cuda [--compile]          # the plan's scale
+    python benchmarks/bench_trainer.py --device cpu                       # a CPU-sized model
+    python benchmarks/bench_trainer.py --smoke                            # seconds, for CI
+
+Run /work/shared/bench/reference_trainer.py beside it on the same GPU and report ratios. The FLOP
+count is the reference script's formula, so MFU numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from vlp_sweep.config import make_config
+from vlp_sweep.train import trainer as T
+from vlp_sweep.train.batching import SplitTensors
+from vlp_sweep.train.loss import ContrastiveLoss
+from vlp_sweep.train.model import ModelArgs, VLPModel
+
+PLAN = dict(batch=750, frames=180, points=133, siglip=768, d=512, layers=4, text_len=32, vocab=8000, n=7096)
+CPU = dict(batch=64, frames=64, points=50, siglip=32, d=128, layers=2, text_len=16, vocab=2000, n=1024)
+SMOKE = dict(batch=8, frames=16, points=10, siglip=8, d=32, layers=1, text_len=8, vocab=100, n=64)
+
+
+def fake_split(s: dict[str, int], device: torch.device, dtype: torch.dtype) -> SplitTensors:
+    g = torch.Generator().manual_seed(0)
+    n, lmax = s["n"], int(s["frames"] * 1.7)
+    length = torch.randint(s["frames"] // 3, lmax, (n,), generator=g)
+    offset = torch.cat([torch.zeros(1, dtype=torch.long), length.cumsum(0)[:-1]])
+    frames = int(length.sum())
+    kpts = torch.randn(frames, s["points"], 3, generator=g).to(device, dtype)
+    sig = torch.randn(frames, s["siglip"], generator=g).to(device, dtype)
+    tlen = torch.randint(4, s["text_len"], (n,), generator=g)
+    tok = torch.randint(2, s["vocab"], (n, s["text_len"]), generator=g)
+    tmask = torch.arange(s["text_len"])[None] < tlen[:, None]
+    return SplitTensors([str(i) for i in range(n)], [""] * n, kpts, sig, offset.to(device), length.to(device),
+                        (tok * tmask).to(device), tmask.to(device), torch.arange(n, device=device))
+
+
+def flops_per_sample(s: dict[str, int]) -> float:
+    # Same formula as the reference script: 6 x params-touched x tokens + attention, fwd + bwd.
+    d, L = s["d"], s["layers"]
+    return 6 * (L * 12 * d * d * (s["frames"] + s["text_len"]) + (s["points"] * 3 + s["siglip"]) * d * s["frames"]) \
+        + 3 * L * 4 * d * (s["frames"] ** 2 + s["text_len"] ** 2)
+
+
+def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool) -> T._State:
+    micro = s["batch"] // accum
+    cfg = make_config({"data.max_frames": s["frames"], "data.max_text_len": s["text_len"], "model.d_model": s["d"],
+                       "model.heads": max(1, s["d"] // 64), "model.video_layers": s["layers"],
+                       "model.text_layers": s["layers"], "model.embed_dim": s["d"], "model.dropout": 0.2,
+                       "optim.batch_size": micro, "optim.grad_accum": accum, "optim.accum_mode": "cached",
+                       "run.compile": compile_, "run.device": str(device)})
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    split = fake_split(s, device, dtype)
+    args = ModelArgs(kpt_dim=s["points"] * 3, siglip_dim=s["siglip"], vocab_size=s["vocab"], max_frames=s["frames"],
+                     max_text_len=s["text_len"], logit_scale_init=math.log(1 / 0.07))
+    model = VLPModel(cfg.model, args).to(device)
+    opt = T._optimizer(model, cfg, device)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    fwd = torch.compile(model) if compile_ else model
+    return T._State(cfg, device, model, fwd, ContrastiveLoss(cfg.loss), opt, sched, split, split, [], "")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(st: T._State, steps: int, warmup: int) -> tuple[float, float]:
+    """(samples/s, peak GiB) over ``steps`` optimizer steps after ``warmup`` steps."""
+    gen = torch.Generator(device=st.device).manual_seed(0)
+
+    def run(n: int) -> int:
+        done = 0
+        while done < n:
+            for mbs in T._batches(st, gen):
+                (T._cached_step if len(mbs) > 1 else T._naive_step)(st, mbs)
+                st.opt.step()
+                st.opt.zero_grad(set_to_none=True)
+                done += 1
+                if done == n:
+                    break
+        return n
+
+    run(warmup)
+    sync(st.device)
+    if st.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(st.device)
+    t0 = time.perf_counter()
+    run(steps)
+    sync(st.device)
+    dt = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(st.device) / 2**30 if st.device.type == "cuda" else float("nan")
+    return steps * st.cfg.optim.batch_size * st.cfg.optim.grad_accum / dt, peak
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 GPU, 5 CPU)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
+    p.add_argument("--peak-tflops", type=float, default=790.0, help="bf16 peak for MFU (H100 measured: 790)")
+    a = p.parse_args()
+    device = torch.device(a.device)
+    s = SMOKE if a.smoke else PLAN if device.type == "cuda" else CPU
+    steps = a.steps or (2 if a.smoke else 20 if device.type == "cuda" else 5)
+    if device.type == "cpu":
+        print(f"cpu threads: {torch.get_num_threads()}")
+    print(f"scale: {s}")
+    flops = flops_per_sample(s)
+    results = {}
+    for name, accum in (("plain", 1), ("cached x2", 2), ("cached x4", 4)):
+        st = build(s, device, accum, a.compile)
+        sps, peak = measure(st, steps, warmup=1 if a.smoke else 3)
+        results[name] = sps
+        mfu = sps * flops / (a.peak_tflops * 1e12) * 100
+        print(f"{name:10s} batch={s['batch']} samples/s={sps:9.1f}  TFLOP/s={sps * flops / 1e12:7.2f}  "
+              f"MFU(vs {a.peak_tflops:.0f})={mfu:5.1f}%  peak_mem={peak:.1f}GiB")
+        del st
+    for name in ("cached x2", "cached x4"):
+        print(f"cost per sample, {name} vs plain: {results['plain'] / results[name]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
