@@ -16,7 +16,7 @@ from vlp_sweep.train.checkpoint import load_checkpoint
 from vlp_sweep.train.metrics import RetrievalResult, retrieval_metrics
 from vlp_sweep.train.model import ModelArgs, VLPModel
 from vlp_sweep.train.tokenizer import WordTokenizer
-from vlp_sweep.train.trainer import _load_state, embed_split, resolve_device
+from vlp_sweep.train.trainer import EVAL_TIES, _load_state, embed_split, resolve_device
 
 
 @dataclass
@@ -60,7 +60,7 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | 
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     sp = load_split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, dtype)
     t, v = embed_split(model, sp, cfg, dev)
-    res = retrieval_metrics(text=t, video=v, groups=sp.text_ids if cfg.run.eval_dedup else None)
+    res = retrieval_metrics(text=t, video=v, groups=sp.text_ids if cfg.run.eval_dedup else None, ties=EVAL_TIES)
     return CheckpointEval(res, sp, t, v, ckpt)
 
 

@@ -49,6 +49,8 @@ class FitResult:
 
 
 Reporter = Callable[[Evaluation], None]
+# Ties count against the query: a collapsed model (all embeddings equal) must score R@1 ~ 0, not 100.
+EVAL_TIES = "pessimistic"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -317,7 +319,7 @@ def embed_split(model: VLPModel, split: SplitTensors, cfg: TrainConfig, device: 
 def _evaluate(st: _State) -> Evaluation:
     t, v = embed_split(st.model, st.eval, st.cfg, st.device)
     groups = st.eval.text_ids if st.cfg.run.eval_dedup else None
-    res = retrieval_metrics(text=t, video=v, groups=groups)
+    res = retrieval_metrics(text=t, video=v, groups=groups, ties=EVAL_TIES)
     metrics = dict(res.metrics)
     metrics["eval_loss"] = _eval_loss(st, t, v)
     metrics["lr"] = float(st.opt.param_groups[0]["lr"])

@@ -1,0 +1,168 @@
+"""The sweep driver with real Ray Tune: end to end, failures, resume after SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.sweep.conftest import REPO, tiny_space, write_space
+from tests.sweep.wandb_offline import history
+from vlp_sweep.cli import main
+from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA
+
+slow = pytest.mark.slow
+
+
+def _vlp(args: list[str], cwd: Path, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "vlp_sweep", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
+
+
+@slow
+def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_data: Path, tmp_path: Path) -> None:
+    # A grid over heads: 3 does not divide d_model 32, so that trial must fail and be recorded.
+    space = tiny_space(sweep_data, search={"model.heads": {"grid": [2, 3]}, "optim.lr": {"choice": [2e-3]}},
+                       search_alg={"type": "grid"}, num_samples=1, wandb={"mode": "offline", "project": "t"})
+    del space["base"]["model"]["heads"]
+    path = write_space(tmp_path / "space.yaml", space)
+    run_dir = tmp_path / "runs" / "e2e"
+    reads, failures, stop = [], [], threading.Event()
+
+    def reader() -> None:  # a user polling the leaderboard during the sweep must never see a broken file
+        while not stop.is_set():
+            p = run_dir / "leaderboard.parquet"
+            if p.exists():
+                try:
+                    reads.append(len(pd.read_parquet(p)))
+                except Exception as e:  # pragma: no cover - the failure we test for
+                    failures.append(repr(e))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        code = main(["run", str(path), "--name", "e2e", "--runs-root", str(tmp_path / "runs")])
+    finally:
+        stop.set()
+        t.join()
+    assert code == 0
+    assert not failures and reads
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    assert list(board.columns) == LEADERBOARD_SCHEMA.names
+    assert len(board) == 2
+    ok = board[board.model_heads == 2].iloc[0]
+    bad = board[board.model_heads == 3].iloc[0]
+    assert ok.status == "TERMINATED" and ok.epochs == 2 and ok.best_epoch in (1, 2)
+    assert Path(ok.checkpoint_path).is_file() and len(ok.checkpoint_sha256) == 64
+    assert bad.status == "ERROR" and "divisible" in bad.error
+    hist = pd.read_parquet(run_dir / "history.parquet")
+    assert sorted(hist[hist.trial_id == ok.trial_id].epoch) == [1, 2]
+    assert ok.best_t2v_R1 == hist[hist.trial_id == ok.trial_id].t2v_R1.max()
+    runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert runs, "no offline W&B run"
+    logged = [r for f in runs for r in history(f)]
+    assert {r["epoch"] for r in logged if "t2v_R1" in r} == {1, 2}
+    assert any(r.get("t2v_R1") == ok.best_t2v_R1 for r in logged)
+
+
+def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+@slow
+def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path, tmp_path: Path) -> None:
+    space = tiny_space(sweep_data, num_samples=4, max_concurrent=1)
+    space["base"]["optim"]["epochs"] = 3
+    path = write_space(tmp_path / "space.yaml", space)
+    args = ["run", str(path), "--name", "killed", "--runs-root", str(tmp_path / "runs")]
+    run_dir = tmp_path / "runs" / "killed"
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    proc = _vlp(args, REPO, env=env)
+
+    def one_done_one_running() -> bool:
+        p = run_dir / "leaderboard.parquet"
+        if not p.exists():
+            return False
+        b = pd.read_parquet(p)
+        return (b.status == "TERMINATED").sum() >= 1 and (b.status == "RUNNING").any() and b.epochs.max() >= 1
+
+    assert _wait_for(one_done_one_running, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
+    before = pd.read_parquet(run_dir / "leaderboard.parquet")
+    done_before = set(before[before.status == "TERMINATED"].trial_id)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # The killed driver's local Ray processes live on; stop them as a user would.
+    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "vlp_sweep", *args, "--resume"], cwd=REPO, text=True,
+                         capture_output=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    after = pd.read_parquet(run_dir / "leaderboard.parquet")
+    assert len(after) == 4 and after.trial_id.is_unique
+    assert set(after.status) <= {"TERMINATED", "STOPPED"}
+    assert done_before <= set(after.trial_id)  # finished trials kept, not rerun under new ids
+    hist = pd.read_parquet(run_dir / "history.parquet")
+    assert not hist.duplicated(["trial_id", "epoch"]).any()
+    assert set(hist.trial_id) == set(after.trial_id)
+
+
+def test_resume_with_a_changed_space_is_refused(sweep_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.sweep.driver import SweepOptions, _write_sweep_file
+    from vlp_sweep.sweep.space import parse_space
+
+    spec = parse_space(tiny_space(sweep_data))
+    (tmp_path / "runs" / "s").mkdir(parents=True)
+    _write_sweep_file(tmp_path / "runs" / "s", spec, "s", str(tmp_path / "runs"), "running")
+    changed = tiny_space(sweep_data, num_samples=5)
+    path = write_space(tmp_path / "space.yaml", changed)
+    assert main(["run", str(path), "--name", "s", "--resume", "--runs-root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "changed search space" in err and "num_samples" in err
+    assert SweepOptions  # imported for its side-effect-free use above
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "../evil"], "plain folder name"),
+    (["--name", "a/b"], "plain folder name"),
+    (["--name", "nothing-here", "--resume"], "no sweep to resume"),
+    (["--max-concurrent", "0"], "--max-concurrent"),
+])
+def test_bad_run_arguments_exit_2_with_one_line(sweep_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                args: list[str], message: str) -> None:
+    path = write_space(tmp_path / "space.yaml", tiny_space(sweep_data))
+    assert main(["run", str(path), "--runs-root", str(tmp_path / "runs"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_missing_data_is_refused_before_ray_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_space(tmp_path / "space.yaml", tiny_space(tmp_path / "no-such-data"))
+    assert main(["run", str(path), "--runs-root", str(tmp_path / "runs")]) == 2
+    assert "no-such-data" in capsys.readouterr().err
+
+
+@slow
+def test_gpu_asked_where_none_exists_is_a_clear_error(sweep_data: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    path = write_space(tmp_path / "space.yaml", tiny_space(sweep_data, resources={"cpu": 1, "gpu": 0.5}))
+    t0 = time.time()
+    assert main(["run", str(path), "--runs-root", str(tmp_path / "runs")]) == 2
+    assert "no GPU" in capsys.readouterr().err
+    assert time.time() - t0 < 120

@@ -1,0 +1,192 @@
+"""W&B sweep configs read as they are: conversion to the native space, warnings, errors with lines."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from vlp_sweep.errors import UserError
+from vlp_sweep.sweep.space import SweepSpec, load_space, parse_space
+from vlp_sweep.sweep.wandb_format import is_wandb
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SWEEP = """\
+name: wb
+description: a W&B sweep
+program: train.py
+command: [python, train.py]
+project: sign-vlp
+entity: lab
+method: bayes
+metric: {name: t2v_R5, goal: maximize}
+run_cap: 12
+early_terminate: {type: hyperband, min_iter: 3, eta: 2}
+parameters:
+  data:
+    parameters:
+      path: {value: data/x}
+      max_frames: {values: [32, 64]}
+  optim:
+    parameters:
+      lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}
+      epochs: {value: 9}
+      warmup_steps: {distribution: q_uniform, min: 0, max: 40, q: 20}
+  model.dropout: {distribution: uniform, min: 0.1, max: 0.3}
+  loss.hard_negatives: {distribution: categorical, values: [none, hcl]}
+  loss.topk_k: {min: 2, max: 8}
+  loss.hcl_beta: {min: 0.25, max: 1.0}
+  aug.speed: {distribution: q_uniform, min: 0.0, max: 0.2, q: 0.1}
+  loss.temperature: {distribution: constant, value: 0.05}
+"""
+
+
+def load(tmp_path: Path, text: str) -> SweepSpec:
+    p = tmp_path / "sweep.yaml"
+    p.write_text(textwrap.dedent(text))
+    return load_space(p)
+
+
+def test_detects_wandb_format() -> None:
+    assert is_wandb({"method": "grid", "parameters": {}})
+    assert not is_wandb({"search": {}, "method": "grid"})
+
+
+def test_converts_a_bayes_sweep(tmp_path: Path) -> None:
+    s = load(tmp_path, SWEEP)
+    assert s.format == "wandb" and s.name == "wb" and s.description == "a W&B sweep"
+    assert s.search_alg.type == "optuna" and s.num_samples == 12
+    assert (s.metric, s.mode) == ("t2v_R5", "max")
+    assert s.base_overrides() == {"data.path": "data/x", "optim.epochs": 9, "loss.temperature": 0.05}
+    got = {p.key: p.to_dict() for p in s.search}
+    assert got == {
+        "data.max_frames": {"choice": [32, 64]},
+        "optim.lr": {"loguniform": [1e-4, 1e-2]},
+        "optim.warmup_steps": {"int": [0, 40], "step": 20},  # integer bounds and q: an integer key
+        "model.dropout": {"uniform": [0.1, 0.3]},
+        "loss.hard_negatives": {"choice": ["none", "hcl"]},
+        "loss.topk_k": {"int": [2, 8]},  # no distribution, integer min/max: int_uniform
+        "loss.hcl_beta": {"uniform": [0.25, 1.0]},  # no distribution, float min/max: uniform
+        "aug.speed": {"uniform": [0.0, 0.2], "step": 0.1},
+    }
+    assert (s.scheduler.type, s.scheduler.grace_period, s.scheduler.reduction_factor, s.scheduler.max_t) == (
+        "asha", 3, 2.0, 9)
+    assert (s.wandb.project, s.wandb.entity, s.wandb.mode) == ("sign-vlp", "lab", "offline")
+    assert any("'program' (line 3)" in w for w in s.warnings) and any("'command'" in w for w in s.warnings)
+
+
+def test_converted_spec_behaves_like_native(tmp_path: Path) -> None:
+    s = load(tmp_path, SWEEP)
+    native = parse_space(s.to_dict())
+    assert native == s and native.format == "native"
+    cfg = s.trial_config({"optim.lr": 1e-3, "loss.hard_negatives": "hcl"})
+    assert (cfg.optim.lr, cfg.optim.epochs, cfg.data.path, cfg.loss.temperature) == (1e-3, 9, "data/x", 0.05)
+
+
+def test_grid_method(tmp_path: Path) -> None:
+    s = load(tmp_path, """\
+        method: grid
+        run_cap: 3
+        parameters:
+          data.use_siglip: {values: [false, true]}
+          model.dropout: {values: [0.4, 0.2]}
+          optim.grad_accum: {values: [2, 4]}
+        """)
+    assert s.search_alg.type == "grid" and all(p.kind == "grid" for p in s.search)
+    assert s.grid_size() == 8 and s.num_samples == 1 and s.scheduler.type == "none"
+    assert any("run_cap" in w for w in s.warnings)
+
+
+def test_random_method_without_run_cap_warns(tmp_path: Path) -> None:
+    s = load(tmp_path, "method: random\nparameters:\n  model.dropout: {values: [0.1, 0.2]}\n")
+    assert s.search_alg.type == "random" and s.num_samples == 10
+    assert any("no run_cap" in w for w in s.warnings)
+
+
+def test_hyperband_max_iter_and_s(tmp_path: Path) -> None:
+    s = load(tmp_path, """\
+        method: random
+        run_cap: 4
+        early_terminate: {type: hyperband, max_iter: 27, s: 2, eta: 3}
+        parameters:
+          optim.epochs: {value: 30}
+        """)
+    assert (s.scheduler.grace_period, s.scheduler.reduction_factor, s.scheduler.max_t) == (3, 3.0, 27)
+
+
+def test_missing_goal_follows_the_metric_with_a_warning(tmp_path: Path) -> None:
+    s = load(tmp_path, "method: bayes\nmetric: {name: t2v_R1}\nrun_cap: 2\n"
+                       "parameters:\n  optim.lr: {value: 0.001}\n")
+    assert s.mode == "max" and any("W&B would minimize" in w for w in s.warnings)
+
+
+def test_native_extras_pass_through(tmp_path: Path) -> None:
+    s = load(tmp_path, """\
+        method: bayes
+        run_cap: 4
+        parameters:
+          optim.lr: {min: 0.0001, max: 0.01, distribution: log_uniform_values}
+        resources: {cpu: 2, gpu: 0.5}
+        max_concurrent: 3
+        seeds: [0, 1]
+        search_alg: {seed: 7, n_startup_trials: 2}
+        wandb: {mode: disabled}
+        """)
+    assert (s.resources.cpu, s.resources.gpu, s.max_concurrent, s.seeds) == (2, 0.5, 3, (0, 1))
+    assert (s.search_alg.type, s.search_alg.seed, s.search_alg.n_startup_trials) == ("optuna", 7, 2)
+    assert s.wandb.mode == "disabled" and s.warnings == ()
+
+
+BAD = [
+    ("method: hyperopt\nparameters: {}\n", ["method", "grid, random, bayes", "line 1"]),
+    ("method: random\nrun_cap: 2\nparameters:\n"
+     "  model.dropout: {distribution: normal, mu: 0.2, sigma: 0.1}\n",
+     ["parameters.model.dropout.distribution", "'normal' is not supported", "line 4"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: log_uniform, min: -9, max: -4}\n",
+     ["parameters.optim.lr", "log_uniform", "log_uniform_values"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: loguniform, min: 1, max: 2}\n",
+     ["parameters.optim.lr.distribution", "unknown W&B distribution", "did you mean"]),
+    ("method: random\nrun_cap: 2\nparameters:\n"
+     "  model.dropout: {values: [0.1, 0.2], probabilities: [0.5, 0.5]}\n",
+     ["parameters.model.dropout.probabilities", "not supported"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  model.dropout: {valeus: [0.1]}\n",
+     ["parameters.model.dropout.valeus", "did you mean 'values'"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  model.dropout: {distribution: uniform, min: 0.1}\n",
+     ["parameters.model.dropout", "needs min and max", "line 4"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  optim:\n    parameters:\n      lrr: {value: 0.1}\n",
+     ["parameters.optim.lrr", "unknown trainer key", "did you mean 'optim.lr'", "line 6"]),
+    ("method: grid\nparameters:\n  model.dropout: {min: 0.1, max: 0.3}\n",
+     ["parameters.model.dropout", "search_alg grid needs discrete values", "line 3"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  model.dropout: {values: [0.5, 1.0]}\n",
+     ["parameters.model.dropout", "rejects 1.0", "line 4"]),
+    ("method: random\nrun_cap: 2\nearly_terminate: {type: median}\nparameters: {optim.lr: {value: 0.1}}\n",
+     ["early_terminate.type", "hyperband", "line 3"]),
+    ("method: random\nrun_cap: 2\nearly_terminate: {type: hyperband}\nparameters: {optim.lr: {value: 0.1}}\n",
+     ["early_terminate", "min_iter"]),
+    ("method: bayes\nrun_cap: 2\nmetric: {name: t2v_R1, goal: up}\nparameters: {optim.lr: {value: 0.1}}\n",
+     ["metric.goal", "maximize or minimize", "line 3"]),
+    ("method: bayes\nrun_cap: 2\nmetric: {name: recall}\nparameters: {optim.lr: {value: 0.1}}\n",
+     ["metric", "'recall' is not a metric"]),
+    ("method: bayes\nrun_cap: 0\nparameters: {optim.lr: {value: 0.1}}\n", ["num_samples", ">= 1", "line 2"]),
+    ("method: bayes\nrun_cap: 2\nproject: a\nwandb: {project: b}\nparameters: {optim.lr: {value: 0.1}}\n",
+     ["project", "given twice"]),
+]
+
+
+@pytest.mark.parametrize(("text", "parts"), BAD, ids=[b[1][1][:40] for b in BAD])
+def test_bad_wandb_sweep(tmp_path: Path, text: str, parts: list[str]) -> None:
+    with pytest.raises(UserError) as ei:
+        load(tmp_path, text)
+    msg = str(ei.value)
+    assert "\n" not in msg
+    for part in parts:
+        assert part in msg, f"{part!r} not in {msg!r}"
+
+
+def test_shipped_wandb_example() -> None:
+    s = load_space(ROOT / "search_spaces" / "wandb_example.yaml")
+    assert s.format == "wandb" and s.search_alg.type == "optuna" and s.scheduler.type == "asha"
+    assert {"data.max_frames", "optim.lr", "loss.hard_negatives"} <= {p.key for p in s.search}
+    assert s.budget()["trials"] == 6
