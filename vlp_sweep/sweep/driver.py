@@ -81,7 +81,9 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "logging_level": "ERROR",
                               "log_to_driver": False, "include_dashboard": False}
     try:
-        if address:
+        if address and address.split(":")[0] in ("127.0.0.1", "localhost"):
+            ray.init(address=address, _node_ip_address="127.0.0.1", **kwargs)  # a cluster on loopback
+        elif address:
             ray.init(address=address, **kwargs)
         else:
             # Loopback only: a local sweep never listens on the machine's network interfaces.
@@ -137,7 +139,7 @@ def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epo
         (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
         cbs.append(QuietWandbCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
                                        tags=list(spec.wandb.tags), mode=spec.wandb.mode,
-                                       dir=str(run_dir.resolve()), excludes=["t2v_ranks", "v2t_ranks"]))
+                                       dir=str(run_dir.resolve()), excludes=["t2v_ranks", "v2t_ranks", "node_id"]))
     return cbs
 
 

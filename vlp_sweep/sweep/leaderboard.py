@@ -46,7 +46,7 @@ def _leaderboard_schema() -> pa.Schema:
     fields += [(f"last_{m}", pa.float64()) for m in METRIC_NAMES]
     fields += [("best_epoch", pa.int64()), ("epochs", pa.int64()), ("max_epochs", pa.int64()),
                ("time_s", pa.float64()), ("samples_per_s", pa.float64()), ("checkpoint_path", pa.string()),
-               ("checkpoint_sha256", pa.string()), ("group_n", pa.int64())]
+               ("checkpoint_sha256", pa.string()), ("node_id", pa.string()), ("group_n", pa.int64())]
     fields += [(f"group_{s}_{m}", pa.float64()) for m in GROUP_METRICS for s in ("mean", "std")]
     fields += [("config_json", pa.string()), ("updated_at", pa.timestamp("s", tz="UTC"))]
     return pa.schema(fields)
@@ -119,6 +119,8 @@ class Leaderboard:
         for d in ("t2v", "v2t"):
             if f"{d}_ranks" in result:
                 self.ranks[(trial_id, epoch, d)] = [int(r) for r in result[f"{d}_ranks"]]
+        if result.get("node_id"):
+            self.rows.setdefault(trial_id, self._empty_row(trial_id))["node_id"] = str(result["node_id"])
         if result.get("checkpoint_sha256"):
             self.ckpts.setdefault((trial_id, epoch), ("", str(result["checkpoint_sha256"])))
         self._refresh(trial_id)

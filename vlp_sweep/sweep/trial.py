@@ -32,6 +32,7 @@ def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any])
 
 def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
     """Ray Tune function trainable: one trial of the sweep."""
+    import ray
     from ray import tune
 
     from vlp_sweep.config import make_config
@@ -39,6 +40,7 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
     from vlp_sweep.train.trainer import Evaluation, fit
 
     spec = parse_space(ctx["spec"])
+    node = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial (leaderboard column)
     scratch = Path(tempfile.mkdtemp(prefix="vlp-trial-"))
     cfg = resolve_trial_config(spec, params, ctx)
     cfg = make_config(cfg.to_dict(), {"run.out_dir": str(scratch)})
@@ -51,7 +53,7 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
 
     def report(ev: Evaluation) -> None:
         metrics: dict[str, Any] = {"epoch": ev.epoch, "step": ev.step, **ev.metrics,
-                                   "checkpoint_sha256": ev.checkpoint_sha256 or "",
+                                   "checkpoint_sha256": ev.checkpoint_sha256 or "", "node_id": node,
                                    "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()}
         with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
             assert ev.checkpoint is not None

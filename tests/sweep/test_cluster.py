@@ -1,0 +1,61 @@
+"""A two-node Ray cluster on loopback: a head and a worker node on this machine; trials land on both."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.sweep.conftest import REPO, tiny_space, write_space
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ray(*args: str) -> subprocess.CompletedProcess[str]:
+    # Token auth is on by default: the worker joins with the head's token (same home) in token mode.
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    return subprocess.run([RAY, *args], capture_output=True, text=True, timeout=180, env=env)
+
+
+@pytest.fixture
+def two_nodes() -> Iterator[str]:
+    port = _free_port()
+    head = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats")
+    if head.returncode != 0:
+        pytest.skip(f"cannot start a Ray head here: {head.stderr.strip().splitlines()[-1:]}")
+    try:
+        worker = _ray("start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                      "--num-gpus=0", "--disable-usage-stats")
+        assert worker.returncode == 0, worker.stderr
+        yield f"127.0.0.1:{port}"
+    finally:
+        _ray("stop", "--force")
+
+
+@pytest.mark.slow
+def test_trials_land_on_both_nodes(two_nodes: str, sweep_data: Path, tmp_path: Path) -> None:
+    space = tiny_space(sweep_data, num_samples=4, max_concurrent=2)
+    path = write_space(tmp_path / "space.yaml", space)
+    out = subprocess.run([sys.executable, "-m", "vlp_sweep", "run", str(path), "--name", "cluster",
+                          "--address", two_nodes, "--runs-root", str(tmp_path / "runs"),
+                          "--storage", str(tmp_path / "shared")],
+                         cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "RAY_AUTH_MODE": "token"})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    board = pd.read_parquet(tmp_path / "runs" / "cluster" / "leaderboard.parquet")
+    assert len(board) == 4 and set(board.status) <= {"TERMINATED", "STOPPED"}
+    assert board.node_id.nunique() == 2, board[["trial_id", "node_id"]]
+    assert all(str(tmp_path / "shared") in p for p in board.checkpoint_path)

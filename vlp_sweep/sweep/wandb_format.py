@@ -1,0 +1,267 @@
+"""Read a W&B sweep config as it is, by converting it into the native format.
+
+Detected by a top-level ``method`` and ``parameters``. What maps where:
+
+    method: grid | random | bayes          -> search_alg type grid | random | optuna (TPE)
+    metric: {name, goal}                   -> metric, mode (maximize -> max, minimize -> min)
+    parameters.K: {value: v}               -> base K = v (also distribution: constant)
+    parameters.K: {values: [...]}          -> search K: choice (grid when method is grid)
+    parameters.K: {distribution: D, min, max[, q]}
+        D = uniform | int_uniform | log_uniform_values | q_uniform | categorical
+                                           -> uniform | int | loguniform | uniform with step q
+                                              (int with step q when min, max and q are integers) | choice
+        (no distribution: int_uniform when min and max are integers, else uniform)
+    parameters.optim: {parameters: {lr: ...}}   -> the dotted key optim.lr
+    early_terminate: {type: hyperband, min_iter, eta[, max_iter]}
+                                           -> scheduler asha (grace_period, reduction_factor, max_t);
+                                              without it: scheduler none
+    run_cap                                -> num_samples (ignored for grid: the grid runs once)
+    name, description                      -> name, description
+    project, entity                        -> wandb.project, wandb.entity
+
+Native keys that W&B has no word for (resources, max_concurrent, seeds, retries,
+keep_checkpoints, search_alg, wandb, baseline, targets) may be added and pass through. Other keys
+(program, command, ...) are ignored with a warning; a W&B distribution this tool does not
+support is an error naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vlp_sweep.errors import did_you_mean
+from vlp_sweep.metric_names import MODE
+from vlp_sweep.sweep.yaml_lines import LineDict, Where, line_of
+
+# Errors after conversion name the W&B section, not the native one.
+LABELS = {"search": "parameters", "base": "parameters"}
+METHODS = {"grid": "grid", "random": "random", "bayes": "optuna"}
+SUPPORTED = ("categorical", "constant", "uniform", "int_uniform", "log_uniform_values", "q_uniform")
+WANDB_DISTRIBUTIONS = (*SUPPORTED, "log_uniform", "q_log_uniform", "q_log_uniform_values", "inv_log_uniform",
+                       "inv_log_uniform_values", "normal", "q_normal", "log_normal", "q_log_normal", "beta",
+                       "q_beta")
+PARAM_KEYS = ("value", "values", "distribution", "min", "max", "q", "probabilities", "mu", "sigma", "a", "b",
+              "parameters")
+HANDLED = ("method", "metric", "parameters", "early_terminate", "run_cap", "name", "description", "project",
+           "entity")
+PASSTHROUGH = ("resources", "max_concurrent", "seeds", "retries", "keep_checkpoints", "search_alg", "wandb",
+               "baseline", "targets")
+DEFAULT_SAMPLES = 10
+
+
+def is_wandb(data: Any) -> bool:
+    """A W&B sweep config has a top-level ``method`` and ``parameters`` (the native format has neither)."""
+    return isinstance(data, Mapping) and "method" in data and "parameters" in data
+
+
+def to_native(doc: Mapping[str, Any], where: Where) -> tuple[LineDict, list[str]]:
+    """W&B sweep config -> (native space data keeping the W&B lines, warnings)."""
+    out, warnings = LineDict(line=getattr(doc, "line", None)), []
+    for k in doc:
+        if k in PASSTHROUGH:
+            out.put(k, doc[k], line_of(doc, k))
+        elif k not in HANDLED:
+            warnings.append(f"ignored W&B key '{k}'{_at(doc, k)}")
+    method = _method(doc, out, where)
+    _metric(doc, out, where, warnings)
+    base, search = LineDict(line=line_of(doc, "parameters")), LineDict(line=line_of(doc, "parameters"))
+    _params(doc["parameters"], "", method, where, base, search)
+    out.put("base", base, line_of(doc, "parameters"))
+    out.put("search", search, line_of(doc, "parameters"))
+    _early_terminate(doc, out, where, warnings)
+    _run_cap(doc, out, method, where, warnings)
+    for k in ("name", "description"):
+        if k in doc:
+            out.put(k, doc[k], line_of(doc, k))
+    _wandb(doc, out, where)
+    return out, warnings
+
+
+def _at(m: Any, k: Any) -> str:
+    line = line_of(m, k)
+    return f" (line {line})" if line else ""
+
+
+def _method(doc: Mapping[str, Any], out: LineDict, where: Where) -> str:
+    method = doc["method"]
+    if method not in METHODS:
+        raise where.error("method", f"must be one of {', '.join(METHODS)}; got {method!r}"
+                                    f"{did_you_mean(str(method), METHODS)}", line_of(doc, "method"))
+    alg = LineDict(line=line_of(doc, "method"))
+    given = doc.get("search_alg")
+    if isinstance(given, Mapping):  # native extras such as a seed ride along
+        for k, v in given.items():
+            alg.put(k, v, line_of(given, k))
+    if alg.get("type", METHODS[method]) != METHODS[method]:
+        raise where.error("search_alg.type", f"conflicts with method: {method}", line_of(given, "type"))
+    alg.put("type", METHODS[method], line_of(doc, "method"))
+    out.put("search_alg", alg, line_of(doc, "method"))
+    return str(method)
+
+
+def _metric(doc: Mapping[str, Any], out: LineDict, where: Where, warnings: list[str]) -> None:
+    m = doc.get("metric")
+    if m is None:
+        return
+    if not isinstance(m, Mapping) or "name" not in m:
+        raise where.error("metric", f"expected {{name: ..., goal: maximize|minimize}}, got {m!r}",
+                          line_of(doc, "metric"))
+    out.put("metric", m["name"], line_of(m, "name"))
+    goals = {"maximize": "max", "minimize": "min"}
+    if "goal" in m:
+        if m["goal"] not in goals:
+            raise where.error("metric.goal", f"must be maximize or minimize, got {m['goal']!r}",
+                              line_of(m, "goal"))
+        out.put("mode", goals[m["goal"]], line_of(m, "goal"))
+    elif MODE.get(m["name"]) == "max":
+        warnings.append(f"metric.goal is missing: W&B would minimize, this sweep maximizes {m['name']}")
+    for k in m:
+        if k not in ("name", "goal"):
+            warnings.append(f"ignored W&B key 'metric.{k}'{_at(m, k)}")
+
+
+def _params(m: Any, prefix: str, method: str, where: Where, base: LineDict, search: LineDict) -> None:
+    if not isinstance(m, Mapping) or not m:
+        raise where.error(f"parameters{'.' + prefix.rstrip('.') if prefix else ''}",
+                          f"expected a mapping of parameters, got {m!r}", getattr(m, "line", None))
+    for name, spec in m.items():
+        key, line = f"{prefix}{name}", line_of(m, name)
+        label = f"parameters.{key}"
+        if not isinstance(spec, Mapping):
+            raise where.error(label, "expected {value: v}, {values: [...]} or {distribution: .., min: .., "
+                                     f"max: ..}}, got {spec!r}", line)
+        for k in spec:
+            if k not in PARAM_KEYS:
+                hint = did_you_mean(str(k), PARAM_KEYS)
+                raise where.error(f"{label}.{k}", f"unknown W&B parameter key{hint}", line_of(spec, k))
+        if "parameters" in spec:
+            if len(spec) > 1:
+                raise where.error(label, "nested parameters take no other keys", line)
+            _params(spec["parameters"], f"{key}.", method, where, base, search)
+            continue
+        entry = _convert(spec, label, method, where, line)
+        if entry is None:
+            base.put(key, spec.get("value"), line)
+        else:
+            search.put(key, entry, line)
+
+
+def _convert(spec: Mapping[str, Any], label: str, method: str, where: Where,
+             line: int | None) -> LineDict | None:
+    """One W&B parameter -> a native search entry, or None for a fixed value."""
+    dist = spec.get("distribution") or _infer(spec, label, where, line)
+    if dist not in WANDB_DISTRIBUTIONS:
+        raise where.error(f"{label}.distribution", f"unknown W&B distribution {dist!r}"
+                                                   f"{did_you_mean(str(dist), WANDB_DISTRIBUTIONS)}", line)
+    if dist not in SUPPORTED:
+        hint = " (its min/max are exponents: give the values with log_uniform_values)" \
+            if dist == "log_uniform" else ""
+        raise where.error(f"{label}.distribution", f"W&B distribution '{dist}' is not supported{hint}; "
+                                                   f"supported: {', '.join(SUPPORTED)}", line)
+    for k in ("probabilities", "mu", "sigma", "a", "b"):
+        if k in spec:
+            raise where.error(f"{label}.{k}", f"is not supported with distribution {dist}", line_of(spec, k))
+    if dist == "constant":
+        if "value" not in spec:
+            raise where.error(label, "distribution constant needs value", line)
+        return None
+    if "value" in spec:
+        raise where.error(f"{label}.value", f"fixes the parameter: drop value or distribution {dist}", line)
+    if dist == "categorical":
+        if "values" not in spec:
+            raise where.error(label, "categorical needs values: [...]", line)
+        return _entry({"grid" if method == "grid" else "choice": spec["values"]}, line)
+    if "min" not in spec or "max" not in spec:
+        raise where.error(label, f"distribution {dist} needs min and max", line)
+    bounds = [spec["min"], spec["max"]]
+    kind = {"uniform": "uniform", "q_uniform": "uniform", "int_uniform": "int",
+            "log_uniform_values": "loguniform"}
+    entry: dict[str, Any] = {kind[dist]: bounds}
+    if dist == "q_uniform":
+        q = spec.get("q", 1.0)
+        entry["step"] = q
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (*bounds, q)):
+            entry = {"int": bounds, "step": q}  # integer bounds and q: integers (W&B would send 10.0 for 10)
+    return _entry(entry, line)
+
+
+def _infer(spec: Mapping[str, Any], label: str, where: Where, line: int | None) -> str:
+    """W&B's rule when no distribution is given."""
+    if "value" in spec:
+        return "constant"
+    if "values" in spec:
+        return "categorical"
+    if "min" in spec and "max" in spec:
+        ints = all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min", "max"))
+        return "int_uniform" if ints else "uniform"
+    raise where.error(label, "needs value, values, or min and max (with an optional distribution)", line)
+
+
+def _entry(d: dict[str, Any], line: int | None) -> LineDict:
+    out = LineDict(line=line)
+    for k, v in d.items():
+        out.put(k, v, line)
+    return out
+
+
+def _early_terminate(doc: Mapping[str, Any], out: LineDict, where: Where, warnings: list[str]) -> None:
+    et = doc.get("early_terminate")
+    if et is None:
+        out.put("scheduler", {"type": "none"}, None)  # W&B without early_terminate stops nothing early
+        return
+    if not isinstance(et, Mapping) or et.get("type") != "hyperband":
+        got = et.get("type") if isinstance(et, Mapping) else et
+        raise where.error("early_terminate.type", f"only hyperband is supported (as ASHA), got {got!r}",
+                          line_of(doc, "early_terminate"))
+    eta = et.get("eta", 3)
+    sched = LineDict(line=line_of(doc, "early_terminate"))
+    sched.put("type", "asha", line_of(et, "type"))
+    sched.put("reduction_factor", eta, line_of(et, "eta"))
+    if "max_iter" in et:
+        sched.put("max_t", et["max_iter"], line_of(et, "max_iter"))
+    if "min_iter" in et:
+        sched.put("grace_period", et["min_iter"], line_of(et, "min_iter"))
+    elif "max_iter" in et and "s" in et:  # W&B's other spelling: brackets below max_iter
+        ok = all(isinstance(et[k], (int, float)) and not isinstance(et[k], bool)
+                 for k in ("max_iter", "s", "eta") if k in et)
+        if not ok or eta <= 1:
+            raise where.error("early_terminate", "max_iter, s and eta must be numbers (eta > 1)",
+                              line_of(doc, "early_terminate"))
+        sched.put("grace_period", max(1, round(et["max_iter"] / eta ** et["s"])), line_of(et, "s"))
+    else:
+        raise where.error("early_terminate", "hyperband needs min_iter (or max_iter and s)",
+                          line_of(doc, "early_terminate"))
+    for k in et:
+        if k not in ("type", "eta", "min_iter", "max_iter", "s"):
+            warnings.append(f"ignored W&B key 'early_terminate.{k}'{_at(et, k)}")
+    out.put("scheduler", sched, line_of(doc, "early_terminate"))
+
+
+def _run_cap(doc: Mapping[str, Any], out: LineDict, method: str, where: Where, warnings: list[str]) -> None:
+    if method == "grid":
+        if "run_cap" in doc:
+            warnings.append(f"run_cap{_at(doc, 'run_cap')} is ignored for method grid: the whole grid runs "
+                            "once")
+        return
+    if "run_cap" in doc:
+        out.put("num_samples", doc["run_cap"], line_of(doc, "run_cap"))
+    else:
+        warnings.append(f"no run_cap: W&B would run until stopped; this sweep runs {DEFAULT_SAMPLES} trials")
+        out.put("num_samples", DEFAULT_SAMPLES, None)
+
+
+def _wandb(doc: Mapping[str, Any], out: LineDict, where: Where) -> None:
+    given = doc.get("wandb")
+    w = LineDict(line=line_of(doc, "wandb"))
+    if isinstance(given, Mapping):
+        for k, v in given.items():
+            w.put(k, v, line_of(given, k))
+    elif given is not None:
+        raise where.error("wandb", f"expected a mapping, got {given!r}", line_of(doc, "wandb"))
+    for k in ("project", "entity"):
+        if k in doc:
+            if k in w:
+                raise where.error(k, f"given twice (top-level and wandb.{k})", line_of(doc, k))
+            w.put(k, doc[k], line_of(doc, k))
+    out.put("wandb", w, line_of(doc, "wandb") or line_of(doc, "project"))
