@@ -168,12 +168,12 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
             if not isinstance(value, dict):
-                raise UserError(f"{dotted}: expected a mapping of {typ.__name__} keys, got {value!r}")
+                raise UserError(f"{dotted}: expected a mapping of {key} keys, got {value!r}")
             kwargs[key] = _build(typ, value, f"{dotted}.")  # type: ignore[arg-type]
         else:
             if dotted == "loss.temperature":
                 value = _parse_temperature(dotted, value)
-            kwargs[key] = _check_value(dotted, value, typ, known[key].metadata)
+            kwargs[key] = _check_value(dotted, value, typ, dict(known[key].metadata))
     return cls(**kwargs)
 
 

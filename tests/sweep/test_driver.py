@@ -118,7 +118,8 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
     assert set(hist.trial_id) == set(after.trial_id)
 
 
-def test_resume_with_a_changed_space_is_refused(sweep_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_with_a_changed_space_is_refused(sweep_data: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     from vlp_sweep.sweep.driver import SweepOptions, _write_sweep_file
     from vlp_sweep.sweep.space import parse_space
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,6 +160,8 @@ BAD = [
      ["search.model.dropout", "also fixed in base", "line 3"]),
     ("search:\n  run.seed: {choice: [0, 1]}\n", ["search.run.seed", "seeds", "line 2"]),
     ("seeds: [0, 0]\n", ["seeds", "twice", "line 1"]),
+    ("search_alg: {type: random}\nsearch:\n  model.dropout: {grid: [0.1, 0.2]}\nseeds: [0, 1]\n",
+     ["seeds", "other random values", "line 4"]),
     ("seeds: []\n", ["seeds", "non-empty"]),
     ("base: {run.seed: 1}\nseeds: [0]\n", ["base.run.seed", "conflicts with seeds", "line 1"]),
     ("base: {optim.epochs: 4}\nscheduler: {type: asha, grace_period: 5}\n",
@@ -221,24 +224,31 @@ def test_param_space_distributions(spec: SweepSpec) -> None:
     assert isinstance(k.get_sampler(), sample.LogUniform) and (k.lower, k.upper) == (2, 17)
 
 
-def test_param_space_grid_and_seeds(tmp_path: Path) -> None:
+def test_param_space_random_with_grid(tmp_path: Path) -> None:
     s = load(tmp_path, """\
         search:
           data.use_siglip: {grid: [false, true]}
           model.dropout: {choice: [0.4, 0.2]}
           optim.warmup_steps: {int: [5, 25], step: 10}
         search_alg: {type: random, seed: 3}
-        seeds: [0, 1]
         num_samples: 3
         """)
+    assert not s.uses_optuna()  # Optuna cannot grid: Tune's generator runs param_space
     ps = s.param_space()
-    assert ps["data.use_siglip"] == {"grid_search": [False, True]}
-    assert ps["run.seed"] == {"grid_search": [0, 1]}
+    assert ps["data.use_siglip"] == {"grid_search": [False, True]} and "run.seed" not in ps
     assert ps["model.dropout"].categories == [0.4, 0.2]  # choice stays random under search_alg random
     assert ps["optim.warmup_steps"].categories == [5, 15, 25]  # low is no multiple of step: listed
     assert s.grid_size() == 2
     b = s.budget()
-    assert (b["trials"], b["grid_points"], b["seeds"]) == (12, 2, 2)
+    assert (b["trials"], b["grid_points"], b["seeds"]) == (6, 2, 1)
+
+
+def test_which_searcher(tmp_path: Path, spec: SweepSpec) -> None:
+    assert spec.uses_optuna()
+    random = load(tmp_path, "search: {model.dropout: {choice: [0.1, 0.2]}}\nsearch_alg: {type: random}\n"
+                            "seeds: [0, 1]\n")
+    assert random.uses_optuna() and random.budget()["trials"] == 20  # RandomSampler + Repeater over seeds
+    assert not load(tmp_path, "search_alg: {type: grid}\n").uses_optuna()
 
 
 def test_search_alg_grid_enumerates_choices(tmp_path: Path) -> None:
@@ -252,7 +262,8 @@ def test_search_alg_grid_enumerates_choices(tmp_path: Path) -> None:
         base: {optim.epochs: 5}
         seeds: [0, 1]
         """)
-    assert s.param_space()["model.dropout"] == {"grid_search": [0.4, 0.2]}
+    ps = s.param_space()
+    assert ps["model.dropout"] == {"grid_search": [0.4, 0.2]} and ps["run.seed"] == {"grid_search": [0, 1]}
     assert s.grid_size() == 8
     b = s.budget()
     assert b["trials"] == 16 and b["max_total_epochs"] == 80 and b["min_total_epochs"] == 80
@@ -467,7 +478,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from vlp_sweep.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
-    small = {"train": 24, "dev": 8, "test": 4, "signers": 4, "heldout_signers": 1, "lexicon": 12}
+    small: dict[str, Any] = {"train": 24, "dev": 8, "test": 4, "signers": 4, "heldout_signers": 1,
+                             "lexicon": 12}
     return {"with": synthesize(root / "with", siglip_dim=8, **small),
             "without": synthesize(root / "without", siglip_dim=0, **small)}
 

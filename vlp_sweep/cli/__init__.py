@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from vlp_sweep import __version__
 from vlp_sweep.errors import UserError
@@ -15,7 +16,7 @@ COMMANDS = ("data", "train", "eval", "validate", "run", "status", "report", "pro
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+    def error(self, message: str) -> NoReturn:  # argparse's own errors: one line, exit 2
         raise UserError(f"{self.prog}: {message}")
 
 

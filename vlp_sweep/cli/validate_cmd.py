@@ -1,16 +1,100 @@
-"""`vlp-sweep validate` (not wired yet)."""
+"""`vlp-sweep validate SPACE.yaml`: check a search space and print it resolved, without starting Ray."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from vlp_sweep.errors import UserError
+
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("validate", help="validate (not yet available)")
-    p.set_defaults(func=_run)
+    p = sub.add_parser("validate", help="check a search space and show what it would run",
+                       description="Check a search space (native or W&B sweep format) and print it resolved: "
+                                   "searched keys, fixed overrides, search algorithm, scheduler, budget, and "
+                                   "whether the data is there.")
+    p.add_argument("space", help="search space YAML")
+    p.add_argument("--no-data", action="store_true", help="skip the check of the dataset folder")
+    p.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("not yet available")
-    return 2
+def run(args: argparse.Namespace) -> int:
+    from vlp_sweep.sweep.space import check_data, load_space
+
+    spec = load_space(args.space)
+    for line in describe(spec):
+        print(line)
+    if not args.no_data:
+        try:
+            for line in check_data(spec):
+                print(f"data: {line}")
+        except UserError:
+            print("data: see the error below (or pass --no-data)")
+            raise
+    print(f"ok: {spec.name} is a valid search space")
+    return 0
+
+
+def describe(spec: Any) -> list[str]:
+    """The resolved space as lines of text."""
+    from vlp_sweep.config import config_keys
+
+    keys = config_keys()
+    fmt = "W&B sweep format" if spec.format == "wandb" else "native format"
+    out = [f"sweep: {spec.name}  ({spec.source or 'from data'}, {fmt})"]
+    if spec.description:
+        out.append(f"  {' '.join(spec.description.split())}")
+    out.append(f"search ({len(spec.search)} key{'s' if len(spec.search) != 1 else ''}):")
+    for p in spec.ordered_params():
+        info = keys[p.key]
+        cond = f"   when {p.condition_text()}" if p.when else ""
+        out.append(f"  {p.key:<24} {p.describe()}{cond}")
+        out.append(f"  {'':<24}   sets {p.key}: {info['help']} (default {_value(info['default'])})")
+    out.append("base (fixed for every trial):" if spec.base else "base: trainer defaults")
+    for k, v in spec.base:
+        out.append(f"  {k:<24} = {_value(v):<16} (default {_value(keys[k]['default'])})")
+    out += _settings(spec)
+    if spec.warnings:
+        out.append("warnings:")
+        out += [f"  - {w}" for w in spec.warnings]
+    return out
+
+
+def _settings(spec: Any) -> list[str]:
+    b = spec.budget()
+    grid = spec.grid_size()
+    out = [f"search_alg: {spec.search_alg.describe()}",
+           f"scheduler: {spec.scheduler.describe()}",
+           f"metric: {spec.metric} ({spec.mode})",
+           f"grid size: {grid if grid is not None else '- (nothing gridded)'}",
+           f"budget: {b['trials']} trials ({_n(b['num_samples'], 'sample')} x "
+           f"{_n(b['grid_points'], 'grid point')} x {_n(b['seeds'], 'seed')}) "
+           f"x {b['max_epochs_per_trial']} epochs at most = {b['max_total_epochs']} epochs at most"
+           + (f" ({b['min_total_epochs']} if ASHA stops every trial it can)"
+              if spec.scheduler.type == "asha" else ""),
+           f"trials: {spec.max_concurrent} at once, each cpu {spec.resources.cpu:g} "
+           f"gpu {spec.resources.gpu:g}; "
+           f"seeds {list(spec.seeds)}; retries {spec.retries}; keep {spec.keep_checkpoints} checkpoints",
+           f"wandb: {spec.wandb.mode}" + (f" (project {spec.wandb.project}"
+                                          f"{', entity ' + spec.wandb.entity if spec.wandb.entity else ''})"
+                                          if spec.wandb.mode != "disabled" else "")]
+    if spec.baseline is not None:
+        metrics = ", ".join(f"{k} {v:g}" for k, v in spec.baseline.metrics)
+        conf = f"; config {len(spec.baseline.config)} overrides" if spec.baseline.config else ""
+        out.append(f"baseline: {spec.baseline.name}: {metrics or '-'}{conf}")
+    for level, table in spec.targets:
+        out.append(f"target {level}: {', '.join(f'{k} {v:g}' for k, v in table)}")
+    out.append(f"fingerprint: {spec.fingerprint()[:16]}")
+    return out
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    return repr(v) if v == "" else str(v)

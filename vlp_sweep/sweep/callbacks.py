@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ class LeaderboardCallback(Callback):
         self.ctx = ctx
         self.board: Leaderboard | None = None
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         # Runs at the start of a fresh and of a restored experiment: reopen what was written before.
         self.board = Leaderboard.load(*self.args)
 
@@ -139,7 +140,5 @@ class QuietWandbCallback(WandbLoggerCallback):
 
     def __del__(self) -> None:
         # Ray's __del__ runs again at interpreter exit, when Ray's module globals are gone: ignore that.
-        try:
+        with contextlib.suppress(Exception):
             super().__del__()
-        except Exception:
-            pass

@@ -54,8 +54,7 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
     check_data(spec)
-    data_path = str(Path(spec.trial_config({}).data.path).resolve())
-    ctx = {"spec": spec.to_dict(), "data_path": data_path, "select_metric": spec.metric,
+    ctx = {"spec": spec.to_dict(), "cwd": os.getcwd(), "select_metric": spec.metric,
            "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu}
     return name, run_dir, ctx
 
@@ -70,9 +69,9 @@ def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
 
 
 def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
-    import ray
-
     import logging
+
+    import ray
 
     env = {"WANDB_MODE": wandb_mode, "WANDB_SILENT": "true", "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0"}
     os.environ.update(env)  # local workers inherit the driver's environment
@@ -101,12 +100,10 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
 def _searcher(spec: Any, max_concurrent: int) -> Any:
     from ray.tune.search import ConcurrencyLimiter, Repeater
 
-    alg = spec.search_alg.type
-    if alg != "optuna":
-        return None  # random / grid: Tune's own variant generator over param_space
-    from ray.tune.search.optuna import OptunaSearch
-
+    if not spec.uses_optuna():
+        return spec.variant_generator(max_concurrent)  # grid (or random with grid keys): seeded param_space
     import optuna
+    from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # metric and mode are given to the searcher and the scheduler, not to TuneConfig (Tune refuses
@@ -118,17 +115,17 @@ def _searcher(spec: Any, max_concurrent: int) -> Any:
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
-def _scheduler(spec: Any, max_epochs: int) -> Any:
+def _scheduler(spec: Any) -> Any:
     if spec.scheduler.type != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=max_epochs,
-                         grace_period=min(spec.scheduler.grace_period, max_epochs),
-                         reduction_factor=spec.scheduler.reduction_factor)
+    return ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=spec.scheduler.max_t,
+                         grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor)
 
 
-def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epochs: int, total: int | None) -> list[Any]:
+def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epochs: int,
+               total: int | None) -> list[Any]:
     from vlp_sweep.sweep.callbacks import LeaderboardCallback, ProgressCallback
 
     cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
@@ -155,9 +152,10 @@ def run_sweep(spec: Any, opts: SweepOptions) -> Path:
 
     _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu)
     run_dir.mkdir(parents=True, exist_ok=True)
-    storage = str(Path(opts.storage or opts.runs_root).resolve()) if "://" not in (opts.storage or "") else opts.storage
+    storage = opts.storage if opts.storage and "://" in opts.storage else str(
+        Path(opts.storage or opts.runs_root).resolve())
     _write_sweep_file(run_dir, spec, name, storage, "running")
-    max_epochs = spec.trial_config({}).optim.epochs
+    max_epochs = spec.epochs_range()[1]
     trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     exp_path = f"{storage.rstrip('/')}/{name}"
@@ -186,11 +184,10 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
 
     searcher = _searcher(spec, max_conc)
     total = spec.budget().get("trials")
-    num_samples = spec.num_samples * (len(spec.seeds) if searcher is not None and len(spec.seeds) > 1 else 1)
-    tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, max_epochs),
-                               num_samples=num_samples,
-                               max_concurrent_trials=max_conc if searcher is None else None,
-                               reuse_actors=False)
+    optuna = spec.uses_optuna()
+    num_samples = spec.num_samples * (len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1)
+    tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=num_samples,
+                               max_concurrent_trials=None if optuna else max_conc, reuse_actors=False)
     run_cfg = tune.RunConfig(
         name=name, storage_path=storage, verbose=0,
         callbacks=_callbacks(spec, name, run_dir, ctx, max_epochs, total),
@@ -198,7 +195,7 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
                                                 checkpoint_score_attribute=spec.metric,
                                                 checkpoint_score_order=spec.mode),
         failure_config=tune.FailureConfig(max_failures=spec.retries))
-    param_space = spec.param_space() if searcher is None else {}
+    param_space = {} if optuna else spec.param_space()
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_cfg, run_config=run_cfg)
 
 

@@ -109,7 +109,8 @@ class Leaderboard:
         row.update({config_column(k): v for k, v in config.items() if config_column(k) in LEADERBOARD_SCHEMA.names})
         row.update(status="RUNNING", error=None, seed=config.get("run.seed"), group_id=group_id(config),
                    params=json.dumps(params, sort_keys=True, default=str),
-                   config_json=json.dumps(config, sort_keys=True, default=str))
+                   config_json=json.dumps(config, sort_keys=True, default=str),
+                   max_epochs=int(config.get("optim.epochs", self.max_epochs)))
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         epoch = int(result["epoch"])
@@ -135,7 +136,8 @@ class Leaderboard:
         if error:
             row.update(status="ERROR", error=error.strip().splitlines()[-1][:500] if error.strip() else "error")
         else:
-            row["status"] = "TERMINATED" if (row.get("epochs") or 0) >= self.max_epochs else "STOPPED"
+            target = row.get("max_epochs") or self.max_epochs
+            row["status"] = "TERMINATED" if (row.get("epochs") or 0) >= target else "STOPPED"
         row["updated_at"] = _now()
 
     def prune(self, keep: set[str]) -> None:
@@ -203,7 +205,8 @@ class Leaderboard:
             for r in pq.read_table(d / "leaderboard.parquet").to_pylist():
                 lb.rows[r["trial_id"]] = r
                 if r.get("checkpoint_path") and r.get("best_epoch") is not None:
-                    lb.ckpts[(r["trial_id"], r["best_epoch"])] = (r["checkpoint_path"], r.get("checkpoint_sha256") or "")
+                    key = (r["trial_id"], r["best_epoch"])
+                    lb.ckpts[key] = (r["checkpoint_path"], r.get("checkpoint_sha256") or "")
         if (d / "history.parquet").exists():
             for h in pq.read_table(d / "history.parquet").to_pylist():
                 lb.history[(h["trial_id"], h["epoch"])] = h

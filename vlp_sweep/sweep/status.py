@@ -33,7 +33,7 @@ def print_status(run_dir: str | Path) -> None:
     metric = spec.get("metric", "t2v_R1")
     console = Console(width=max(120, Console().width))
     counts = board["status"].value_counts().to_dict() if not board.empty else {}
-    summary = "  ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "no trials yet"
+    summary = "  ".join(f"{str(k).lower()} {v}" for k, v in sorted(counts.items(), key=str)) or "no trials yet"
     console.print(f"sweep [bold]{meta['name']}[/bold] ({meta.get('status')}): {len(board)} trials: {summary}")
     if board.empty:
         return

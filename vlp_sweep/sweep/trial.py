@@ -20,14 +20,17 @@ def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any])
     from vlp_sweep.config import make_config
 
     params = dict(params)
-    fixed: dict[str, Any] = {"data.path": ctx["data_path"], "run.select_metric": ctx["select_metric"]}
+    fixed: dict[str, Any] = {"run.select_metric": ctx["select_metric"]}
     if SEED_INDEX_KEY in params:
         fixed["run.seed"] = ctx["seeds"][int(params.pop(SEED_INDEX_KEY)) % len(ctx["seeds"])]
     elif "run.seed" not in params and len(ctx["seeds"]) == 1:
         fixed["run.seed"] = ctx["seeds"][0]
     if ctx.get("cpus_per_trial"):
         fixed["run.num_threads"] = max(1, int(ctx["cpus_per_trial"]))
-    return make_config(spec.trial_overrides(params), fixed)
+    cfg = make_config(spec.trial_overrides(params), fixed)
+    # Workers run elsewhere (another folder, another node): a relative data path means the driver's.
+    path = Path(ctx["cwd"]) / cfg.data.path
+    return make_config(cfg.to_dict(), {"data.path": str(path.resolve())})
 
 
 def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:

@@ -65,9 +65,9 @@ def load_split(ds: PackedDataset, split: str, cfg: DataConfig, tok: WordTokenize
     texts = rows["text"].astype(str).tolist()
     tokens, tmask = tok.encode(texts, cfg.max_text_len)
     text_ids = torch.from_numpy(pd.factorize(pd.Series(texts))[0].astype(np.int64))
-    return SplitTensors(rows["id"].astype(str).tolist(), texts, kpts, siglip,
-                        torch.from_numpy(new_off).to(device), torch.tensor(rows["n_frames"].to_numpy(np.int64), device=device),
-                        tokens.to(device), tmask.to(device), text_ids.to(device))
+    length = torch.tensor(rows["n_frames"].to_numpy(np.int64), device=device)
+    return SplitTensors(rows["id"].astype(str).tolist(), texts, kpts, siglip, torch.from_numpy(new_off).to(device),
+                        length, tokens.to(device), tmask.to(device), text_ids.to(device))
 
 
 def _normalised(ds: PackedDataset, src: np.ndarray, clip: np.ndarray, n_clips: int, device: torch.device,

@@ -55,8 +55,8 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | 
     want = ckpt["model_args"]
     have_kpt = ds.n_points * (ds.dims + 1) if cfg.data.use_kpts else 0
     if have_kpt != want["kpt_dim"] or (ds.siglip_dim if cfg.data.use_siglip else 0) != want["siglip_dim"]:
-        raise UserError(f"{cfg.data.path}: data dims do not match the checkpoint's model "
-                        f"(keypoint input {have_kpt} vs {want['kpt_dim']}, siglip {ds.siglip_dim} vs {want['siglip_dim']})")
+        raise UserError(f"{cfg.data.path}: data dims do not match the checkpoint's model (keypoint input "
+                        f"{have_kpt} vs {want['kpt_dim']}, siglip {ds.siglip_dim} vs {want['siglip_dim']})")
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     sp = load_split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, dtype)
     t, v = embed_split(model, sp, cfg, dev)

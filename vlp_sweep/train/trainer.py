@@ -169,7 +169,8 @@ def _setup(cfg: TrainConfig, resume: str | Path | None) -> _State:
 
 def _optimizer(model: VLPModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     # No weight decay on biases, norms, embeddings, positions and the logit scale (CLIP practice).
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
