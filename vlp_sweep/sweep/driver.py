@@ -187,7 +187,7 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
     optuna = spec.uses_optuna()
     num_samples = spec.num_samples * (len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1)
     tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=num_samples,
-                               max_concurrent_trials=None if optuna else max_conc, reuse_actors=False)
+                               max_concurrent_trials=None if optuna else max_conc, reuse_actors=True)
     run_cfg = tune.RunConfig(
         name=name, storage_path=storage, verbose=0,
         callbacks=_callbacks(spec, name, run_dir, ctx, max_epochs, total),
