@@ -21,6 +21,7 @@ from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.train.batching import SplitTensors, load_split, make_batch
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
+from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
 from vlp_sweep.train.loss import ContrastiveLoss
 from vlp_sweep.train.metrics import retrieval_metrics
 from vlp_sweep.train.model import ModelArgs, VLPModel
@@ -72,10 +73,11 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractC
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _seed_epoch(seed: int, epoch: int, device: torch.device) -> torch.Generator:
-    """Every epoch's randomness derives from (seed, epoch): a resumed run replays it exactly."""
+def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> torch.Generator:
+    """Every epoch's randomness derives from (seed, epoch): a resumed run replays it exactly. The batch
+    generator is the same on every process (same permutation); dropout differs per process."""
     s = (seed * 1_000_003 + epoch * 7919) % (2**63)
-    torch.manual_seed(s)  # dropout
+    torch.manual_seed(s + 104_729 * rank)  # dropout
     return torch.Generator(device=device).manual_seed(s + 1)  # batches and augmentation
 
 
@@ -85,7 +87,7 @@ class _State:
     device: torch.device
     model: VLPModel
     forward: Callable[[dict[str, Any]], dict[str, torch.Tensor]]
-    crit: ContrastiveLoss
+    crit: GatheredLoss  # the contrastive loss over the global batch (all processes)
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
     train: SplitTensors
@@ -94,21 +96,25 @@ class _State:
     dataset_hash: str
     step: int = 0
     epoch: int = 0
+    dist: DistContext = field(default_factory=DistContext)
 
 
 def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
-        resume: str | Path | None = None, on_step: Callable[[int, int, int], None] | None = None) -> FitResult:
+        resume: str | Path | None = None, on_step: Callable[[int, int, int], None] | None = None,
+        dist: DistContext | None = None) -> FitResult:
     """Train one configuration; call ``report(evaluation)`` after every evaluation.
 
     ``resume`` continues from a full checkpoint (bit-for-bit on the CPU with the same config);
-    ``on_step(epoch, step_in_epoch, steps_per_epoch)`` is for progress bars.
+    ``on_step(epoch, step_in_epoch, steps_per_epoch)`` is for progress bars. With ``dist`` (a
+    process group already initialised, e.g. by Ray Train) the global batch is split across processes
+    and ``optim.batch_size`` is per process; only rank 0 writes checkpoints.
     """
     cfg = config if isinstance(config, TrainConfig) else make_config(config)
     if cfg.run.select_metric not in METRIC_NAMES:
         raise UserError(f"run.select_metric: unknown metric '{cfg.run.select_metric}'")
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
-    st = _setup(cfg, resume)
+    st = _setup(cfg, resume, dist or DistContext())
     history: list[Evaluation] = []
     best: Evaluation | None = None
     t_start = time.perf_counter()
@@ -137,7 +143,7 @@ def _better(a: Evaluation, b: Evaluation, metric: str) -> bool:
     return x > y if MODE[metric] == "max" else x < y
 
 
-def _setup(cfg: TrainConfig, resume: str | Path | None) -> _State:
+def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None = None) -> _State:
     device = resolve_device(cfg.run.device)
     ckpt = load_checkpoint(resume) if resume else None
     ds = load_packed(cfg.data.path)
@@ -155,13 +161,14 @@ def _setup(cfg: TrainConfig, resume: str | Path | None) -> _State:
                      logit_scale_init=cfg.logit_scale_init, learn_temperature=cfg.loss.learn_temperature)
     model = VLPModel(cfg.model, args).to(device)
     opt = _optimizer(model, cfg, device)
-    steps_per_epoch = _steps_per_epoch(len(train), cfg)
+    dist = dist or DistContext()
+    steps_per_epoch = _steps_per_epoch(len(train), cfg, dist.world_size)
     total = steps_per_epoch * cfg.optim.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, total, cfg.optim.schedule))
     forward = torch.compile(model) if cfg.run.compile else model
-    st = _State(cfg, device, model, forward, ContrastiveLoss(cfg.loss), opt, sched, train, evs, vocab,
-                str(ds.meta.get("content_hash", "")))
+    st = _State(cfg, device, model, forward, GatheredLoss(ContrastiveLoss(cfg.loss), dist), opt, sched, train,
+                evs, vocab, str(ds.meta.get("content_hash", "")), dist=dist)
     if ckpt:
         _restore(st, ckpt)
     return st
@@ -179,15 +186,17 @@ def _optimizer(model: VLPModel, cfg: TrainConfig, device: torch.device) -> torch
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=device.type == "cuda")
 
 
-def _micro_size(n: int, cfg: TrainConfig) -> int:
-    micro = min(cfg.optim.batch_size, n // cfg.optim.grad_accum)
+def _micro_size(n: int, cfg: TrainConfig, world: int = 1) -> int:
+    """Clips per micro-batch per process (fewer than optim.batch_size only for a tiny split)."""
+    micro = min(cfg.optim.batch_size, n // (cfg.optim.grad_accum * world))
     if micro < 2:
-        raise UserError(f"training split has {n} clips: too few for optim.grad_accum={cfg.optim.grad_accum}")
+        raise UserError(f"training split has {n} clips: too few for optim.grad_accum={cfg.optim.grad_accum}"
+                        f"{f' on {world} processes' if world > 1 else ''}")
     return micro
 
 
-def _steps_per_epoch(n: int, cfg: TrainConfig) -> int:
-    return max(1, n // (_micro_size(n, cfg) * cfg.optim.grad_accum))
+def _steps_per_epoch(n: int, cfg: TrainConfig, world: int = 1) -> int:
+    return max(1, n // (_micro_size(n, cfg, world) * cfg.optim.grad_accum * world))
 
 
 def _restore(st: _State, ckpt: dict[str, Any]) -> None:
@@ -212,23 +221,24 @@ def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 def _batches(st: _State, gen: torch.Generator) -> Iterator[list[dict[str, torch.Tensor]]]:
     """One epoch of optimizer steps, each a list of ``grad_accum`` micro-batches (drop_last)."""
-    n, accum = len(st.train), st.cfg.optim.grad_accum
-    micro = _micro_size(n, st.cfg)
+    n, accum, world = len(st.train), st.cfg.optim.grad_accum, st.dist.world_size
+    micro = _micro_size(n, st.cfg, world) * world  # a global micro-batch; each process takes its shard
     perm = torch.randperm(n, device=st.device, generator=gen)
-    for s in range(_steps_per_epoch(n, st.cfg)):
+    for s in range(_steps_per_epoch(n, st.cfg, world)):
         chunk = perm[s * micro * accum:(s + 1) * micro * accum]
-        yield [make_batch(st.train, chunk[i * micro:(i + 1) * micro], st.cfg.data, st.cfg.aug, gen)
+        yield [make_batch(st.train, shard(chunk[i * micro:(i + 1) * micro], st.dist), st.cfg.data, st.cfg.aug, gen)
                for i in range(accum)]
 
 
 def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[float, int]:
     st.model.train()
-    gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device)
+    gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device, st.dist.rank)
     total = torch.zeros((), device=st.device)
     steps = samples = 0
     for micro_batches in _batches(st, gen):
         step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
         total += step_fn(st, micro_batches)
+        sum_gradients(st.model, st.dist)
         if st.cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
         st.opt.step()
@@ -240,7 +250,7 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
         steps += 1
         samples += sum(len(b["tokens"]) for b in micro_batches)
         if on_step is not None:
-            on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg))
+            on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg, st.dist.world_size))
     st.epoch += 1
     return float(total) / max(steps, 1), samples
 
@@ -336,7 +346,7 @@ def _eval_loss(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024) 
         if len(t) - i < 2:
             break
         sl = slice(i, i + block)
-        losses.append(float(st.crit(v[sl], t[sl], st.model.logit_scale, st.eval.text_ids[sl])["loss"]))
+        losses.append(float(st.crit.loss(v[sl], t[sl], st.model.logit_scale, st.eval.text_ids[sl])["loss"]))
     return float(np.mean(losses)) if losses else float("nan")
 
 
@@ -347,7 +357,7 @@ def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
 
 
 def _save(st: _State, ev: Evaluation, is_best: bool) -> None:
-    if not st.cfg.run.out_dir:
+    if not st.cfg.run.out_dir or st.dist.rank != 0:
         return
     out = Path(st.cfg.run.out_dir)
     obj = checkpoint_dict(st, ev)

@@ -1,0 +1,64 @@
+"""Two processes (gloo, CPU): gathered negatives give exactly the one-process gradient of the global batch."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tests.train.conftest import tiny_config
+from vlp_sweep.config import make_config
+from vlp_sweep.train import trainer as T
+from vlp_sweep.train.batching import make_batch
+from vlp_sweep.train.distributed import DistContext, shard, sum_gradients
+
+GLOBAL = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _grads(data: Path, mode: str, ctx: DistContext) -> dict[str, torch.Tensor]:
+    accum = 2 if mode == "cached" else 1
+    micro = GLOBAL // accum // ctx.world_size
+    cfg = make_config(tiny_config(data, **{"optim.batch_size": micro, "optim.grad_accum": accum,
+                                           "optim.accum_mode": mode, "loss.hard_negatives": "hcl"}))
+    st = T._setup(cfg, None, ctx)
+    idx = torch.arange(GLOBAL)
+    per_step = GLOBAL // accum
+    batches = [make_batch(st.train, shard(idx[i * per_step:(i + 1) * per_step], ctx), cfg.data, None, None)
+               for i in range(accum)]
+    (T._cached_step if mode == "cached" else T._naive_step)(st, batches)
+    sum_gradients(st.model, ctx)
+    return {n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None}
+
+
+def _worker(rank: int, world: int, port: int, data: str, mode: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        grads = _grads(Path(data), mode, DistContext(rank, world))
+        torch.save(grads, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("mode", ["naive", "cached"])
+def test_two_process_gradients_equal_one_process_over_the_global_batch(tiny_data: Path, tmp_path: Path,
+                                                                       mode: str) -> None:
+    out = str(tmp_path / "grads")
+    mp.spawn(_worker, args=(2, _free_port(), str(tiny_data), mode, out), nprocs=2, join=True)
+    reference = _grads(tiny_data, "naive", DistContext())  # one process, the whole global batch at once
+    for rank in (0, 1):
+        got = torch.load(f"{out}.{rank}", weights_only=True)
+        assert got.keys() == reference.keys()
+        for name, g in reference.items():
+            torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-6, msg=f"rank {rank} {name}")
