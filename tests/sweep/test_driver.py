@@ -167,3 +167,16 @@ def test_gpu_asked_where_none_exists_is_a_clear_error(sweep_data: Path, tmp_path
     assert main(["run", str(path), "--runs-root", str(tmp_path / "runs")]) == 2
     assert "no GPU" in capsys.readouterr().err
     assert time.time() - t0 < 120
+
+
+@slow
+def test_data_parallel_trial_runs_on_two_processes_with_ray_train(sweep_data: Path, tmp_path: Path) -> None:
+    space = tiny_space(sweep_data, num_samples=1, max_concurrent=1, resources={"cpu": 0.5, "gpu": 0, "workers": 2})
+    path = write_space(tmp_path / "space.yaml", space)
+    assert main(["run", str(path), "--name", "ddp", "--runs-root", str(tmp_path / "runs")]) == 0
+    board = pd.read_parquet(tmp_path / "runs" / "ddp" / "leaderboard.parquet")
+    row = board.iloc[0]
+    assert row.status == "TERMINATED" and row.epochs == 2
+    assert Path(row.checkpoint_path).is_file()
+    hist = pd.read_parquet(tmp_path / "runs" / "ddp" / "history.parquet")
+    assert sorted(hist.epoch) == [1, 2]

@@ -64,6 +64,9 @@ class LeaderboardCallback(Callback):
                         **info: Any) -> None:
         if "epoch" in result:
             self._lb().result(trial.trial_id, result)
+            if result.get("checkpoint_path"):  # data-parallel trials: Ray Train persisted the checkpoint
+                self._lb().checkpoint(trial.trial_id, int(result["epoch"]),
+                                      str(Path(result["checkpoint_path"]) / "full.pt"))
         self._sync(trials)
 
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:

@@ -136,7 +136,8 @@ def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epo
         (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
         cbs.append(QuietWandbCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
                                        tags=list(spec.wandb.tags), mode=spec.wandb.mode,
-                                       dir=str(run_dir.resolve()), excludes=["t2v_ranks", "v2t_ranks", "node_id"]))
+                                       dir=str(run_dir.resolve()),
+                                       excludes=["t2v_ranks", "v2t_ranks", "node_id", "checkpoint_path"]))
     return cbs
 
 
@@ -156,8 +157,9 @@ def run_sweep(spec: Any, opts: SweepOptions) -> Path:
         Path(opts.storage or opts.runs_root).resolve())
     _write_sweep_file(run_dir, spec, name, storage, "running")
     max_epochs = spec.epochs_range()[1]
-    trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx),
-                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    # A data-parallel trial's Tune actor only launches Ray Train workers, which hold the resources.
+    res = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu} if spec.resources.workers == 1 else {"cpu": 0.01}
+    trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx), res)
     exp_path = f"{storage.rstrip('/')}/{name}"
     if opts.resume and tune.Tuner.can_restore(exp_path):
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False)

@@ -197,22 +197,33 @@ def parse_scheduler(m: Mapping[str, Any], where: Where, max_epochs: int) -> Sche
 
 @dataclass(frozen=True)
 class Resources:
-    """Per trial; a fractional gpu (0.25, 0.5) packs several trials onto one GPU."""
+    """Per trial; a fractional gpu (0.25, 0.5) packs several trials onto one GPU. ``workers`` > 1 makes
+    a trial data-parallel over that many processes (Ray Train), each with ``cpu`` and ``gpu / workers``;
+    a trial asking for several whole GPUs gets one process per GPU unless ``workers`` says otherwise."""
 
     cpu: float = 1
     gpu: float = 0
+    workers: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cpu": self.cpu, "gpu": self.gpu}
+        return {"cpu": self.cpu, "gpu": self.gpu, "workers": self.workers}
+
+    def per_worker(self) -> tuple[float, float]:
+        """(CPUs, GPUs) of each training process."""
+        return self.cpu, self.gpu / self.workers
 
 
 def parse_resources(m: Mapping[str, Any], where: Where) -> Resources:
-    check_keys(m, "resources", ("cpu", "gpu"), where)
+    check_keys(m, "resources", ("cpu", "gpu", "workers"), where)
     cpu = get_num(m, "cpu", "resources.cpu", where, 1, lo=0)
     gpu = get_num(m, "gpu", "resources.gpu", where, 0, lo=0)
     if gpu > 1 and gpu != int(gpu):
         raise where.error("resources.gpu", f"above 1 a trial needs whole GPUs, got {gpu}", line_of(m, "gpu"))
-    return Resources(cpu=cpu, gpu=gpu)
+    workers = get_int(m, "workers", "resources.workers", where, int(gpu) if gpu > 1 else 1, lo=1)
+    if gpu > 1 and gpu % workers:
+        raise where.error("resources.workers", f"{workers} processes cannot share {gpu:g} GPUs evenly",
+                          line_of(m, "workers"))
+    return Resources(cpu=cpu, gpu=gpu, workers=workers)
 
 
 @dataclass(frozen=True)

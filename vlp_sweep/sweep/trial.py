@@ -33,39 +33,102 @@ def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any])
     return make_config(cfg.to_dict(), {"data.path": str(path.resolve())})
 
 
+def _reporter(node: str, rank: int = 0) -> Any:
+    """An Evaluation -> ``report(metrics, checkpoint=...)`` adapter (Tune's or Ray Train's ``report``)."""
+    from vlp_sweep.train.trainer import Evaluation
+
+    def adapt(ev: Evaluation, report: Any, checkpoint_cls: Any) -> None:
+        metrics: dict[str, Any] = {"epoch": ev.epoch, "step": ev.step, **ev.metrics,
+                                   "checkpoint_sha256": ev.checkpoint_sha256 or "", "node_id": node,
+                                   "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()}
+        if ev.checkpoint is None:  # other ranks of a data-parallel trial: metrics only
+            report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
+            shutil.copy(ev.checkpoint, Path(d) / "full.pt")
+            (Path(d) / "checkpoint.json").write_text(json.dumps(
+                {"epoch": ev.epoch, "step": ev.step, "sha256": ev.checkpoint_sha256, "metrics": ev.metrics}))
+            report(metrics, checkpoint=checkpoint_cls.from_directory(d))
+
+    return adapt
+
+
+def _restore_to(checkpoint: Any, scratch: Path) -> Path | None:
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        shutil.copy(Path(d) / "full.pt", scratch / "resume.pt")
+    return scratch / "resume.pt"
+
+
 def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
-    """Ray Tune function trainable: one trial of the sweep."""
+    """Ray Tune function trainable: one trial of the sweep (one process, or a Ray Train group)."""
     import ray
     from ray import tune
 
     from vlp_sweep.config import make_config
     from vlp_sweep.sweep.space import parse_space
-    from vlp_sweep.train.trainer import Evaluation, fit
+    from vlp_sweep.train.trainer import fit
 
     spec = parse_space(ctx["spec"])
+    if spec.resources.workers > 1:
+        _data_parallel_trial(params, ctx, spec)
+        return
     node = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial (leaderboard column)
     scratch = Path(tempfile.mkdtemp(prefix="vlp-trial-"))
     cfg = resolve_trial_config(spec, params, ctx)
     cfg = make_config(cfg.to_dict(), {"run.out_dir": str(scratch)})
-    resume = None
-    restored = tune.get_checkpoint()
-    if restored is not None:
-        resume = scratch / "resume.pt"
-        with restored.as_directory() as d:
-            shutil.copy(Path(d) / "full.pt", resume)
-
-    def report(ev: Evaluation) -> None:
-        metrics: dict[str, Any] = {"epoch": ev.epoch, "step": ev.step, **ev.metrics,
-                                   "checkpoint_sha256": ev.checkpoint_sha256 or "", "node_id": node,
-                                   "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()}
-        with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
-            assert ev.checkpoint is not None
-            shutil.copy(ev.checkpoint, Path(d) / "full.pt")
-            (Path(d) / "checkpoint.json").write_text(json.dumps(
-                {"epoch": ev.epoch, "step": ev.step, "sha256": ev.checkpoint_sha256, "metrics": ev.metrics}))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-
+    adapt = _reporter(node)
     try:
-        fit(cfg, report, resume=resume)
+        resume = _restore_to(tune.get_checkpoint(), scratch)
+        fit(cfg, lambda ev: adapt(ev, tune.report, tune.Checkpoint), resume=resume)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _data_parallel_trial(params: dict[str, Any], ctx: dict[str, Any], spec: Any) -> None:
+    """A trial over several processes: Ray Train's TorchTrainer launched from the Tune trial (Train V2),
+    its rank-0 reports forwarded to Tune by Ray's TuneReportCallback."""
+    import ray.train
+    from ray import tune
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    cpu, gpu = spec.resources.per_worker()
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    trainer = TorchTrainer(
+        _worker_loop, train_loop_config={"params": params, "ctx": ctx},
+        scaling_config=ray.train.ScalingConfig(num_workers=spec.resources.workers, use_gpu=gpu > 0,
+                                               resources_per_worker={"CPU": cpu, **({"GPU": gpu} if gpu else {})}),
+        run_config=ray.train.RunConfig(
+            name="train", storage_path=str(trial_dir), callbacks=[TuneReportCallback()],
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
+                                                         checkpoint_score_attribute=spec.metric,
+                                                         checkpoint_score_order=spec.mode)))
+    trainer.fit()
+
+
+def _worker_loop(config: dict[str, Any]) -> None:
+    """One process of a data-parallel trial; Ray Train has set up the process group."""
+    import ray
+    import ray.train
+    import torch
+
+    from vlp_sweep.config import make_config
+    from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.train.distributed import DistContext
+    from vlp_sweep.train.trainer import fit
+
+    dist = DistContext.current()
+    spec = parse_space(config["ctx"]["spec"])
+    scratch = Path(tempfile.mkdtemp(prefix="vlp-worker-"))
+    over: dict[str, Any] = {"run.out_dir": str(scratch)}
+    if torch.cuda.is_available():
+        over["run.device"] = str(ray.train.torch.get_device())
+    cfg = make_config(resolve_trial_config(spec, config["params"], config["ctx"]).to_dict(), over)
+    adapt = _reporter(ray.get_runtime_context().get_node_id(), dist.rank)
+    try:
+        resume = _restore_to(ray.train.get_checkpoint(), scratch)
+        fit(cfg, lambda ev: adapt(ev, ray.train.report, ray.train.Checkpoint), resume=resume, dist=dist)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
