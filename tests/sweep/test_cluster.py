@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +60,38 @@ def test_trials_land_on_both_nodes(two_nodes: str, sweep_data: Path, tmp_path: P
     assert len(board) == 4 and set(board.status) <= {"TERMINATED", "STOPPED"}
     assert board.node_id.nunique() == 2, board[["trial_id", "node_id"]]
     assert all(str(tmp_path / "shared") in p for p in board.checkpoint_path)
+
+
+@pytest.fixture
+def one_cpu_node() -> Iterator[str]:
+    port = _free_port()
+    head = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats")
+    if head.returncode != 0:
+        pytest.skip(f"cannot start a Ray head here: {head.stderr.strip().splitlines()[-1:]}")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        _ray("stop", "--force")
+
+
+@pytest.mark.slow
+def test_fractional_resources_pack_two_trials_on_one_slot(one_cpu_node: str, sweep_data: Path,
+                                                          tmp_path: Path) -> None:
+    # One CPU on the node; trials asking for half of it must run two at a time (as gpu: 0.5 does on a GPU).
+    space = tiny_space(sweep_data, num_samples=2, max_concurrent=2, resources={"cpu": 0.5, "gpu": 0})
+    space["base"]["optim"]["epochs"] = 3
+    path = write_space(tmp_path / "space.yaml", space)
+    proc = subprocess.Popen([sys.executable, "-m", "vlp_sweep", "run", str(path), "--name", "packed",
+                             "--address", one_cpu_node, "--runs-root", str(tmp_path / "runs")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "RAY_AUTH_MODE": "token"})
+    board_path = tmp_path / "runs" / "packed" / "leaderboard.parquet"
+    most_running = 0
+    while proc.poll() is None:
+        if board_path.exists():
+            most_running = max(most_running, int((pd.read_parquet(board_path).status == "RUNNING").sum()))
+        time.sleep(0.2)
+    assert proc.returncode == 0, proc.stdout.read() if proc.stdout else ""
+    assert most_running == 2
+    assert set(pd.read_parquet(board_path).status) == {"TERMINATED"}
