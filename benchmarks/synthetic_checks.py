@@ -40,7 +40,8 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="names of settings to run")
     a = p.parse_args()
     print(f"data {a.data}, {a.epochs} epochs, seeds {a.seeds}; dev metrics at the best epoch (by t2v_R1)")
-    print(f"{'setting':34s} {'t2v R@1':>14s} {'t2v R@5':>8s} {'t2v R@10':>8s} {'MedR':>6s} {'v2t R@1':>8s} {'s/run':>6s}")
+    cols = ("t2v R@1", "t2v R@5", "t2v R@10", "MedR", "v2t R@1", "s/run")
+    print(f"{'setting':34s} {cols[0]:>14s} " + " ".join(f"{c:>8s}" for c in cols[1:]))
     for name, over in SETTINGS.items():
         if a.only and name not in a.only:
             continue

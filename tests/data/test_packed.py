@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,7 @@ def _not_parquet(root: Path) -> None:
     (root / "manifest.parquet").write_text("id,split,text\nc0,train,hello\n")
 
 
-def _with(**cols: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def _with(**cols: list[Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def change(df: pd.DataFrame) -> pd.DataFrame:
         for k, v in cols.items():
             df[k] = v

@@ -30,17 +30,16 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vlp_sweep.data.packed import load_packed
     from vlp_sweep.data.synth import SynthParams, synthesize
 
     # Only the options given on the command line override the dataclass defaults.
     params = {f.name: getattr(args, f.name) for f in fields(SynthParams) if getattr(args, f.name) is not None}
     t0 = time.perf_counter()
     out = synthesize(args.out, overwrite=args.overwrite, **params)
-    from vlp_sweep.data.info import dataset_info
-
-    info = dataset_info(out)
-    counts = ", ".join(f"{s} {v['clips']}" for s, v in info["splits"].items())
-    print(f"wrote {out}: {info['n_clips']} clips ({counts}), {info['n_frames']} frames, "
-          f"siglip dim {info['dims']['siglip']}, in {time.perf_counter() - t0:.1f} s; "
-          f"content hash {info['content_hash'][:12]}")
+    ds = load_packed(out, check_values=False)  # just written and validated: only the counts are needed
+    counts = ", ".join(f"{s} {n}" for s, n in ds.manifest["split"].value_counts(sort=False).items())
+    print(f"wrote {out}: {len(ds.manifest)} clips ({counts}), {len(ds.keypoints)} frames, "
+          f"siglip dim {ds.siglip_dim}, in {time.perf_counter() - t0:.1f} s; "
+          f"content hash {ds.meta['content_hash'][:12]}")
     return 0

@@ -1,4 +1,9 @@
-"""`vlp-sweep promote` (not wired yet)."""
+"""`vlp-sweep promote RUN_DIR`: verify the best trial's checkpoint and make it the champion in DIR.
+
+DIR (default ``checkpoints``) then holds ``vlp_best_full.pt``, ``vlp_best_encoder.pt``,
+``vlp_best_encoder.safetensors`` and ``promoted.json`` (links into ``DIR/current``), and the previous
+champion under ``DIR/previous``. ``vlp-sweep eval --ckpt DIR/vlp_best_full.pt`` reproduces the metrics.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,26 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("promote", help="promote (not yet available)")
-    p.set_defaults(func=_run)
+    p = sub.add_parser("promote", help="verify the best trial's checkpoint and make it the champion")
+    p.add_argument("run_dir", help="the sweep's folder (runs/NAME)")
+    p.add_argument("--trial", help="promote this trial id instead of the best")
+    p.add_argument("--metric", help="pick the best by this metric (default: the sweep's)")
+    p.add_argument("--to", default="checkpoints", help="destination folder (default checkpoints)")
+    p.add_argument("--force", action="store_true", help="replace a champion that is better on the metric")
+    p.add_argument("--device", default="auto", help="device of the re-evaluation (default auto: the GPU if "
+                                                    "there is one, as in training)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest allowed difference between re-evaluated and recorded metrics (default 1e-6)")
+    p.add_argument("--no-wandb", action="store_true", help="do not log a W&B artifact even if the sweep uses W&B")
+    p.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("not yet available")
-    return 2
+def run(args: argparse.Namespace) -> int:
+    from vlp_sweep.promote import TOLERANCE, promote
+
+    res = promote(args.run_dir, trial=args.trial, metric=args.metric, to=args.to, force=args.force,
+                  device=args.device, tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+                  wandb=not args.no_wandb, progress=print)
+    for line in res.lines:
+        print(line)
+    return 0

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlp_sweep.config import config_keys
-from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.metric_names import METRIC_NAMES
 
 # Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR.
 GROUP_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "rsum")
@@ -186,7 +186,7 @@ class Leaderboard:
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = [dict(r) for r in self.rows.values()]
         self._group_stats(rows)
-        sign = -1 if MODE.get(self.metric, self.mode) == "max" else 1
+        sign = -1 if self.mode == "max" else 1
         rows.sort(key=lambda r: (r.get(f"best_{self.metric}") is None, sign * (r.get(f"best_{self.metric}") or 0.0)))
         write_table_atomic(rows, LEADERBOARD_SCHEMA, self.dir / "leaderboard.parquet")
         hist = sorted(self.history.values(), key=lambda h: (h["trial_id"], h["epoch"]))

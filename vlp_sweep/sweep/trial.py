@@ -101,7 +101,7 @@ def _data_parallel_trial(params: dict[str, Any], ctx: dict[str, Any], spec: Any)
         scaling_config=ray.train.ScalingConfig(num_workers=spec.resources.workers, use_gpu=gpu > 0,
                                                resources_per_worker={"CPU": cpu, **({"GPU": gpu} if gpu else {})}),
         run_config=ray.train.RunConfig(
-            name="train", storage_path=str(trial_dir), callbacks=[TuneReportCallback()],
+            name="train", storage_path=str(trial_dir), callbacks=[TuneReportCallback()],  # type: ignore[list-item]
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
                                                          checkpoint_score_attribute=spec.metric,
                                                          checkpoint_score_order=spec.mode)))

@@ -1,0 +1,39 @@
+"""The benchmark scripts run end to end in their tiny --smoke mode (numbers are not checked here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str, timeout: int = 300) -> str:
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                         text=True, timeout=timeout, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def test_trainer_benchmark_smoke() -> None:
+    out = _run("bench_trainer.py", "--smoke", "--device", "cpu")
+    assert "samples/s=" in out and "cached x4 vs plain" in out
+
+
+def test_metrics_benchmark_smoke() -> None:
+    out = _run("bench_metrics.py", "--smoke", "--device", "cpu")
+    assert "count" in out and "argsort" in out
+
+
+@pytest.mark.slow
+def test_orchestration_benchmark_smoke() -> None:
+    assert "ratio sweep/sequential" in _run("bench_orchestration.py", "--smoke", timeout=600)
+
+
+@pytest.mark.slow
+def test_phase1_benchmark_smoke() -> None:
+    out = _run("bench_phase1.py", "--smoke", timeout=600)
+    assert "trials/hour" in out and "best trial" in out

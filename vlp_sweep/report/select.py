@@ -1,0 +1,128 @@
+"""Open a sweep folder's tables, resolve a metric, and rank trials (shared by ``report`` and ``promote``).
+
+Ranking (the documented tie-break): the metric in its direction, then ``rsum`` (higher is better:
+the sum of all six R@k, so a tie on one recall is broken by the others), then the earlier
+``best_epoch`` (the same quality reached with less training), then ``trial_id`` (so the order never
+depends on the file's row order). All values are the leaderboard's ``best_*`` columns, which hold
+the metrics of the epoch whose checkpoint the row records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlp_sweep.errors import UserError, did_you_mean
+from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.sweep.status import open_sweep
+
+FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
+TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
+
+
+@dataclass
+class Sweep:
+    """A sweep folder as read from disk: sweep.json and the three Parquet tables."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    board: pd.DataFrame
+    history: pd.DataFrame
+    ranks: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.run_dir.name)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec = self.meta.get("spec")
+        return spec if isinstance(spec, dict) else {}
+
+    def finished(self) -> pd.DataFrame:
+        return self.board[self.board["status"].isin(FINISHED)] if not self.board.empty else self.board
+
+    def with_results(self) -> pd.DataFrame:
+        """Trials that have reported at least one evaluation (finished, stopped, running or errored)."""
+        if self.board.empty or "best_epoch" not in self.board:
+            return self.board.iloc[0:0]
+        return self.board[self.board["best_epoch"].notna()]
+
+
+def load_sweep(run_dir: str | Path) -> Sweep:
+    """Read a sweep folder; a folder that is not a sweep, or unreadable tables, are UserErrors."""
+    meta, board = open_sweep(run_dir)  # raises for a missing folder or sweep.json
+    d = Path(run_dir)
+    if not (d / "leaderboard.parquet").is_file():
+        raise UserError(f"{d}: no leaderboard.parquet yet (the sweep has not started any trial)")
+    tables = {}
+    for name in TABLES[1:]:
+        try:
+            tables[name] = pd.read_parquet(d / name) if (d / name).is_file() else pd.DataFrame()
+        except Exception as e:  # a damaged file from a disk problem: name it, no traceback
+            raise UserError(f"{d / name}: not a readable Parquet table ({type(e).__name__})") from None
+    return Sweep(d, meta, board, tables["history.parquet"], tables["ranks.parquet"])
+
+
+def resolve_metric(metric: str | None, spec: dict[str, Any]) -> tuple[str, str]:
+    """(metric, mode): the given metric or the sweep's; the sweep's mode for its own metric."""
+    name = metric or str(spec.get("metric") or "t2v_R1")
+    if name not in METRIC_NAMES:
+        raise UserError(f"unknown metric '{name}'{did_you_mean(name, METRIC_NAMES)} "
+                        f"(metrics: {', '.join(METRIC_NAMES)})")
+    mode = str(spec.get("mode")) if name == spec.get("metric") and spec.get("mode") in ("min", "max") \
+        else MODE[name]
+    return name, mode
+
+
+def _num(x: Any, default: float) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return default
+    return v if math.isfinite(v) else default
+
+
+def sort_key(row: Mapping[Any, Any], metric: str, mode: str) -> tuple[float, float, float, str]:
+    """Smaller sorts first: better metric, higher rsum, earlier best epoch, then trial id."""
+    sign = -1.0 if mode == "max" else 1.0
+    return (sign * _num(row.get(f"best_{metric}"), -sign * math.inf),
+            -_num(row.get("best_rsum"), -math.inf),
+            _num(row.get("best_epoch"), math.inf),
+            str(row.get("trial_id")))
+
+
+def rank_trials(board: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Rows that have the metric, best first (see the module docstring for the tie-break)."""
+    if board.empty or f"best_{metric}" not in board:
+        return board.iloc[0:0]
+    scored = board[board[f"best_{metric}"].notna()]
+    records = scored.to_dict("records")
+    order = sorted(range(len(records)), key=lambda i: sort_key(records[i], metric, mode))
+    return scored.iloc[order].reset_index(drop=True)
+
+
+def trial_config(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """The trial's resolved trainer config (flat dotted keys) from its ``config_json`` column."""
+    raw = row.get("config_json")
+    try:
+        cfg = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def trial_params(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """The values the search algorithm sampled for the trial (``params`` column)."""
+    raw = row.get("params")
+    try:
+        params = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return params if isinstance(params, dict) else {}
