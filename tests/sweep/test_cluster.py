@@ -30,18 +30,24 @@ def _ray(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([RAY, *args], capture_output=True, text=True, timeout=180, env=env)
 
 
-@pytest.fixture
-def two_nodes() -> Iterator[str]:
+def _start_head() -> str:
+    """A one-CPU Ray head on loopback; returns its address (skips the test where Ray cannot start)."""
     port = _free_port()
     head = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
                 "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats")
     if head.returncode != 0:
         pytest.skip(f"cannot start a Ray head here: {head.stderr.strip().splitlines()[-1:]}")
+    return f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def two_nodes() -> Iterator[str]:
+    address = _start_head()
     try:
-        worker = _ray("start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+        worker = _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
                       "--num-gpus=0", "--disable-usage-stats")
         assert worker.returncode == 0, worker.stderr
-        yield f"127.0.0.1:{port}"
+        yield address
     finally:
         _ray("stop", "--force")
 
@@ -64,13 +70,9 @@ def test_trials_land_on_both_nodes(two_nodes: str, sweep_data: Path, tmp_path: P
 
 @pytest.fixture
 def one_cpu_node() -> Iterator[str]:
-    port = _free_port()
-    head = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats")
-    if head.returncode != 0:
-        pytest.skip(f"cannot start a Ray head here: {head.stderr.strip().splitlines()[-1:]}")
+    address = _start_head()
     try:
-        yield f"127.0.0.1:{port}"
+        yield address
     finally:
         _ray("stop", "--force")
 

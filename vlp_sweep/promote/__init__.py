@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from vlp_sweep.metric_names import METRIC_NAMES, RETRIEVAL_METRICS
 from vlp_sweep.promote import store
 from vlp_sweep.promote.verify import TOLERANCE, Verified, check_hash, verify
 from vlp_sweep.report.select import FINISHED, Sweep, load_sweep, rank_trials, resolve_metric, trial_params
+from vlp_sweep.sweep.leaderboard import finite_float
 from vlp_sweep.train.checkpoint import encoder_only, save_checkpoint, sha256_file
 
 __all__ = ["PromoteResult", "promote", "choose", "TOLERANCE"]
@@ -45,12 +45,6 @@ class PromoteResult:
     lines: list[str] = field(default_factory=list)  # what happened, for the user
 
 
-def _f(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 # ---------------------------------------------------------------- choosing
@@ -79,7 +73,7 @@ def choose(sweep: Sweep, trial: str | None, metric: str, mode: str) -> pd.Series
             raise UserError(f"no finished trial with a {metric} in {sweep.run_dir} ({summary})")
         with_ckpt = ranked[ranked["checkpoint_path"].notna()]
         row = (with_ckpt if not with_ckpt.empty else ranked).iloc[0]
-    if _f(row.get(f"best_{metric}")) is None:
+    if finite_float(row.get(f"best_{metric}")) is None:
         raise UserError(f"trial {row['trial_id']} has no {metric} in the leaderboard")
     if not row.get("checkpoint_path") or pd.isna(row.get("checkpoint_path")):
         raise UserError(f"trial {row['trial_id']} has no checkpoint recorded in the leaderboard")
@@ -96,7 +90,7 @@ def check_challenger(champion: dict[str, Any] | None, row: pd.Series, metric: st
     if champion is None:
         return []
     value = float(row[f"best_{metric}"])
-    champ = _f((champion.get("metrics") or {}).get(metric))
+    champ = finite_float((champion.get("metrics") or {}).get(metric))
     who = f"the champion (sweep {champion.get('sweep')}, trial {champion.get('trial_id')})"
     if champ is None:
         return [f"note: {who} has no {metric} recorded; not compared"]
@@ -141,7 +135,7 @@ def build_manifest(sweep: Sweep, row: pd.Series, metric: str, mode: str, v: Veri
                    files: dict[str, dict[str, Any]], champion: dict[str, Any] | None, forced: bool) -> dict[str, Any]:
     from vlp_sweep import __version__
 
-    metrics = {m: val for m in METRIC_NAMES if (val := _f(row.get(f"best_{m}"))) is not None}
+    metrics = {m: val for m in METRIC_NAMES if (val := finite_float(row.get(f"best_{m}"))) is not None}
     replaced = None if champion is None else {k: champion.get(k) for k in (
         "sweep", "trial_id", "metric", "value", "promoted_at", "release")}
     return {
@@ -198,7 +192,7 @@ def _verify(row: pd.Series, champion: dict[str, Any] | None, metric: str, mode: 
     path, sha = Path(str(row["checkpoint_path"])), row.get("checkpoint_sha256")
     check_hash(path, sha)
     check_challenger(champion, row, metric, mode, force)
-    expected = {m: _f(row.get(f"best_{m}")) for m in RETRIEVAL_METRICS}
+    expected = {m: finite_float(row.get(f"best_{m}")) for m in RETRIEVAL_METRICS}
     return verify(path, sha, int(row["best_epoch"]), expected, device, tolerance)
 
 

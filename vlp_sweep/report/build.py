@@ -23,6 +23,7 @@ from vlp_sweep.metric_names import MODE, RETRIEVAL_METRICS
 from vlp_sweep.report import stats
 from vlp_sweep.report.importance import Importance, param_importance
 from vlp_sweep.report.select import Sweep, rank_trials, resolve_metric, trial_config, trial_params
+from vlp_sweep.sweep.leaderboard import finite_float
 
 TABLE_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "v2t_R5", "v2t_R10", "rsum")
 KEY_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR")  # the plan's baseline and targets are stated in these
@@ -118,16 +119,10 @@ class Report:
 # ---------------------------------------------------------------- small readers
 
 
-def _f(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _i(x: Any) -> int | None:
-    v = _f(x)
+    v = finite_float(x)
     return None if v is None else int(v)
 
 
@@ -160,7 +155,7 @@ def _line(row: pd.Series, varying: list[str]) -> TrialLine:
     cfg = trial_config(row)
     return TrialLine(trial_id=str(row["trial_id"]), status=str(row["status"]), epochs=_i(row.get("epochs")),
                      best_epoch=_i(row.get("best_epoch")), config={k: cfg.get(k) for k in varying},
-                     metrics={m: _f(row.get(f"best_{m}")) for m in RETRIEVAL_METRICS + ("loss", "eval_loss")},
+                     metrics={m: finite_float(row.get(f"best_{m}")) for m in RETRIEVAL_METRICS + ("loss", "eval_loss")},
                      group_n=_i(row.get("group_n")) or 1)
 
 
@@ -244,7 +239,7 @@ def _intervals(table: list[TrialLine], index: dict[tuple[str, int, str], np.ndar
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
-    fa, fb = _f(a), _f(b)
+    fa, fb = finite_float(a), finite_float(b)
     if fa is not None and fb is not None and not isinstance(a, str) and not isinstance(b, str):
         return math.isclose(fa, fb, rel_tol=1e-9, abs_tol=1e-12)
     return bool(a == b)
@@ -268,13 +263,13 @@ def _baseline(sweep: Sweep, metric: str, mode: str) -> tuple[Baseline | None, pd
         match = [i for i, (_, row) in enumerate(fin.iterrows()) if _matches(trial_config(row), want)]
         if match:
             row = rank_trials(fin.iloc[match], metric, mode).iloc[0]
-            metrics = {m: v for m in RETRIEVAL_METRICS if (v := _f(row.get(f"best_{m}"))) is not None}
+            metrics = {m: v for m in RETRIEVAL_METRICS if (v := finite_float(row.get(f"best_{m}"))) is not None}
             many = len(match) > 1
             note = f"{len(match)} finished trials match its config; the best is used" if many else \
                 "a finished trial matches its config"
             return Baseline(name, f"trial {row['trial_id']}", str(row["trial_id"]), metrics, note), row
         notes.append("no finished trial ran the baseline config")
-    given = {str(k): float(v) for k, v in (spec_b.get("metrics") or {}).items() if _f(v) is not None}
+    given = {str(k): float(v) for k, v in (spec_b.get("metrics") or {}).items() if finite_float(v) is not None}
     if given:
         return Baseline(name, "metrics in the spec", None, given, "; ".join(notes)), None
     return Baseline(name, "", None, {}, "; ".join(notes) or "the baseline gives no metrics"), None
@@ -380,7 +375,7 @@ def _effects(finished: pd.DataFrame, search: dict[str, Any], index: dict[tuple[s
     for key, entry in search.items():
         pts, inactive = [], 0
         for _, row in finished.iterrows():
-            params, tid, y = trial_params(row), str(row["trial_id"]), _f(row.get(f"best_{metric}"))
+            params, tid, y = trial_params(row), str(row["trial_id"]), finite_float(row.get(f"best_{metric}"))
             if y is None:
                 continue
             if key not in params:
@@ -437,7 +432,7 @@ def _categorical_rows(pts: list[tuple[Any, float, float, float, str]], entry: di
 
 def _binned_rows(pts: list[tuple[Any, float, float, float, str]], metric: str) -> list[EffectRow]:
     """Continuous keys: trials sorted by value, split into up to three bins of similar size."""
-    num = sorted((p for p in pts if _f(p[0]) is not None), key=lambda p: float(p[0]))
+    num = sorted((p for p in pts if finite_float(p[0]) is not None), key=lambda p: float(p[0]))
     if not num:
         return []
     bins = [b for b in np.array_split(np.arange(len(num)), min(3, len(num))) if len(b)]
@@ -466,8 +461,9 @@ def _curves(history: pd.DataFrame, trial_ids: list[str], metric: str) -> dict[st
     out = {}
     for tid in trial_ids:
         h = history[history["trial_id"] == tid].sort_values("epoch")
-        out[tid] = [{"epoch": float(r["epoch"]), metric: _f(r.get(metric)), "loss": _f(r.get("loss")),
-                     "eval_loss": _f(r.get("eval_loss"))} for _, r in h.iterrows()]
+        out[tid] = [{"epoch": float(r["epoch"]), metric: finite_float(r.get(metric)),
+                     "loss": finite_float(r.get("loss")), "eval_loss": finite_float(r.get("eval_loss"))}
+                    for _, r in h.iterrows()]
     return out
 
 

@@ -78,7 +78,8 @@ def write_table_atomic(rows: list[dict[str, Any]], schema: pa.Schema, path: Path
         raise
 
 
-def _num(x: Any) -> float | None:
+def finite_float(x: Any) -> float | None:
+    """``x`` as a float, or None when it is missing, not a number, NaN or infinite."""
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -115,7 +116,7 @@ class Leaderboard:
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         epoch = int(result["epoch"])
         hist = {"sweep": self.sweep, "trial_id": trial_id, "epoch": epoch, "step": int(result.get("step", 0))}
-        hist |= {c: _num(result.get(c)) for c in HISTORY_COLUMNS[2:]}
+        hist |= {c: finite_float(result.get(c)) for c in HISTORY_COLUMNS[2:]}
         self.history[(trial_id, epoch)] = hist
         for d in ("t2v", "v2t"):
             if f"{d}_ranks" in result:
