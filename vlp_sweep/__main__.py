@@ -1,5 +1,3 @@
-import sys
+from vlp_sweep.cli import console
 
-from vlp_sweep.cli import main
-
-sys.exit(main())
+console()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -28,6 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         importlib.import_module(f"vlp_sweep.cli.{name}_cmd").register(sub)
     return p
+
+
+# Set by commands that ran Ray: the console script then skips interpreter teardown, where Ray's
+# background threads can abort the process after the work is done and written.
+EXIT_HARD = False
+
+
+def console() -> None:
+    """The `vlp-sweep` console script."""
+    code = main()
+    if EXIT_HARD:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,7 +59,7 @@ class SynthParams:
     test: int | None = _p(None, "test clips (default 200); with --corpus a row cap, 0/unset = all", lo=0)
     signers: int = _p(12, "signers in all", lo=2)
     heldout_signers: int = _p(3, "signers seen only in dev/test (never in train)", lo=1)
-    lexicon: int = _p(150, "glosses in the built-in lexicon (ignored with --corpus)", lo=2)
+    lexicon: int = _p(150, "glosses in the built-in lexicon (ignored with --corpus)", lo=2, hi=20000)
     siglip_dim: int = _p(32, "per-frame SigLIP feature size (0 = no siglip.npy)", lo=0)
     median_frames: int = _p(60, "median clip length of the built-in generator", lo=4)
     min_frames: int = _p(16, "shortest clip (built-in generator)", lo=2)
@@ -228,16 +228,6 @@ def make_bank(names: list[str], seed: int) -> GlossBank:
 
 # ---------------------------------------------------------------------------------------------
 # Sentences: gloss sequences, texts, lengths, signers.
-
-
-@dataclass
-class Sentences:
-    ids: list[str]
-    split: np.ndarray  # [N] str
-    glosses: list[np.ndarray]  # per clip: gloss indices in signing order
-    text: list[str]
-    n_frames: np.ndarray  # [N] int
-    signer: np.ndarray  # [N] int
 
 
 _SYL = tuple(c + v for c in "bdfgklmnprstvz" for v in "aeiou")

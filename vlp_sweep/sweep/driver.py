@@ -176,7 +176,14 @@ def run_sweep(spec: Any, opts: SweepOptions) -> Path:
         # Drop the callbacks while Ray is up: Ray's W&B callback fails in __del__ at interpreter exit.
         del tuner
         gc.collect()
-        ray.shutdown()
+        if opts.address is None:
+            ray.shutdown()  # stops the local Ray this driver started
+        # else: leave the cluster connection to process exit. Under load, Ray 2.60 sometimes aborted in
+        # an explicit shutdown of a remote connection (a glibc robust-mutex assertion) after the sweep
+        # had finished and every file was written; the console script exits hard after a sweep.
+        import vlp_sweep.cli as cli
+
+        cli.EXIT_HARD = True
     return run_dir
 
 
