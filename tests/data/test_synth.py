@@ -184,11 +184,19 @@ def test_corpus_gives_texts_glosses_lengths_and_splits(tmp_path: Path) -> None:
     assert set(m.loc[m["split"] == "train", "signer"]).isdisjoint(m.loc[m["split"] != "train", "signer"])
 
 
-def test_corpus_with_missing_columns_is_a_user_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("content", "message"), [
+    ("name,split,text\na,train,hello\n", "missing column.*n_frames"),
+    ("name,split,n_frames,gloss,text\na,train,12,A B,hi\nb,train,x,A,ho\n", "line 3: n_frames.*'x'"),
+    ("name,split,n_frames,gloss,text\na,train,12,A B,hi\na,dev,10,A,ho\n", "duplicate clip name 'a'"),
+    ("name,split,n_frames,gloss,text\na,valid,12,A B,hi\n", "no rows with split"),
+])
+def test_bad_corpus_is_a_user_error(tmp_path: Path, content: str, message: str) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("name,split,text\na,train,hello\n")
-    with pytest.raises(UserError, match="missing column.*n_frames"):
+    bad.write_text(content)
+    with pytest.raises(UserError, match=message):
         generate(corpus=str(bad))
+    with pytest.raises(UserError, match="corpus file not found"):
+        generate(corpus=str(tmp_path / "absent.csv"))
 
 
 def test_cli_writes_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,8 +40,9 @@ def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_dat
         while not stop.is_set():
             p = run_dir / "leaderboard.parquet"
             if p.exists():
-                try:
-                    reads.append(len(pd.read_parquet(p)))
+                try:  # one open file: see vlp_sweep.sweep.leaderboard.read_table
+                    with open(p, "rb") as f:
+                        reads.append(len(pd.read_parquet(f)))
                 except Exception as e:  # pragma: no cover - the failure we test for
                     failures.append(repr(e))
             time.sleep(0.05)

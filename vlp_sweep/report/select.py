@@ -20,6 +20,7 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.sweep.leaderboard import read_table
 from vlp_sweep.sweep.status import open_sweep
 
 FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
@@ -64,7 +65,7 @@ def load_sweep(run_dir: str | Path) -> Sweep:
     tables = {}
     for name in TABLES[1:]:
         try:
-            tables[name] = pd.read_parquet(d / name) if (d / name).is_file() else pd.DataFrame()
+            tables[name] = read_table(d / name) if (d / name).is_file() else pd.DataFrame()
         except Exception as e:  # a damaged file from a disk problem: name it, no traceback
             raise UserError(f"{d / name}: not a readable Parquet table ({type(e).__name__})") from None
     return Sweep(d, meta, board, tables["history.parquet"], tables["ranks.parquet"])

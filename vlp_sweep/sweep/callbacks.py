@@ -12,6 +12,8 @@ from ray.tune import Callback
 
 from vlp_sweep.sweep.leaderboard import Leaderboard
 
+MIN_WRITE_INTERVAL_S = 1.0
+
 
 class LeaderboardCallback(Callback):
     """Feeds every trial event to :class:`Leaderboard` and rewrites the Parquet files.
@@ -24,6 +26,7 @@ class LeaderboardCallback(Callback):
         self.args = (run_dir, sweep, metric, mode, max_epochs)
         self.ctx = ctx
         self.board: Leaderboard | None = None
+        self.last_write = 0.0
 
     def setup(self, *args: Any, **info: Any) -> None:
         # Runs at the start of a fresh and of a restored experiment: reopen what was written before.
@@ -35,14 +38,18 @@ class LeaderboardCallback(Callback):
         assert self.board is not None
         return self.board
 
-    def _sync(self, trials: list[Any]) -> None:
+    def _sync(self, trials: list[Any], force: bool = True) -> None:
         lb = self._lb()
         known = {t.trial_id for t in trials}
         lb.prune(known)
         for t in trials:  # restored trials that finished before the kill keep their rows
             if t.trial_id not in lb.rows:
                 self._start(t)
-        lb.write()
+        # Per-epoch results and checkpoints are written at most once a second (fewer rewrites under
+        # readers' feet); starts, ends and errors at once, so the final tables are always complete.
+        if force or time.time() - self.last_write >= MIN_WRITE_INTERVAL_S:
+            lb.write()
+            self.last_write = time.time()
 
     def _start(self, trial: Any) -> None:
         from vlp_sweep.sweep.space import parse_space
@@ -67,13 +74,13 @@ class LeaderboardCallback(Callback):
             if result.get("checkpoint_path"):  # data-parallel trials: Ray Train persisted the checkpoint
                 self._lb().checkpoint(trial.trial_id, int(result["epoch"]),
                                       str(Path(result["checkpoint_path"]) / "full.pt"))
-        self._sync(trials)
+        self._sync(trials, force=False)
 
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
         epoch = (trial.last_result or {}).get("epoch")
         if epoch is not None and getattr(checkpoint, "path", None):
             self._lb().checkpoint(trial.trial_id, int(epoch), str(Path(checkpoint.path) / "full.pt"))
-            self._sync(trials)
+            self._sync(trials, force=False)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._lb().finish(trial.trial_id)

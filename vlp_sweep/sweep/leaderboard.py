@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -64,6 +65,23 @@ RANKS_SCHEMA = pa.schema([("sweep", pa.string()), ("trial_id", pa.string()), ("e
                           ("direction", pa.string()), ("ranks", pa.list_(pa.int32()))])
 LEADERBOARD_SCHEMA = _leaderboard_schema()
 HISTORY_SCHEMA = _history_schema()
+
+
+def read_arrow(path: str | os.PathLike[str]) -> pa.Table:
+    """Read one of these tables while a sweep may be rewriting it.
+
+    Path-based readers (``pandas.read_parquet(path)``, pyarrow datasets, DuckDB, polars) open the file
+    once for the footer and again for the data; a rename landing in between pairs one version's footer
+    with the other's pages (measured: most reads fail under a tight rewrite loop). Reading from one
+    open file sees one version, always.
+    """
+    with open(path, "rb") as f:
+        return pq.ParquetFile(f).read()
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """:func:`read_arrow` as a pandas DataFrame."""
+    return read_arrow(path).to_pandas()
 
 
 def write_table_atomic(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
@@ -203,16 +221,16 @@ class Leaderboard:
         lb = cls(run_dir, sweep, metric, mode, max_epochs)
         d = Path(run_dir)
         if (d / "leaderboard.parquet").exists():
-            for r in pq.read_table(d / "leaderboard.parquet").to_pylist():
+            for r in read_arrow(d / "leaderboard.parquet").to_pylist():
                 lb.rows[r["trial_id"]] = r
                 if r.get("checkpoint_path") and r.get("best_epoch") is not None:
                     key = (r["trial_id"], r["best_epoch"])
                     lb.ckpts[key] = (r["checkpoint_path"], r.get("checkpoint_sha256") or "")
         if (d / "history.parquet").exists():
-            for h in pq.read_table(d / "history.parquet").to_pylist():
+            for h in read_arrow(d / "history.parquet").to_pylist():
                 lb.history[(h["trial_id"], h["epoch"])] = h
         if (d / "ranks.parquet").exists():
-            for r in pq.read_table(d / "ranks.parquet").to_pylist():
+            for r in read_arrow(d / "ranks.parquet").to_pylist():
                 lb.ranks[(r["trial_id"], r["epoch"], r["direction"])] = r["ranks"]
         return lb
 

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from vlp_sweep.errors import UserError
+from vlp_sweep.sweep.leaderboard import read_table
 
 
 def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -20,7 +21,7 @@ def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
         raise UserError(f"not a sweep folder: {d} (no sweep.json)")
     meta = json.loads((d / "sweep.json").read_text())
     lb_path = d / "leaderboard.parquet"
-    board = pd.read_parquet(lb_path) if lb_path.is_file() else pd.DataFrame()
+    board = read_table(lb_path) if lb_path.is_file() else pd.DataFrame()
     return meta, board
 
 
