@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = run_sweep(spec, opts)
     if args.dry_run:
         b = spec.budget()
-        print(f"dry run: sweep '{run_dir.name}' would run {b} into {run_dir}; nothing started")
+        print(f"dry run: sweep '{run_dir.name}' would run {b['trials']} trials of at most "
+              f"{b['max_epochs_per_trial']} epochs ({b['max_total_epochs']} epochs at most), "
+              f"{b['max_concurrent']} at a time, into {run_dir}; nothing started")
         return 0
     from vlp_sweep.sweep.status import print_status
 
