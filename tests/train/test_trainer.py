@@ -139,3 +139,17 @@ def test_device_cuda_without_gpu_is_a_user_error() -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(UserError, match="no CUDA"):
         T.resolve_device("cuda")
+
+
+def test_resume_on_another_dataset_is_refused(tiny_data: Path, tmp_path: Path) -> None:
+    from tests.train.conftest import make_tiny
+
+    other = make_tiny(tmp_path / "other", seed=1)
+    T.fit(tiny_config(tiny_data, **{"optim.epochs": 1, "run.out_dir": str(tmp_path / "ck")}))
+    with pytest.raises(UserError, match="another dataset"):
+        T.fit(tiny_config(other), resume=tmp_path / "ck" / "last.pt")
+
+
+def test_heads_not_dividing_width_is_one_clear_line(tiny_data: Path) -> None:
+    with pytest.raises(UserError, match="divisible"):
+        T.fit(tiny_config(tiny_data, **{"model.heads": 3}))

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlp_sweep.config import ModelConfig
+from vlp_sweep.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,9 @@ class VLPModel(nn.Module):
     def __init__(self, cfg: ModelConfig, args: ModelArgs):
         super().__init__()
         if args.kpt_dim <= 0 and args.siglip_dim <= 0:
-            raise ValueError("the video tower needs keypoints, SigLIP features or both")
+            raise UserError("the video tower needs keypoints, SigLIP features or both")
         if cfg.d_model % cfg.heads:
-            raise ValueError(f"model.d_model ({cfg.d_model}) must be divisible by model.heads ({cfg.heads})")
+            raise UserError(f"model.d_model ({cfg.d_model}) must be divisible by model.heads ({cfg.heads})")
         self.cfg, self.args = cfg, args
         d = cfg.d_model
         self.kpt_proj = nn.Linear(args.kpt_dim, d) if args.kpt_dim > 0 else None

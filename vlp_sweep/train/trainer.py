@@ -205,6 +205,9 @@ def _restore(st: _State, ckpt: dict[str, Any]) -> None:
         raise UserError("checkpoint was trained with a different model shape or data dims; cannot resume")
     if ckpt.get("kind") != "full":
         raise UserError("resume needs a full checkpoint (this one is encoder-only)")
+    if ckpt.get("dataset_hash") and ckpt["dataset_hash"] != st.dataset_hash:
+        raise UserError(f"checkpoint was trained on another dataset (content hash {ckpt['dataset_hash'][:12]}, "
+                        f"{st.cfg.data.path} has {st.dataset_hash[:12]}); cannot resume")
     _load_state(st.model, ckpt["model"])
     st.opt.load_state_dict(ckpt["optimizer"])
     st.sched.load_state_dict(ckpt["scheduler"])
