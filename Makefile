@@ -4,7 +4,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 VS := $(VENV)/bin/vlp-sweep
-NAME ?= quickstart-$(shell date +%Y%m%d-%H%M%S)
+STAMP := $(shell date +%Y%m%d-%H%M%S)
+NAME ?= quickstart-$(STAMP)
 
 .PHONY: setup quickstart test test-fast lint bench clean
 
