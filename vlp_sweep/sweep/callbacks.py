@@ -95,18 +95,13 @@ class LeaderboardCallback(Callback):
 
 
 def _trial_error(trial: Any) -> str:
-    """The last line of the trial's exception (Ray keeps the full traceback in the trial folder)."""
-    for attr in ("error_file", "pickled_error_file"):
-        path = getattr(trial, attr, None)
-        if path and Path(path).is_file() and attr == "error_file":
-            text = Path(path).read_text(errors="replace").strip()
-            lines = [ln for ln in text.splitlines() if ln.strip()]
-            for ln in reversed(lines):
-                if "Error" in ln or "Exception" in ln:
-                    return ln.strip()
-            if lines:
-                return lines[-1].strip()
-    return "trial failed (no error file)"
+    """The line of the trial's exception that names it (Ray keeps the full traceback in the trial folder)."""
+    path = getattr(trial, "error_file", None)
+    if not path or not Path(path).is_file():
+        return "trial failed (no error file)"
+    lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
+    named = [ln for ln in lines if "Error" in ln or "Exception" in ln]
+    return (named or lines or ["trial failed"])[-1]
 
 
 class ProgressCallback(Callback):
