@@ -171,7 +171,7 @@ def write_packed(out: str | os.PathLike[str], manifest: pd.DataFrame, keypoints:
                      "siglip_dim": 0 if siglip is None else int(siglip.shape[1]), "n_clips": len(manifest),
                      "n_frames": int(len(keypoints)), "content_hash": content_hash(tmp)}
         (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2))
-        validate(load_packed(tmp))
+        load_packed(tmp)  # validates what was written before it becomes visible
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(old)
@@ -205,6 +205,9 @@ def pack_clips(clips: list[dict[str, Any]]) -> tuple[pd.DataFrame, np.ndarray, n
     kp = np.concatenate([np.asarray(c["keypoints"], dtype=np.float16) for c in clips])
     conf = np.concatenate([np.asarray(c["confidence"], dtype=np.float16) for c in clips])
     has_sig = ["siglip" in c and c["siglip"] is not None for c in clips]
+    if any(has_sig) and not all(has_sig):
+        missing = next(c["id"] for c, h in zip(clips, has_sig) if not h)
+        raise UserError(f"SigLIP features given for some clips but not for '{missing}': all clips or none")
     sig = np.concatenate([np.asarray(c["siglip"], dtype=np.float16) for c in clips]) if all(has_sig) else None
     df = pd.DataFrame(rows)
     df["n_frames"] = df["n_frames"].astype("int64")

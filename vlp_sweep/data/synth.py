@@ -10,8 +10,9 @@ width 1, y down, canonical right-handed signer whose dominant hand is on the ima
   a base duration. Glosses share anchors and handshapes, so they are confusable in parts.
 - A sentence is its gloss sequence: rest pose, glosses with smoothed transitions, rest pose,
   time-warped non-uniformly to the clip's length. Each occurrence of a gloss varies a little.
-- Signers differ in size, position, rotation, speed, signing-space size and offset, hand size,
-  handedness (left-handers are mirrored) and camera quality; dev/test use held-out signers.
+- Signers differ in size, position, rotation, shear and vertical stretch (camera angle, build),
+  speed, signing-space size and offset, hand size, handedness (left-handers are mirrored) and
+  camera quality; dev/test use held-out signers only.
 - Hands go missing in bursts (more for fast motion and for a resting non-dominant hand).
 - "SigLIP" features: a fixed random projection of the current gloss's visual embedding (what a
   frame shows: location, handshape and a gloss-specific mouthing component that the keypoints do
@@ -378,6 +379,8 @@ class Signers:
     lefty: np.ndarray  # [S] bool
     jitter: np.ndarray  # [S] detector noise factor
     miss_bias: np.ndarray  # [S, 2] camera/lighting: hands of some signers go missing more
+    shear: np.ndarray  # [S] camera angle / build: x shifts with height (not undone by normalising)
+    aspect: np.ndarray  # [S] vertical stretch (body proportions, camera tilt)
     appearance: np.ndarray  # [S, siglip_dim]
 
 
@@ -399,6 +402,7 @@ def make_signers(p: SynthParams, rng: np.random.Generator) -> Signers:
                    offset=rng.normal(0, 0.08 * v, (s, 2)), hand=np.exp(rng.normal(0, 0.07 * v, s)),
                    lefty=lefty,
                    jitter=rng.uniform(0.7, 1.3, s), miss_bias=rng.normal(0, 0.3, (s, 2)),
+                   shear=rng.normal(0, 0.12 * v, s), aspect=np.exp(rng.normal(0, 0.1 * v, s)),
                    appearance=rng.normal(0, p.siglip_appearance, (s, p.siglip_dim)))
 
 
@@ -768,14 +772,16 @@ def _sway(clip: np.ndarray, p: SynthParams, rng: np.random.Generator) -> np.ndar
 
 def to_pixels(points: np.ndarray, conf: np.ndarray, s: np.ndarray, sg: Signers,
               cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Body units -> pixels: mirror left-handers (swapping left/right names), rotate, scale, place."""
+    """Body units -> pixels: mirror left-handers (swapping left/right names), shear and stretch by
+    signer, rotate, scale, place."""
     lefty = sg.lefty[s]
     points, conf = points.copy(), conf.copy()
     points[lefty, :, 0] *= -1
     points[lefty] = points[lefty][:, SWAP_LR]
     conf[lefty] = conf[lefty][:, SWAP_LR]
     c, si = np.cos(sg.rotation[s])[:, None], np.sin(sg.rotation[s])[:, None]
-    x, y = points[..., 0], points[..., 1]
+    y = points[..., 1] * sg.aspect[s][:, None]
+    x = points[..., 0] + sg.shear[s][:, None] * y
     w = sg.width[s][:, None]
     px = sg.centre[s, 0][:, None] + cam[:, 0:1] + w * (c * x - si * y)
     py = sg.centre[s, 1][:, None] + cam[:, 1:2] + w * (si * x + c * y)
