@@ -19,7 +19,8 @@ import pytest
 
 NAME = "small"
 # (trial id, sampled params); "t3" errors before its first evaluation.
-TRIALS = (("t0", {"optim.lr": 1e-4, "loss.hard_negatives": "none"}),
+# t0's lr is so low that it cannot learn in 4 short epochs: it stays the worst whatever the data's seed.
+TRIALS = (("t0", {"optim.lr": 1e-6, "loss.hard_negatives": "none"}),
           ("t3", {"optim.lr": 5e-3, "loss.hard_negatives": "topk"}),
           ("t1", {"optim.lr": 3e-3, "loss.hard_negatives": "none"}),
           ("t2", {"optim.lr": 3e-3, "loss.hard_negatives": "topk"}))
@@ -31,13 +32,13 @@ def space(data: Path) -> dict[str, Any]:
         "name": NAME,
         "base": {"data.path": str(data), "data.max_frames": 16, "run.device": "cpu",
                  "model": {"d_model": 32, "heads": 2, "video_layers": 1, "text_layers": 1, "embed_dim": 32},
-                 "optim": {"batch_size": 32, "epochs": 2}},
-        "search": {"optim.lr": {"loguniform": [1e-4, 5e-3]},
+                 "optim": {"batch_size": 16, "epochs": 4}},
+        "search": {"optim.lr": {"loguniform": [1e-6, 5e-3]},
                    "loss.hard_negatives": {"choice": ["none", "topk"]}},
         "search_alg": {"type": "optuna", "seed": 0, "n_startup_trials": 2},
         "scheduler": {"type": "none"}, "metric": "t2v_R1", "num_samples": 4, "max_concurrent": 1,
         "resources": {"cpu": 2, "gpu": 0}, "wandb": {"mode": "disabled"},
-        "baseline": {"name": "slow lr", "config": {"optim.lr": 1e-4, "loss.hard_negatives": "none"}},
+        "baseline": {"name": "slow lr", "config": {"optim.lr": 1e-6, "loss.hard_negatives": "none"}},
         "targets": {"good": {"t2v_R1": 10.0, "t2v_R5": 30.0}, "excellent": {"t2v_R1": 90.0}},
     }
 
@@ -129,7 +130,7 @@ def get_small_sweep(tmp_path_factory: pytest.TempPathFactory) -> SmallSweep:
 
 @pytest.fixture(scope="session")
 def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> SmallSweep:
-    """Three trained trials (2 epochs each, a few seconds on two cores) and one errored trial."""
+    """Three trained trials (4 short epochs each, a few seconds on two cores) and one errored trial."""
     return get_small_sweep(tmp_path_factory)
 
 

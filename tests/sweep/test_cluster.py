@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.sweep.conftest import REPO, tiny_space, write_space
+from vlp_sweep.sweep.leaderboard import read_table
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -92,7 +93,7 @@ def test_fractional_resources_pack_two_trials_on_one_slot(one_cpu_node: str, swe
     most_running = 0
     while proc.poll() is None:
         if board_path.exists():
-            most_running = max(most_running, int((pd.read_parquet(board_path).status == "RUNNING").sum()))
+            most_running = max(most_running, int((read_table(board_path).status == "RUNNING").sum()))
         time.sleep(0.2)
     assert proc.returncode == 0, proc.stdout.read() if proc.stdout else ""
     assert most_running == 2
