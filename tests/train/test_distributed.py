@@ -47,6 +47,7 @@ def _worker(rank: int, world: int, port: int, data: str, mode: str, out: str) ->
     try:
         grads = _grads(Path(data), mode, DistContext(rank, world))
         torch.save(grads, f"{out}.{rank}")
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
