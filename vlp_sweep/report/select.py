@@ -109,21 +109,21 @@ def rank_trials(board: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     return scored.iloc[order].reset_index(drop=True)
 
 
-def trial_config(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
-    """The trial's resolved trainer config (flat dotted keys) from its ``config_json`` column."""
-    raw = row.get("config_json")
+def _json_dict(row: pd.Series | dict[str, Any], column: str) -> dict[str, Any]:
+    """A JSON-object column of a leaderboard row; {} when missing or malformed."""
+    raw = row.get(column)
     try:
-        cfg = json.loads(raw) if isinstance(raw, str) and raw else {}
+        value = json.loads(raw) if isinstance(raw, str) and raw else {}
     except json.JSONDecodeError:
         return {}
-    return cfg if isinstance(cfg, dict) else {}
+    return value if isinstance(value, dict) else {}
+
+
+def trial_config(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """The trial's resolved trainer config (flat dotted keys) from its ``config_json`` column."""
+    return _json_dict(row, "config_json")
 
 
 def trial_params(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
     """The values the search algorithm sampled for the trial (``params`` column)."""
-    raw = row.get("params")
-    try:
-        params = json.loads(raw) if isinstance(raw, str) and raw else {}
-    except json.JSONDecodeError:
-        return {}
-    return params if isinstance(params, dict) else {}
+    return _json_dict(row, "params")

@@ -37,6 +37,17 @@ class SplitTensors:
         return len(self.ids)
 
 
+def storage_dtype(device: torch.device) -> torch.dtype:
+    """Dtype of the data kept resident on ``device``: half on a GPU (memory), float32 on the CPU (speed)."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def input_dims(ds: PackedDataset, cfg: DataConfig) -> tuple[int, int]:
+    """(keypoint input width per frame, SigLIP width) the model sees; 0 for an input not used."""
+    kpt = ds.n_points * (ds.dims + 1) if cfg.use_kpts else 0  # coords + visibility per point
+    return kpt, ds.siglip_dim if cfg.use_siglip else 0
+
+
 def _frame_rows(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source frame indices of the split's clips, their clip number, and the new offsets."""
     n = rows["n_frames"].to_numpy(np.int64)

@@ -11,7 +11,7 @@ import torch
 from vlp_sweep.config import make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.batching import SplitTensors, load_split
+from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint
 from vlp_sweep.train.metrics import RetrievalResult, retrieval_metrics
 from vlp_sweep.train.model import ModelArgs, VLPModel
@@ -53,12 +53,11 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | 
     model = model_from_checkpoint(ckpt, dev)
     ds = load_packed(cfg.data.path)
     want = ckpt["model_args"]
-    have_kpt = ds.n_points * (ds.dims + 1) if cfg.data.use_kpts else 0
-    if have_kpt != want["kpt_dim"] or (ds.siglip_dim if cfg.data.use_siglip else 0) != want["siglip_dim"]:
+    have_kpt, have_sig = input_dims(ds, cfg.data)
+    if have_kpt != want["kpt_dim"] or have_sig != want["siglip_dim"]:
         raise UserError(f"{cfg.data.path}: data dims do not match the checkpoint's model (keypoint input "
-                        f"{have_kpt} vs {want['kpt_dim']}, siglip {ds.siglip_dim} vs {want['siglip_dim']})")
-    dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    sp = load_split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, dtype)
+                        f"{have_kpt} vs {want['kpt_dim']}, siglip {have_sig} vs {want['siglip_dim']})")
+    sp = load_split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, storage_dtype(dev))
     t, v = embed_split(model, sp, cfg, dev)
     res = retrieval_metrics(text=t, video=v, groups=sp.text_ids if cfg.run.eval_dedup else None, ties=EVAL_TIES)
     return CheckpointEval(res, sp, t, v, ckpt)

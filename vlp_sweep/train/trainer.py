@@ -19,7 +19,7 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
-from vlp_sweep.train.batching import SplitTensors, load_split, make_batch
+from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, make_batch, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
 from vlp_sweep.train.loss import ContrastiveLoss
@@ -151,12 +151,12 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
         raise UserError("data.use_kpts and data.use_siglip are both false: the video tower has no input")
     vocab = ckpt["vocab"] if ckpt else WordTokenizer.build(ds.split(cfg.data.train_split)["text"].astype(str)).vocab
     tok = WordTokenizer(vocab)
-    dtype = torch.float16 if device.type == "cuda" else torch.float32  # storage dtype of resident data
+    dtype = storage_dtype(device)
     train = load_split(ds, cfg.data.train_split, cfg.data, tok, device, dtype, cfg.data.limit_train)
     evs = load_split(ds, cfg.data.eval_split, cfg.data, tok, device, dtype)
     torch.manual_seed(cfg.run.seed)
-    args = ModelArgs(kpt_dim=ds.n_points * (ds.dims + 1) if cfg.data.use_kpts else 0,
-                     siglip_dim=ds.siglip_dim if cfg.data.use_siglip else 0, vocab_size=len(tok),
+    kpt_dim, siglip_dim = input_dims(ds, cfg.data)
+    args = ModelArgs(kpt_dim=kpt_dim, siglip_dim=siglip_dim, vocab_size=len(tok),
                      max_frames=cfg.data.max_frames, max_text_len=cfg.data.max_text_len,
                      logit_scale_init=cfg.logit_scale_init, learn_temperature=cfg.loss.learn_temperature)
     model = VLPModel(cfg.model, args).to(device)
