@@ -7,7 +7,9 @@ for a plain step and for cached (GradCache) accumulation.
     python benchmarks/bench_trainer.py --smoke                            # seconds, for CI
 
 Run /work/shared/bench/reference_trainer.py beside it on the same GPU and report ratios. The FLOP
-count is the reference script's formula, so MFU numbers are comparable.
+count is the reference script's formula (every clip at the full frame count), so MFU numbers are
+comparable; with length buckets (the default) padding is not computed, so that MFU is an effective figure
+and can exceed what the kernels do. Clip lengths are Phoenix-2014T's; ``--buckets 0`` turns the cut off.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
 from vlp_sweep.config import make_config
 from vlp_sweep.train import trainer as T
 from vlp_sweep.train.batching import SplitTensors
+from vlp_sweep.train.distributed import DistContext, GatheredLoss
 from vlp_sweep.train.loss import ContrastiveLoss
 from vlp_sweep.train.model import ModelArgs, VLPModel
 
@@ -29,10 +35,25 @@ CPU = dict(batch=64, frames=64, points=50, siglip=32, d=128, layers=2, text_len=
 SMOKE = dict(batch=8, frames=16, points=10, siglip=8, d=32, layers=1, text_len=8, vocab=100, n=64)
 
 
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared/data/phoenix14t/corpus.csv"
+PLAN_FRAMES = 180  # the plan's MAX_FRAMES: clip lengths are scaled by frames / 180 at a smaller scale
+
+
+def clip_lengths(s: dict[str, int], g: torch.Generator) -> torch.Tensor:
+    """Phoenix-2014T's real training clip lengths (scaled to the bench's frames), so that the share of
+    padding matches the plan's data; uniform lengths when the corpus is not beside the repository."""
+    if CORPUS.exists():
+        rows = pd.read_csv(CORPUS, usecols=["split", "n_frames"])
+        real = torch.from_numpy(rows.loc[rows["split"] == "train", "n_frames"].to_numpy(np.int64))
+        pick = real[torch.randint(len(real), (s["n"],), generator=g)]
+        return (pick * s["frames"] / PLAN_FRAMES).round().long().clamp(min=1)
+    return torch.randint(s["frames"] // 3, int(s["frames"] * 1.7), (s["n"],), generator=g)
+
+
 def fake_split(s: dict[str, int], device: torch.device, dtype: torch.dtype) -> SplitTensors:
     g = torch.Generator().manual_seed(0)
-    n, lmax = s["n"], int(s["frames"] * 1.7)
-    length = torch.randint(s["frames"] // 3, lmax, (n,), generator=g)
+    n = s["n"]
+    length = clip_lengths(s, g)
     offset = torch.cat([torch.zeros(1, dtype=torch.long), length.cumsum(0)[:-1]])
     frames = int(length.sum())
     kpts = torch.randn(frames, s["points"], 3, generator=g).to(device, dtype)
@@ -51,22 +72,25 @@ def flops_per_sample(s: dict[str, int]) -> float:
         + 3 * L * 4 * d * (s["frames"] ** 2 + s["text_len"] ** 2)
 
 
-def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool) -> T._State:
+def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool, buckets: int) -> T._State:
     micro = s["batch"] // accum
     cfg = make_config({"data.max_frames": s["frames"], "data.max_text_len": s["text_len"], "model.d_model": s["d"],
                        "model.heads": max(1, s["d"] // 64), "model.video_layers": s["layers"],
                        "model.text_layers": s["layers"], "model.embed_dim": s["d"], "model.dropout": 0.2,
                        "optim.batch_size": micro, "optim.grad_accum": accum, "optim.accum_mode": "cached",
-                       "run.compile": compile_, "run.device": str(device)})
+                       "run.compile": compile_, "run.device": str(device),
+                       "run.length_buckets": buckets})
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     split = fake_split(s, device, dtype)
     args = ModelArgs(kpt_dim=s["points"] * 3, siglip_dim=s["siglip"], vocab_size=s["vocab"], max_frames=s["frames"],
                      max_text_len=s["text_len"], logit_scale_init=math.log(1 / 0.07))
-    model = VLPModel(cfg.model, args).to(device)
+    model = VLPModel(cfg.model, args, buckets).to(device)
     opt = T._optimizer(model, cfg, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    fwd = torch.compile(model) if compile_ else model
-    return T._State(cfg, device, model, fwd, ContrastiveLoss(cfg.loss), opt, sched, split, split, [], "")
+    if compile_:
+        model.compile_towers()
+    crit = GatheredLoss(ContrastiveLoss(cfg.loss), DistContext())
+    return T._State(cfg, device, model, crit, opt, sched, split, split, [], "")
 
 
 def sync(device: torch.device) -> None:
@@ -108,6 +132,7 @@ def main() -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 GPU, 5 CPU)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
+    p.add_argument("--buckets", type=int, default=4, help="run.length_buckets (0 = every clip at full width)")
     p.add_argument("--peak-tflops", type=float, default=790.0, help="bf16 peak for MFU (H100 measured: 790)")
     a = p.parse_args()
     device = torch.device(a.device)
@@ -115,11 +140,12 @@ def main() -> None:
     steps = a.steps or (2 if a.smoke else 20 if device.type == "cuda" else 5)
     if device.type == "cpu":
         print(f"cpu threads: {torch.get_num_threads()}")
-    print(f"scale: {s}")
+    print(f"scale: {s}  length_buckets={a.buckets}  clip lengths: "
+          f"{'Phoenix-2014T train' if CORPUS.exists() else 'uniform'}")
     flops = flops_per_sample(s)
     results = {}
     for name, accum in (("plain", 1), ("cached x2", 2), ("cached x4", 4)):
-        st = build(s, device, accum, a.compile)
+        st = build(s, device, accum, a.compile, a.buckets)
         sps, peak = measure(st, steps, warmup=1 if a.smoke else 3)
         results[name] = sps
         mfu = sps * flops / (a.peak_tflops * 1e12) * 100

@@ -95,6 +95,8 @@ class RunConfig:
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
     precision: str = _f("auto", "auto = bf16 autocast on GPU, fp32 on CPU", choices=("auto", "fp32", "bf16"))
     compile: bool = _f(False, "torch.compile the model")
+    length_buckets: int = _f(4, "encode each batch in this many groups of similar length, padding cut "
+                                "(speed only; 0 = every clip at max_frames)", lo=0)
     eval_every: int = _f(1, "evaluate every N epochs (and after the last)", lo=1)
     eval_batch_size: int = _f(512, "clips per forward pass in evaluation", lo=1)
     num_threads: int = _f(0, "CPU threads for torch (0 = leave as is)", lo=0)

@@ -34,7 +34,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device) -> VLPMode
         args = ModelArgs(**ckpt["model_args"])
     except TypeError as e:
         raise UserError(f"checkpoint has malformed model_args ({e})") from None
-    model = VLPModel(cfg.model, args).to(device)
+    model = VLPModel(cfg.model, args, cfg.run.length_buckets).to(device)
     _load_state(model, ckpt["model"])
     return model.eval()
 

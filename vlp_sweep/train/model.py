@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,9 +47,38 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp(min=1)
 
 
+MIN_GROUP_ROWS = 16
+
+
+def length_groups(mask: torch.Tensor, groups: int, multiple: int = 8,
+                  min_rows: int = MIN_GROUP_ROWS) -> list[tuple[torch.Tensor, int, bool]]:
+    """Split the rows of ``mask [B, T]`` (True = valid) into up to ``groups`` groups of similar length,
+    each of at least ``min_rows`` rows (small matrix products waste more than the padding costs).
+
+    Returns ``(rows, width, masked)`` per group: the group's row indices, the width its padding can be cut
+    to (the last valid slot, rounded up to ``multiple`` for tensor cores, at most T) and whether any of its
+    rows still has a masked slot. Groups have equal sizes; the rows come sorted by length. One host sync.
+    """
+    b, t = mask.shape
+    end = (mask * torch.arange(1, t + 1, device=mask.device)).amax(1)  # 1 + the last valid slot
+    order = torch.argsort(end, stable=True)
+    host = torch.stack([end[order], mask.sum(1)[order]]).cpu().numpy()
+    bounds = np.linspace(0, b, max(1, min(groups, b // min_rows)) + 1).round().astype(int)
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        width = min(t, -(-max(int(host[0, lo:hi].max()), 1) // multiple) * multiple)
+        out.append((order[lo:hi], width, bool((host[1, lo:hi] < width).any())))
+    return out
+
+
 class VLPModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, args: ModelArgs):
+    """``length_buckets`` is a speed setting, not part of the model: how many groups of similar length
+    each batch is encoded in, with their padding cut (0 = every clip at full width). The embeddings do
+    not depend on it beyond float rounding (in training, dropout masks differ with the shapes)."""
+
+    def __init__(self, cfg: ModelConfig, args: ModelArgs, length_buckets: int = 0):
         super().__init__()
+        self.length_buckets = length_buckets
         if args.kpt_dim <= 0 and args.siglip_dim <= 0:
             raise UserError("the video tower needs keypoints, SigLIP features or both")
         if cfg.d_model % cfg.heads:
@@ -69,10 +100,42 @@ class VLPModel(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.logit_scale = nn.Parameter(torch.tensor(float(args.logit_scale_init)),
                                         requires_grad=args.learn_temperature)
+        self._video_fn: Callable[..., torch.Tensor] = self._video
+        self._text_fn: Callable[..., torch.Tensor] = self._text
+
+    def compile_towers(self) -> None:
+        """``torch.compile`` the two towers, shapes dynamic: the length groups change width every batch,
+        and the grouping itself (one host sync) stays outside the compiled graphs."""
+        self._video_fn = torch.compile(self._video, dynamic=True)
+        self._text_fn = torch.compile(self._text, dynamic=True)
+
+    def _grouped(self, encode: Callable[..., torch.Tensor], inputs: list[torch.Tensor | None],
+                 mask: torch.Tensor) -> torch.Tensor:
+        """``encode(*inputs, mask)`` per length group with the padding cut, rows put back in order.
+        ``encode`` gets ``mask=None`` for a group with no masked slot (attention without a mask is faster)."""
+        if self.length_buckets <= 0:
+            return encode(*inputs, mask)
+        parts, rows = [], []
+        for idx, width, masked in length_groups(mask, self.length_buckets):
+            cut = [None if x is None else x[idx, :width] for x in inputs]
+            parts.append(encode(*cut, mask[idx, :width] if masked else None))
+            rows.append(idx)
+        order = torch.cat(rows)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return torch.cat(parts)[inverse]
 
     def encode_video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None,
                      mask: torch.Tensor) -> torch.Tensor:
         """``kpts [B, T, kpt_dim]``, ``siglip [B, T, D]``, ``mask [B, T]`` -> unit vectors ``[B, E]`` (float32)."""
+        return self._grouped(self._video_fn, [kpts, siglip], mask)
+
+    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``tokens [B, L]`` int64, ``mask [B, L]`` -> unit vectors ``[B, E]`` (float32)."""
+        return self._grouped(self._text_fn, [tokens], mask)
+
+    def _video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None,
+               mask: torch.Tensor | None) -> torch.Tensor:
         x = 0
         if self.kpt_proj is not None:
             assert kpts is not None
@@ -82,14 +145,21 @@ class VLPModel(nn.Module):
             x = x + self.siglip_proj(siglip)  # fusion by addition in the model width
         assert isinstance(x, torch.Tensor)
         x = self.drop(x + self.video_pos[:, : x.shape[1]])
-        x = self.video_enc(x, src_key_padding_mask=~mask)
-        return F.normalize(self.video_head(self.video_norm(masked_mean(x, mask))).float(), dim=-1)
+        return self._pool(self.video_enc, self.video_norm, self.video_head, x, mask)
 
-    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``tokens [B, L]`` int64, ``mask [B, L]`` -> unit vectors ``[B, E]`` (float32)."""
+    def _text(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         x = self.drop(self.tok(tokens) + self.text_pos[:, : tokens.shape[1]])
-        x = self.text_enc(x, src_key_padding_mask=~mask)
-        return F.normalize(self.text_head(self.text_norm(masked_mean(x, mask))).float(), dim=-1)
+        return self._pool(self.text_enc, self.text_norm, self.text_head, x, mask)
+
+    @staticmethod
+    def _pool(enc: nn.TransformerEncoder, norm: nn.LayerNorm, head: nn.Linear, x: torch.Tensor,
+              mask: torch.Tensor | None) -> torch.Tensor:
+        """Encoder, mean over the valid slots (all when ``mask`` is None), projection to a unit vector."""
+        if mask is None:
+            pooled = enc(x).mean(1)
+        else:
+            pooled = masked_mean(enc(x, src_key_padding_mask=~mask), mask)
+        return F.normalize(head(norm(pooled)).float(), dim=-1)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {

@@ -86,7 +86,6 @@ class _State:
     cfg: TrainConfig
     device: torch.device
     model: VLPModel
-    forward: Callable[[dict[str, Any]], dict[str, torch.Tensor]]
     crit: GatheredLoss  # the contrastive loss over the global batch (all processes)
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
@@ -159,15 +158,16 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
     args = ModelArgs(kpt_dim=kpt_dim, siglip_dim=siglip_dim, vocab_size=len(tok),
                      max_frames=cfg.data.max_frames, max_text_len=cfg.data.max_text_len,
                      logit_scale_init=cfg.logit_scale_init, learn_temperature=cfg.loss.learn_temperature)
-    model = VLPModel(cfg.model, args).to(device)
+    model = VLPModel(cfg.model, args, cfg.run.length_buckets).to(device)
     opt = _optimizer(model, cfg, device)
     dist = dist or DistContext()
     steps_per_epoch = _steps_per_epoch(len(train), cfg, dist.world_size)
     total = steps_per_epoch * cfg.optim.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, total, cfg.optim.schedule))
-    forward = torch.compile(model) if cfg.run.compile else model
-    st = _State(cfg, device, model, forward, GatheredLoss(ContrastiveLoss(cfg.loss), dist), opt, sched, train,
+    if cfg.run.compile:
+        model.compile_towers()
+    st = _State(cfg, device, model, GatheredLoss(ContrastiveLoss(cfg.loss), dist), opt, sched, train,
                 evs, vocab, str(ds.meta.get("content_hash", "")), dist=dist)
     if ckpt:
         _restore(st, ckpt)
@@ -263,7 +263,7 @@ def _naive_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> tor
     total = torch.zeros((), device=st.device)
     for b in micro_batches:
         with autocast_for(st.cfg, st.device):
-            out = st.forward(b)
+            out = st.model(b)
         loss = st.crit(out["video"], out["text"], out["logit_scale"], b["text_ids"])["loss"] / len(micro_batches)
         loss.backward()
         total += loss.detach()
@@ -292,7 +292,7 @@ def _cached_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> to
         for b in micro_batches:
             states.append(_rng_state(st.device))
             with autocast_for(st.cfg, st.device):
-                out = st.forward(b)
+                out = st.model(b)
             videos.append(out["video"])
             texts.append(out["text"])
     v = torch.cat(videos).requires_grad_()
@@ -306,7 +306,7 @@ def _cached_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> to
         n = len(b["tokens"])
         _set_rng_state(state, st.device)
         with autocast_for(st.cfg, st.device):
-            out = st.forward(b)
+            out = st.model(b)
         torch.autograd.backward([out["video"], out["text"]], [v.grad[start:start + n], t.grad[start:start + n]])
         start += n
     return loss.detach()
