@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +47,7 @@ def clip_lengths(s: dict[str, int], g: torch.Generator) -> torch.Tensor:
     padding matches the plan's data; uniform lengths when the corpus is not beside the repository."""
     if CORPUS.exists():
         rows = pd.read_csv(CORPUS, usecols=["split", "n_frames"])
-        real = torch.from_numpy(rows.loc[rows["split"] == "train", "n_frames"].to_numpy(np.int64))
+        real = torch.tensor(rows.loc[rows["split"] == "train", "n_frames"].to_numpy(np.int64))
         pick = real[torch.randint(len(real), (s["n"],), generator=g)]
         return (pick * s["frames"] / PLAN_FRAMES).round().long().clamp(min=1)
     return torch.randint(s["frames"] // 3, int(s["frames"] * 1.7), (s["n"],), generator=g)
@@ -98,24 +101,25 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(st: T._State, steps: int, warmup: int) -> tuple[float, float]:
-    """(samples/s, peak GiB) over ``steps`` optimizer steps after ``warmup`` steps."""
+def measure(st: T._State, steps: int, warmup: int, ready: Callable[[], None] | None = None) -> tuple[float, float]:
+    """(samples/s, peak GiB) of the trainer's own optimizer step over ``steps`` steps after ``warmup``;
+    ``ready`` is called between the two (``--parallel`` starts every process's timing together)."""
     gen = torch.Generator(device=st.device).manual_seed(0)
+    batches = T._batches(st, gen)
 
-    def run(n: int) -> int:
-        done = 0
-        while done < n:
-            for mbs in T._batches(st, gen):
-                (T._cached_step if len(mbs) > 1 else T._naive_step)(st, mbs)
-                st.opt.step()
-                st.opt.zero_grad(set_to_none=True)
-                done += 1
-                if done == n:
-                    break
-        return n
+    def run(n: int) -> None:
+        nonlocal batches
+        for _ in range(n):
+            mbs = next(batches, None)
+            if mbs is None:  # next epoch
+                batches = T._batches(st, gen)
+                mbs = next(batches)
+            T.train_step(st, mbs)
 
     run(warmup)
     sync(st.device)
+    if ready is not None:
+        ready()
     if st.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(st.device)
     t0 = time.perf_counter()
@@ -126,6 +130,45 @@ def measure(st: T._State, steps: int, warmup: int) -> tuple[float, float]:
     return steps * st.cfg.optim.batch_size * st.cfg.optim.grad_accum / dt, peak
 
 
+def profile(st: T._State, steps: int) -> None:
+    """Where a plain step's time goes: the PyTorch profiler's top operators by self time on the device."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    measure(st, 0, warmup=3)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if st.device.type == "cuda" else [])
+    with torch_profile(activities=acts) as prof:
+        measure(st, steps, warmup=0)
+    key = "self_cuda_time_total" if st.device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=20))
+
+
+MODES = {"plain": 1, "cached2": 2, "cached4": 4}
+
+
+def parallel(n: int, argv: list[str]) -> None:
+    """``n`` copies of this benchmark's plain step at once on one device (as Ray packs trials with
+    fractional GPUs: separate processes sharing the GPU); prints their summed samples/s."""
+    cmd = [sys.executable, __file__, *argv, "--modes", "plain", "--worker"]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    for pr in procs:  # each prints READY after warming up, then waits for a line on stdin
+        assert pr.stdout is not None
+        for line in pr.stdout:
+            if line.startswith("READY"):
+                break
+    for pr in procs:
+        assert pr.stdin is not None
+        pr.stdin.write("go\n")
+        pr.stdin.flush()
+    rates = []
+    for pr in procs:
+        out, _ = pr.communicate()
+        rates += [float(x.split("=")[1]) for x in out.split() if x.startswith("samples/s=")]
+    if len(rates) != n:
+        sys.exit(f"a parallel worker failed ({len(rates)} of {n} reported)")
+    print(f"{n} processes at once: samples/s each {' '.join(f'{r:.0f}' for r in rates)}, together {sum(rates):.0f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -133,27 +176,44 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 GPU, 5 CPU)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     p.add_argument("--buckets", type=int, default=4, help="run.length_buckets (0 = every clip at full width)")
+    p.add_argument("--batch", type=int, default=0, help="clips per optimizer step (default: the scale's)")
+    p.add_argument("--modes", default="plain,cached2,cached4", help=f"comma-separated, of {', '.join(MODES)}")
+    p.add_argument("--parallel", type=int, default=0, help="N processes of the plain step at once on the device")
+    p.add_argument("--profile", action="store_true", help="profile the plain step instead of timing")
     p.add_argument("--peak-tflops", type=float, default=790.0, help="bf16 peak for MFU (H100 measured: 790)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     device = torch.device(a.device)
-    s = SMOKE if a.smoke else PLAN if device.type == "cuda" else CPU
+    s = dict(SMOKE if a.smoke else PLAN if device.type == "cuda" else CPU)
+    s["batch"] = a.batch or s["batch"]
     steps = a.steps or (2 if a.smoke else 20 if device.type == "cuda" else 5)
-    if device.type == "cpu":
-        print(f"cpu threads: {torch.get_num_threads()}")
-    print(f"scale: {s}  length_buckets={a.buckets}  clip lengths: "
-          f"{'Phoenix-2014T train' if CORPUS.exists() else 'uniform'}")
+    if a.parallel:
+        argv = [x for x in sys.argv[1:] if not x.startswith("--parallel") and x != str(a.parallel)]
+        return parallel(a.parallel, argv)
+    if not a.worker:
+        threads = f"cpu threads: {torch.get_num_threads()}  " if device.type == "cpu" else ""
+        print(f"{threads}scale: {s}  length_buckets={a.buckets}  clip lengths: "
+              f"{'Phoenix-2014T train' if CORPUS.exists() else 'uniform'}")
+    if a.profile:
+        return profile(build(s, device, 1, a.compile, a.buckets), steps)
     flops = flops_per_sample(s)
     results = {}
-    for name, accum in (("plain", 1), ("cached x2", 2), ("cached x4", 4)):
-        st = build(s, device, accum, a.compile, a.buckets)
-        sps, peak = measure(st, steps, warmup=1 if a.smoke else 3)
+    for name in a.modes.split(","):
+        st = build(s, device, MODES[name], a.compile, a.buckets)
+        sps, peak = measure(st, steps, warmup=1 if a.smoke else 3, ready=_wait_for_go if a.worker else None)
         results[name] = sps
         mfu = sps * flops / (a.peak_tflops * 1e12) * 100
-        print(f"{name:10s} batch={s['batch']} samples/s={sps:9.1f}  TFLOP/s={sps * flops / 1e12:7.2f}  "
-              f"MFU(vs {a.peak_tflops:.0f})={mfu:5.1f}%  peak_mem={peak:.1f}GiB")
+        print(f"{name:8s} batch={s['batch']} samples/s={sps:.1f}  TFLOP/s={sps * flops / 1e12:.2f}  "
+              f"MFU(vs {a.peak_tflops:.0f})={mfu:.1f}%  peak_mem={peak:.1f}GiB", flush=True)
         del st
-    for name in ("cached x2", "cached x4"):
-        print(f"cost per sample, {name} vs plain: {results['plain'] / results[name]:.2f}x")
+    for name in results:
+        if name != "plain" and "plain" in results:
+            print(f"cost per sample, {name} vs plain: {results['plain'] / results[name]:.2f}x")
+
+
+def _wait_for_go() -> None:
+    print("READY", flush=True)
+    sys.stdin.readline()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ def _run(script: str, *args: str, timeout: int = 300) -> str:
 
 def test_trainer_benchmark_smoke() -> None:
     out = _run("bench_trainer.py", "--smoke", "--device", "cpu")
-    assert "samples/s=" in out and "cached x4 vs plain" in out
+    assert "samples/s=" in out and "cached4 vs plain" in out
+
+
+def test_trainer_benchmark_parallel_and_profile_smoke() -> None:
+    assert "2 processes at once" in _run("bench_trainer.py", "--smoke", "--device", "cpu", "--parallel", "2")
+    assert "aten::" in _run("bench_trainer.py", "--smoke", "--device", "cpu", "--profile")
 
 
 def test_metrics_benchmark_smoke() -> None:

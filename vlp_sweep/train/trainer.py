@@ -239,23 +239,29 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
     total = torch.zeros((), device=st.device)
     steps = samples = 0
     for micro_batches in _batches(st, gen):
-        step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
-        total += step_fn(st, micro_batches)
-        sum_gradients(st.model, st.dist)
-        if st.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
-        st.opt.step()
-        st.sched.step()
-        st.opt.zero_grad(set_to_none=True)
-        with torch.no_grad():  # keep the learnable scale inside the clamp (as CLIP does)
-            st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
-        st.step += 1
+        total += train_step(st, micro_batches)
         steps += 1
         samples += sum(len(b["tokens"]) for b in micro_batches)
         if on_step is not None:
             on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg, st.dist.world_size))
     st.epoch += 1
     return float(total) / max(steps, 1), samples
+
+
+def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """One optimizer step over ``micro_batches``; returns the loss on the device (no host sync)."""
+    step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
+    loss = step_fn(st, micro_batches)
+    sum_gradients(st.model, st.dist)
+    if st.cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
+    st.opt.step()
+    st.sched.step()
+    st.opt.zero_grad(set_to_none=True)
+    with torch.no_grad():  # keep the learnable scale inside the clamp (as CLIP does)
+        st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
+    st.step += 1
+    return loss
 
 
 def _naive_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
