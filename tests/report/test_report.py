@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.report.conftest import ERROR, SmallSweep, space, write_sweep_json
+from tests.report.conftest import ERROR, SmallSweep, clone_sweep, space, write_sweep_json
 from vlp_sweep.cli import main
 from vlp_sweep.report import stats
 from vlp_sweep.report.select import load_sweep, rank_trials
@@ -202,3 +202,18 @@ def test_html_loads_in_headless_chromium_and_shows_the_plots(finished: tuple[Pat
     blue = np.all(np.abs(img - np.array([31, 119, 180]) / 255) < 0.08, axis=-1).sum()
     red = np.all(np.abs(img - np.array([214, 39, 40]) / 255) < 0.08, axis=-1).sum()
     assert blue > 500 and red > 50, (blue, red)
+
+
+def test_the_baseline_trial_is_marked_preferred_and_kept_out_of_effects(small_sweep: SmallSweep,
+                                                                        tmp_path: Path) -> None:
+    from vlp_sweep.report.build import build_report
+    from vlp_sweep.report.render import to_dict
+
+    # t2 becomes the sweep's baseline trial (baseline.run); t0 still matches the baseline config.
+    run_dir = clone_sweep(small_sweep.run_dir, tmp_path / "small", t2={"params": json.dumps({"__baseline__": True})})
+    doc = to_dict(build_report(load_sweep(run_dir), resamples=200))
+    assert doc["baseline"]["trial_id"] == "t2" and "ran it as a trial" in doc["baseline"]["note"]
+    assert [t["trial_id"] for t in doc["table"] if t["baseline"]] == ["t2"]
+    searched = sum(t["status"] == "TERMINATED" for t in doc["table"]) - 1
+    assert doc["importance"]["n_trials"] == searched
+    assert doc["effects"] and all(sum(r["n"] for r in e["rows"]) == searched for e in doc["effects"])

@@ -86,7 +86,9 @@ def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 @slow
 def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path, tmp_path: Path) -> None:
-    space = tiny_space(sweep_data, num_samples=4, max_concurrent=1)
+    # With a baseline trial: the restored searcher must not hand it out again.
+    space = tiny_space(sweep_data, num_samples=3, max_concurrent=1,
+                       baseline={"run": True, "config": {"model.dropout": 0.4}})
     space["base"]["optim"]["epochs"] = 3
     path = write_space(tmp_path / "space.yaml", space)
     args = ["run", str(path), "--name", "killed", "--runs-root", str(tmp_path / "runs")]
@@ -113,6 +115,8 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
     assert out.returncode == 0, out.stdout + out.stderr
     after = pd.read_parquet(run_dir / "leaderboard.parquet")
     assert len(after) == 4 and after.trial_id.is_unique
+    assert after.params.str.contains("__baseline__").sum() == 1
+    assert (after[after.params.str.contains("__baseline__")].model_dropout == 0.4).all()
     assert set(after.status) <= {"TERMINATED", "STOPPED"}
     assert done_before <= set(after.trial_id)  # finished trials kept, not rerun under new ids
     hist = pd.read_parquet(run_dir / "history.parquet")

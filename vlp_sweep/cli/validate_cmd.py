@@ -68,7 +68,8 @@ def _settings(spec: Any) -> list[str]:
            f"metric: {spec.metric} ({spec.mode})",
            f"grid size: {grid if grid is not None else '- (nothing gridded)'}",
            f"budget: {b['trials']} trials ({_n(b['num_samples'], 'sample')} x "
-           f"{_n(b['grid_points'], 'grid point')} x {_n(b['seeds'], 'seed')}) "
+           f"{_n(b['grid_points'], 'grid point')} x {_n(b['seeds'], 'seed')}"
+           + (f" + {_n(b['baseline_trials'], 'baseline trial')}" if b["baseline_trials"] else "") + ") "
            f"x {b['max_epochs_per_trial']} epochs at most = {b['max_total_epochs']} epochs at most"
            + (f" ({b['min_total_epochs']} if ASHA stops every trial it can)"
               if spec.scheduler.type == "asha" else ""),
@@ -81,7 +82,9 @@ def _settings(spec: Any) -> list[str]:
     if spec.baseline is not None:
         metrics = ", ".join(f"{k} {v:g}" for k, v in spec.baseline.metrics)
         conf = f"; config {len(spec.baseline.config)} overrides" if spec.baseline.config else ""
-        out.append(f"baseline: {spec.baseline.name}: {metrics or '-'}{conf}")
+        runs = f"; runs as a trial ({spec.baseline_config().optim.epochs} epochs, never stopped early)" \
+            if spec.baseline.run else ""
+        out.append(f"baseline: {spec.baseline.name}: {metrics or '-'}{conf}{runs}")
     for level, table in spec.targets:
         out.append(f"target {level}: {', '.join(f'{k} {v:g}' for k, v in table)}")
     out.append(f"fingerprint: {spec.fingerprint()[:16]}")

@@ -22,7 +22,15 @@ from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import MODE, RETRIEVAL_METRICS
 from vlp_sweep.report import stats
 from vlp_sweep.report.importance import Importance, param_importance
-from vlp_sweep.report.select import Sweep, rank_trials, resolve_metric, trial_config, trial_params
+from vlp_sweep.report.select import (
+    Sweep,
+    is_baseline_trial,
+    rank_trials,
+    resolve_metric,
+    searched_only,
+    trial_config,
+    trial_params,
+)
 from vlp_sweep.sweep.leaderboard import finite_float
 
 TABLE_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "v2t_R5", "v2t_R10", "rsum")
@@ -42,6 +50,7 @@ class TrialLine:
     config: dict[str, Any]  # the varying config keys
     metrics: dict[str, float | None]  # best_* columns
     group_n: int = 1
+    baseline: bool = False  # the sweep's baseline trial (baseline.run)
 
 
 @dataclass
@@ -156,7 +165,7 @@ def _line(row: pd.Series, varying: list[str]) -> TrialLine:
     return TrialLine(trial_id=str(row["trial_id"]), status=str(row["status"]), epochs=_i(row.get("epochs")),
                      best_epoch=_i(row.get("best_epoch")), config={k: cfg.get(k) for k in varying},
                      metrics={m: finite_float(row.get(f"best_{m}")) for m in RETRIEVAL_METRICS + ("loss", "eval_loss")},
-                     group_n=_i(row.get("group_n")) or 1)
+                     group_n=_i(row.get("group_n")) or 1, baseline=is_baseline_trial(row))
 
 
 # ---------------------------------------------------------------- build
@@ -187,8 +196,8 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         varying=varying, table=table, best=best, intervals=cis, interval_epochs=epochs,
         comparisons=_comparisons(finished, base_row, baseline, index, metric, resamples, seed),
         baseline=baseline, targets=_targets(sweep.spec, best, baseline, index, metric, resamples, seed),
-        effects=_effects(finished, search, index, metric, resamples, seed),
-        importance=param_importance(finished, search, metric, mode), errors=_errors(sweep.board),
+        effects=_effects(searched_only(finished), search, index, metric, resamples, seed),
+        importance=param_importance(searched_only(finished), search, metric, mode), errors=_errors(sweep.board),
         curves=_curves(sweep.history, [t.trial_id for t in table[:CURVES]], metric), sources=_sources(sweep),
         notes=notes, resamples=resamples)
 
@@ -260,13 +269,16 @@ def _baseline(sweep: Sweep, metric: str, mode: str) -> tuple[Baseline | None, pd
     notes = []
     if want:
         fin = sweep.finished()
-        match = [i for i, (_, row) in enumerate(fin.iterrows()) if _matches(trial_config(row), want)]
+        rows = list(fin.iterrows())
+        # The baseline trial itself (baseline.run), else any finished trial that ran its config.
+        match = [i for i, (_, row) in enumerate(rows) if is_baseline_trial(row)] or \
+            [i for i, (_, row) in enumerate(rows) if _matches(trial_config(row), want)]
         if match:
             row = rank_trials(fin.iloc[match], metric, mode).iloc[0]
             metrics = {m: v for m in RETRIEVAL_METRICS if (v := finite_float(row.get(f"best_{m}"))) is not None}
-            many = len(match) > 1
-            note = f"{len(match)} finished trials match its config; the best is used" if many else \
+            what = "the sweep ran it as a trial (baseline.run)" if is_baseline_trial(row) else \
                 "a finished trial matches its config"
+            note = f"{len(match)} finished trials: the best is used" if len(match) > 1 else what
             return Baseline(name, f"trial {row['trial_id']}", str(row["trial_id"]), metrics, note), row
         notes.append("no finished trial ran the baseline config")
     given = {str(k): float(v) for k, v in (spec_b.get("metrics") or {}).items() if finite_float(v) is not None}

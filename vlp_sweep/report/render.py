@@ -96,8 +96,12 @@ def _summary(rep: Report) -> str:
             f"Metric {rep.metric} ({rep.mode}).{best}")
 
 
+def trial_label(t: TrialLine) -> str:
+    return f"{t.trial_id} (baseline)" if t.baseline else t.trial_id
+
+
 def _trial_cells(t: TrialLine, rep: Report, i: int) -> list[str]:
-    cells = [str(i), t.trial_id, t.status.lower(), fmt(t.epochs), fmt(t.best_epoch)]
+    cells = [str(i), trial_label(t), t.status.lower(), fmt(t.epochs), fmt(t.best_epoch)]
     cells += [value_label(t.config.get(k)) for k in rep.varying]
     cells += [fmt(t.metrics.get(m), m) for m in _table_metrics(rep)]
     return cells
@@ -364,6 +368,8 @@ def print_terminal(rep: Report, written: dict[str, Path] | None = None) -> None:
     for n in rep.notes:
         console.print(f"note: {n}", markup=False)
     console.print(table)
+    if any(t.baseline for t in rep.table):
+        console.print("* the baseline trial (baseline.run): the baseline's config, not a searched one", markup=False)
     for line in summary_lines(rep):
         console.print(line, markup=False)
     for name, path in (written or {}).items():
@@ -397,7 +403,7 @@ def _terminal_table(rep: Report) -> Any:
         table.add_column(col, justify="left" if col in ("trial", "status") else "right")
     for i, t in enumerate(rep.table, 1):
         iv = rep.intervals.get(t.trial_id, {}).get(rep.metric)
-        table.add_row(str(i), t.trial_id, STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
+        table.add_row(str(i), t.trial_id + ("*" if t.baseline else ""), STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
                       *[_short_value(t.config.get(k)) for k in rep.varying],
                       *[fmt(t.metrics.get(m), m) for m in metrics],
                       f"{fmt(iv.low, rep.metric)}-{fmt(iv.high, rep.metric)}" if iv else "-")

@@ -127,3 +127,16 @@ def trial_config(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
 def trial_params(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
     """The values the search algorithm sampled for the trial (``params`` column)."""
     return _json_dict(row, "params")
+
+
+def is_baseline_trial(row: pd.Series | dict[str, Any]) -> bool:
+    """Whether the row is the sweep's baseline trial (``baseline.run``), not a searched config."""
+    return bool(trial_params(row).get("__baseline__"))
+
+
+def searched_only(board: pd.DataFrame) -> pd.DataFrame:
+    """The rows of searched configs: option effects and importance must not see the baseline trial,
+    which differs in keys the search does not vary."""
+    if board.empty:
+        return board
+    return board[[not is_baseline_trial(r) for _, r in board.iterrows()]]

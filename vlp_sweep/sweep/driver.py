@@ -110,9 +110,17 @@ def _searcher(spec: Any, max_concurrent: int) -> Any:
     # them twice, and a wrapped OptunaSearch does not receive TuneConfig's).
     searcher: Any = OptunaSearch(space=spec.define_by_run, metric=spec.metric, mode=spec.mode,
                                  sampler=spec.optuna_sampler())
+    if _runs_baseline(spec):
+        from vlp_sweep.sweep.baseline_trial import BaselineFirst
+
+        searcher = BaselineFirst(searcher)
     if len(spec.seeds) > 1:  # every suggested config runs once per seed; Optuna sees the mean
         searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def _runs_baseline(spec: Any) -> bool:
+    return spec.baseline is not None and spec.baseline.run
 
 
 def _scheduler(spec: Any) -> Any:
@@ -120,7 +128,10 @@ def _scheduler(spec: Any) -> Any:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=spec.scheduler.max_t,
+    from vlp_sweep.sweep.baseline_trial import BaselineKeepingASHA
+
+    cls = BaselineKeepingASHA if _runs_baseline(spec) else ASHAScheduler
+    return cls(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=spec.scheduler.max_t,
                          grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor)
 
 
@@ -194,7 +205,8 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
     searcher = _searcher(spec, max_conc)
     total = spec.budget().get("trials")
     optuna = spec.uses_optuna()
-    num_samples = spec.num_samples * (len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1)
+    per_config = len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1
+    num_samples = (spec.num_samples + _runs_baseline(spec)) * per_config
     tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=num_samples,
                                max_concurrent_trials=None if optuna else max_conc, reuse_actors=True)
     run_cfg = tune.RunConfig(

@@ -259,9 +259,12 @@ class Baseline:
     name: str = "baseline"
     metrics: Pairs = ()
     config: Pairs = ()
+    run: bool = False  # run base + config as one more trial (never early-stopped, unseen by the searcher)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
+        if self.run:
+            out["run"] = True
         if self.metrics:
             out["metrics"] = dict(self.metrics)
         if self.config:

@@ -49,6 +49,7 @@ from vlp_sweep.sweep.sections import (
     SearchAlg,
     WandbSettings,
     check_keys,
+    get_bool,
     get_int,
     get_str,
     metric_name,
@@ -116,11 +117,13 @@ class SweepSpec:
 
     def fingerprint(self) -> str:
         """sha256 of the canonical resolved spec (FINGERPRINT_KEYS only): a sweep refuses to resume
-        when it changes. Concurrency, resources, retries, checkpoints kept, W&B, baseline, targets,
-        name and description are left out, so they may change between runs of one sweep."""
+        when it changes. Concurrency, resources, retries, checkpoints kept, W&B, baseline (unless it runs
+        as a trial), targets, name and description are left out, so they may change between runs of one sweep."""
         d = self.to_dict()
-        canon = json.dumps({k: d[k] for k in FINGERPRINT_KEYS}, sort_keys=True, separators=(",", ":"),
-                           default=str)
+        keep = {k: d[k] for k in FINGERPRINT_KEYS}
+        if self.baseline is not None and self.baseline.run:  # then it is one of the sweep's trials
+            keep["baseline_trial"] = dict(self.baseline.config)
+        canon = json.dumps(keep, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canon.encode()).hexdigest()
 
     def diff(self, other: SweepSpec, everything: bool = False) -> list[str]:
@@ -174,6 +177,12 @@ class SweepSpec:
         elif len(self.seeds) == 1:
             out["run.seed"] = self.seeds[0]
         return nest(out)
+
+    def baseline_config(self) -> TrainConfig:
+        """The baseline trial's config: base, then ``baseline.config`` (the search's keys at their base
+        values or trainer defaults)."""
+        assert self.baseline is not None
+        return make_config(self.trial_overrides({}), dict(self.baseline.config))
 
     def trial_config(self, params: Mapping[str, Any]) -> TrainConfig:
         """The validated trainer config of one trial (``make_config(trial_overrides(params))``)."""
@@ -270,18 +279,22 @@ class SweepSpec:
         return math.prod(sizes) if sizes else None
 
     def budget(self) -> dict[str, int]:
-        """Size of the sweep: ``trials`` = num_samples x grid points x seeds; epochs per trial (at most
+        """Size of the sweep: ``trials`` = num_samples x grid points x seeds (+ the baseline trial per seed
+        with baseline.run); epochs per trial (at most
         ASHA's max_t); ``max_total_epochs`` an upper bound (no early stopping); ``min_total_epochs``
         what it costs when ASHA stops every trial it can at the first rung."""
         grid, seeds = self.grid_size() or 1, len(self.seeds)
-        trials = self.num_samples * grid * seeds
+        searched = self.num_samples * grid * seeds
         lo, hi = self.epochs_range()
         if self.scheduler.type == "asha":
             hi = min(hi, self.scheduler.max_t)
             lo = min(lo, self.scheduler.grace_period)
-        return {"trials": trials, "num_samples": self.num_samples, "grid_points": grid, "seeds": seeds,
-                "max_epochs_per_trial": hi, "min_epochs_per_trial": lo, "max_total_epochs": trials * hi,
-                "min_total_epochs": trials * lo, "max_concurrent": self.max_concurrent}
+        n_base = seeds if self.baseline is not None and self.baseline.run else 0  # once per seed, never stopped
+        base_epochs = n_base * self.baseline_config().optim.epochs if n_base else 0
+        return {"trials": searched + n_base, "num_samples": self.num_samples, "grid_points": grid, "seeds": seeds,
+                "baseline_trials": n_base, "max_epochs_per_trial": hi, "min_epochs_per_trial": lo,
+                "max_total_epochs": searched * hi + base_epochs, "min_total_epochs": searched * lo + base_epochs,
+                "max_concurrent": self.max_concurrent}
 
     def _param(self, key: str) -> Param | None:
         return next((p for p in self.search if p.key == key), None)
@@ -401,7 +414,7 @@ class _Parser:
         metric, mode = self._metric()
         tmp = SweepSpec(name="-", base=tuple(base.items()), search=search)
         sched = parse_scheduler(section(self.d, "scheduler", self.w), self.w, tmp.epochs_range()[1])
-        return SweepSpec(
+        spec = SweepSpec(
             name=self._name(), description=get_str(self.d, "description", "description", self.w, None) or "",
             base=tuple(sorted(base.items())), search=search, search_alg=alg, scheduler=sched,
             metric=metric, mode=mode, num_samples=num_samples or (1 if alg.type == "grid" else 10),
@@ -411,6 +424,19 @@ class _Parser:
             wandb=parse_wandb(section(self.d, "wandb", self.w), self.w), baseline=self._baseline(),
             targets=parse_targets(section(self.d, "targets", self.w), self.w),
             source=self.w.source, format=fmt, warnings=tuple(self.warnings), lines=tuple(self.lines.items()))
+        if spec.baseline is not None and spec.baseline.run:
+            self._check_baseline_run(spec)
+        return spec
+
+    def _check_baseline_run(self, spec: SweepSpec) -> None:
+        line = line_of(section(self.d, "baseline", self.w), "run")
+        if not spec.uses_optuna():
+            raise self._err("baseline.run", f"needs search_alg optuna or random without grid keys (with "
+                                            f"{spec.search_alg.type}, put the baseline's values in the grid)", line)
+        try:
+            spec.baseline_config()
+        except UserError as e:
+            raise self._err("baseline.config", str(e), line) from None
 
     def _err(self, key: str, msg: str, line: int | None) -> UserError:
         return self.w.error(key, msg, line)
@@ -588,7 +614,7 @@ class _Parser:
         m = section(self.d, "baseline", self.w)
         if not m:
             return None
-        check_keys(m, "baseline", ("name", "metrics", "config"), self.w)
+        check_keys(m, "baseline", ("name", "metrics", "config", "run"), self.w)
         if "metrics" not in m and "config" not in m:
             raise self._err("baseline", "needs metrics: {...} and/or config: {...}",
                             line_of(self.d, "baseline"))
@@ -596,7 +622,11 @@ class _Parser:
             if "metrics" in m else ()
         config = self._config_values(m["config"], "baseline.config") if "config" in m else {}
         name = get_str(m, "name", "baseline.name", self.w, "baseline")
-        return Baseline(name=name, metrics=metrics, config=tuple(sorted(config.items())))
+        run = get_bool(m, "run", "baseline.run", self.w, False)
+        if run and not config:
+            raise self._err("baseline.run", "needs baseline.config: the trainer settings to run",
+                            line_of(m, "run"))
+        return Baseline(name=name, metrics=metrics, config=tuple(sorted(config.items())), run=run)
 
 
 def _strip_key(message: str, key: str) -> str:

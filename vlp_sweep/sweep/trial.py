@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 SEED_INDEX_KEY = "__trial_index__"  # set by Ray's Repeater when a config is repeated over seeds
+BASELINE_KEY = "__baseline__"  # the one param of the baseline trial (baseline.run), see baseline_trial.py
 
 
 def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any]) -> Any:
@@ -27,7 +28,10 @@ def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any])
         fixed["run.seed"] = ctx["seeds"][0]
     if ctx.get("cpus_per_trial"):
         fixed["run.num_threads"] = max(1, int(ctx["cpus_per_trial"]))
-    cfg = make_config(spec.trial_overrides(params), fixed)
+    if params.pop(BASELINE_KEY, False):
+        cfg = make_config(spec.baseline_config().to_dict(), fixed)
+    else:
+        cfg = make_config(spec.trial_overrides(params), fixed)
     # Workers run elsewhere (another folder, another node): a relative data path means the driver's.
     path = Path(ctx["cwd"]) / cfg.data.path
     return make_config(cfg.to_dict(), {"data.path": str(path.resolve())})
