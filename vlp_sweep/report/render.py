@@ -403,7 +403,8 @@ def _terminal_table(rep: Report) -> Any:
         table.add_column(col, justify="left" if col in ("trial", "status") else "right")
     for i, t in enumerate(rep.table, 1):
         iv = rep.intervals.get(t.trial_id, {}).get(rep.metric)
-        table.add_row(str(i), t.trial_id + ("*" if t.baseline else ""), STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
+        trial = t.trial_id + ("*" if t.baseline else "")
+        table.add_row(str(i), trial, STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
                       *[_short_value(t.config.get(k)) for k in rep.varying],
                       *[fmt(t.metrics.get(m), m) for m in metrics],
                       f"{fmt(iv.low, rep.metric)}-{fmt(iv.high, rep.metric)}" if iv else "-")
