@@ -15,7 +15,7 @@ from vlp_sweep.config import make_config
 from vlp_sweep.errors import UserError
 from vlp_sweep.train import trainer as T
 from vlp_sweep.train.batching import make_batch
-from vlp_sweep.train.checkpoint import load_checkpoint
+from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.evaluate import evaluate_checkpoint
 
 
@@ -88,6 +88,25 @@ def test_resume_continues_bit_for_bit(tiny_data: Path, tmp_path: Path) -> None:
         assert torch.equal(tensor, b["model"][name]), name
     assert resumed.last.metrics["t2v_R1"] == straight.last.metrics["t2v_R1"]
     assert resumed.last.metrics["loss"] == straight.last.metrics["loss"]
+
+
+def test_best_checkpoint_survives_a_resume_that_does_not_beat_it(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_data, **{"optim.epochs": 3, "run.out_dir": str(tmp_path)})
+
+    def stop_after_two(ev: T.Evaluation) -> None:
+        if ev.epoch == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        T.fit(cfg, stop_after_two)
+    last = load_checkpoint(tmp_path / "last.pt")
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert last["best_value"] == best["metrics"]["t2v_R1"]
+    last["best_value"] = 101.0  # a best.pt no epoch can beat (R@1 is at most 100)
+    save_checkpoint(last, tmp_path / "last.pt")
+    T.fit(cfg, resume=tmp_path / "last.pt")
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == best["epoch"]  # not replaced by epoch 3
 
 
 def test_checkpoint_reevaluates_to_reported_metrics(tiny_data: Path, tmp_path: Path) -> None:

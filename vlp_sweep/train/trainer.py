@@ -96,6 +96,7 @@ class _State:
     step: int = 0
     epoch: int = 0
     dist: DistContext = field(default_factory=DistContext)
+    best_value: float | None = None  # select_metric of best.pt so far (kept across a resume)
 
 
 def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
@@ -125,8 +126,12 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
             ev = _evaluate(st)
             ev.metrics |= {"loss": train_loss, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
                            "elapsed_s": time.perf_counter() - t_start}
-            best = ev if best is None or _better(ev, best, cfg.run.select_metric) else best
-            _save(st, ev, is_best=best is ev)
+            m = cfg.run.select_metric
+            best = ev if best is None or _better(ev.metrics[m], best.metrics[m], m) else best
+            is_best = st.best_value is None or _better(ev.metrics[m], st.best_value, m)  # over the resume too
+            if is_best:
+                st.best_value = ev.metrics[m]
+            _save(st, ev, is_best=is_best)
             history.append(ev)
             if report is not None:
                 report(ev)
@@ -137,8 +142,7 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     return FitResult(best=best, last=history[-1], history=history)
 
 
-def _better(a: Evaluation, b: Evaluation, metric: str) -> bool:
-    x, y = a.metrics[metric], b.metrics[metric]
+def _better(x: float, y: float, metric: str) -> bool:
     return x > y if MODE[metric] == "max" else x < y
 
 
@@ -212,6 +216,8 @@ def _restore(st: _State, ckpt: dict[str, Any]) -> None:
     st.opt.load_state_dict(ckpt["optimizer"])
     st.sched.load_state_dict(ckpt["scheduler"])
     st.step, st.epoch = int(ckpt["step"]), int(ckpt["epoch"])
+    best = ckpt.get("best_value")  # absent in checkpoints of older versions: best.pt restarts then
+    st.best_value = float(best) if isinstance(best, (int, float)) else None
 
 
 def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -362,7 +368,8 @@ def _eval_loss(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024) 
 def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
     return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.args.to_dict(), "vocab": st.vocab,
             "model": st.model.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
-            "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash}
+            "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash,
+            "best_value": st.best_value}
 
 
 def _save(st: _State, ev: Evaluation, is_best: bool) -> None:
