@@ -140,6 +140,18 @@ def test_phoenix_clip_gets_its_sentence(tmp_path: Path) -> None:
     assert reasons == {"no pose file": len(test) - 1, "no caption": 3}  # every other clip accounted for
 
 
+@needs_shared
+def test_the_corpus_table_itself_is_read_as_captions(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["data", "import", "--out", str(out), "--poses", str(POSES), "--id-pattern", "phoenix14t_(.+)",
+                 "--captions", str(SHARED / "phoenix14t" / "corpus.csv"), "--no-progress"]) == 0
+    row = load_packed(out).manifest.iloc[0]
+    corpus = pd.read_csv(SHARED / "phoenix14t" / "corpus.csv", dtype=str, keep_default_na=False)
+    want = corpus[corpus["name"] == PHOENIX_STEM.removeprefix("phoenix14t_")].iloc[0]
+    assert (row["id"], row["split"], row["text"], row["gloss"]) == (want["name"], "test", want["text"], want["gloss"])
+    assert read_captions(SHARED / "phoenix14t" / "corpus.csv")[1] == "corpus"
+
+
 # ---------------------------------------------------------------- arrays, How2Sign, plain, SigLIP
 
 

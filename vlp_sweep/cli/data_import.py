@@ -25,9 +25,10 @@ def register(sub: Any) -> None:
     p.add_argument("--poses", required=True, type=Path, action="append", metavar="PATH",
                    help=".pose / .npy / .npz files or folders of them (searched recursively); repeatable")
     p.add_argument("--captions", required=True, type=Path, action="append", metavar="FILE",
-                   help="captions table: plain CSV (id,split,text), Phoenix-2014T corpus (|-separated) or "
-                        "How2Sign (tab or comma); repeatable")
-    p.add_argument("--captions-format", default="auto", choices=("auto", "plain", "phoenix", "how2sign"),
+                   help="captions table: plain CSV (id,split,text), Phoenix-2014T corpus (|-separated), "
+                        "the project's corpus.csv (name,split,n_frames,gloss,text) or How2Sign (tab or comma); "
+                        "repeatable")
+    p.add_argument("--captions-format", default="auto", choices=("auto", "plain", "phoenix", "corpus", "how2sign"),
                    help="layout of the captions files (default: detected from the header)")
     p.add_argument("--split", help="split of Phoenix/How2Sign captions (default: the split word in the "
                                    "file name, e.g. PHOENIX-2014-T.dev.corpus.csv)")

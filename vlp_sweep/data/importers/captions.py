@@ -1,4 +1,5 @@
-"""Caption tables: a plain CSV, the Phoenix-2014T corpus CSV and the How2Sign CSV, read into one frame.
+"""Caption tables: a plain CSV, the Phoenix-2014T corpus CSV, the project's corpus table (name, split,
+n_frames, gloss, text) and the How2Sign CSV, read into one frame.
 
 Every reader returns a DataFrame with columns ``id, split, text`` (strings) and, where the
 source has them, ``gloss`` and ``signer``. The clip id is what a pose file's stem is matched
@@ -17,7 +18,7 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError
 
-FORMATS = ("auto", "plain", "phoenix", "how2sign")
+FORMATS = ("auto", "plain", "phoenix", "corpus", "how2sign")
 SPLIT_WORDS = ("train", "dev", "val", "validation", "test")
 
 
@@ -39,6 +40,9 @@ LAYOUTS = {
                            signer="signer"),
     "phoenix": CaptionLayout("phoenix", ("name", "video", "start", "end", "speaker", "orth", "translation"),
                              "name", "translation", gloss="orth", signer="speaker"),
+    # The project's corpus table (../shared/data/phoenix14t/corpus.csv): one file, every split.
+    "corpus": CaptionLayout("corpus", ("name", "split", "n_frames", "gloss", "text"), "name", "text", split="split",
+                            gloss="gloss"),
     "how2sign": CaptionLayout("how2sign", ("VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME",
                                            "START_REALIGNED", "END_REALIGNED", "SENTENCE"),
                               "SENTENCE_NAME", "SENTENCE"),
