@@ -42,3 +42,17 @@ def test_orchestration_benchmark_smoke() -> None:
 def test_phase1_benchmark_smoke() -> None:
     out = _run("bench_phase1.py", "--smoke", timeout=600)
     assert "trials/hour" in out and "best trial" in out
+
+
+@pytest.mark.parametrize("script", ["devkit.sh", "gpu_issue6.sh"])
+def test_device_scripts_parse(script: str) -> None:
+    # They run on a GPU machine (no registry there) or need the network: here only their syntax is checked.
+    out = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_gpu_stages_need_a_stage_name(tmp_path: Path) -> None:
+    env = {"OUT": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
+    out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_issue6.sh")], capture_output=True, text=True,
+                         cwd=ROOT, env=env)
+    assert out.returncode != 0 and "stage" in out.stderr
