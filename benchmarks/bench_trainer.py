@@ -139,7 +139,7 @@ def profile(st: T._State, steps: int) -> None:
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if st.device.type == "cuda" else [])
     with torch_profile(activities=acts) as prof:
         measure(st, steps, warmup=0)
-    key = "self_cuda_time_total" if st.device.type == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if st.device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=20))
 
 
@@ -188,8 +188,7 @@ def main() -> None:
     s["batch"] = a.batch or s["batch"]
     steps = a.steps or (2 if a.smoke else 20 if device.type == "cuda" else 5)
     if a.parallel:
-        argv = [x for x in sys.argv[1:] if not x.startswith("--parallel") and x != str(a.parallel)]
-        return parallel(a.parallel, argv)
+        return parallel(a.parallel, _without_parallel(sys.argv[1:]))
     if not a.worker:
         threads = f"cpu threads: {torch.get_num_threads()}  " if device.type == "cpu" else ""
         print(f"{threads}scale: {s}  length_buckets={a.buckets}  clip lengths: "
@@ -203,12 +202,26 @@ def main() -> None:
         sps, peak = measure(st, steps, warmup=1 if a.smoke else 3, ready=_wait_for_go if a.worker else None)
         results[name] = sps
         mfu = sps * flops / (a.peak_tflops * 1e12) * 100
-        print(f"{name:8s} batch={s['batch']} samples/s={sps:.1f}  TFLOP/s={sps * flops / 1e12:.2f}  "
+        batch = st.cfg.optim.batch_size * st.cfg.optim.grad_accum  # a multiple of the micro-batch
+        print(f"{name:8s} batch={batch} samples/s={sps:.1f}  TFLOP/s={sps * flops / 1e12:.2f}  "
               f"MFU(vs {a.peak_tflops:.0f})={mfu:.1f}%  peak_mem={peak:.1f}GiB", flush=True)
         del st
     for name in results:
         if name != "plain" and "plain" in results:
             print(f"cost per sample, {name} vs plain: {results['plain'] / results[name]:.2f}x")
+
+
+def _without_parallel(argv: list[str]) -> list[str]:
+    """The command line minus ``--parallel N`` / ``--parallel=N`` (by position: N may occur elsewhere)."""
+    out, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+        elif x == "--parallel":
+            skip = True
+        elif not x.startswith("--parallel="):
+            out.append(x)
+    return out
 
 
 def _wait_for_go() -> None:

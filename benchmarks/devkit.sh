@@ -15,6 +15,10 @@
 # pandas, pyarrow, ...) are left out: the image's own builds match its CUDA and Python.
 # Environment: DEVKIT_PY (default 3.12, the image's Python), DEVKIT_OUT (default .devkit).
 set -euo pipefail
+cd "$(dirname "$0")/.."  # the repository root: .devkit/ and ../shared are relative to it
+for need in ../shared/bench/reference_trainer.py ../shared/data/phoenix14t/corpus.csv; do
+  [ -f "$need" ] || { echo "devkit: $need not found (../shared must sit beside the repository)" >&2; exit 2; }
+done
 py=${DEVKIT_PY:-3.12}
 out=${DEVKIT_OUT:-.devkit}
 tag=cp${py/./}

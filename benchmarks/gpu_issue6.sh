@@ -12,16 +12,22 @@
 # Logs go to $OUT (the device tool brings them back) or /tmp/issue6.
 set -uo pipefail
 stage=${1:?stage: trainer | share | phase1 | wait}
+case $stage in trainer|share|phase1|wait) ;; *) echo "unknown stage: $stage" >&2; exit 2 ;; esac
+cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/issue6}
 mkdir -p "$out"
 py=${PYTHON:-python3}  # the GPU image: python3 holds PyTorch
 
 setup() {
+  if [ ! -f .devkit/site.tar.xz ] || [ ! -f .devkit/shared/bench/reference_trainer.py ]; then
+    echo "no complete .devkit/: build it with benchmarks/devkit.sh and carry it (run(carry=['.devkit']))" >&2
+    exit 2
+  fi
   if [ ! -f /tmp/site/.unpacked ]; then
     mkdir -p /tmp/site && tar -xJf .devkit/site.tar.xz -C /tmp/site && touch /tmp/site/.unpacked || exit 1
   fi
   export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-  [ -e ../shared ] || ln -s "$PWD/.devkit/shared" ../shared  # the scripts look for ../shared
+  [ -e ../shared ] || ln -sfn "$PWD/.devkit/shared" ../shared  # the scripts look for ../shared
   nvidia-smi -L
   $py -c 'import torch, ray, optuna; print("torch", torch.__version__, "ray", ray.__version__, "optuna", optuna.__version__)'
 }
@@ -43,7 +49,7 @@ wait_phase1() {
     echo "phase1 still running; next call: bash benchmarks/gpu_issue6.sh wait"; tail -c 400 /tmp/phase1.log
   else
     tail -n 12 /tmp/phase1.log
-    cp "$(ls -d /tmp/vlp-bench-phase1-*/runs/phase1 2>/dev/null | tail -1)/leaderboard.parquet" "$out/" 2>/dev/null
+    cp "$(ls -td /tmp/vlp-bench-phase1-*/runs/phase1 2>/dev/null | head -1)/leaderboard.parquet" "$out/" 2>/dev/null
   fi
 }
 
@@ -65,6 +71,10 @@ case $stage in
     step share $py -m pytest -q -p no:cacheprovider tests/train -k "cuda or compiled"
     ;;
   phase1)
+    if [ -f /tmp/phase1.pid ] && kill -0 "$(cat /tmp/phase1.pid)" 2>/dev/null; then
+      echo "a phase1 sweep is already running: use the wait stage" >&2
+      exit 2
+    fi
     # The sweep outlives this call if need be (setsid): it builds its data first (about 10 s).
     setsid nohup $py benchmarks/bench_phase1.py > /tmp/phase1.log 2>&1 &
     echo $! > /tmp/phase1.pid
@@ -72,9 +82,5 @@ case $stage in
     ;;
   wait)
     wait_phase1 570
-    ;;
-  *)
-    echo "unknown stage: $stage" >&2
-    exit 2
     ;;
 esac

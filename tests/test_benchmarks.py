@@ -24,7 +24,9 @@ def test_trainer_benchmark_smoke() -> None:
 
 
 def test_trainer_benchmark_parallel_and_profile_smoke() -> None:
-    assert "2 processes at once" in _run("bench_trainer.py", "--smoke", "--device", "cpu", "--parallel", "2")
+    # "2" twice on the line: the workers must still get --steps 2
+    out = _run("bench_trainer.py", "--smoke", "--device", "cpu", "--steps", "2", "--parallel", "2")
+    assert "2 processes at once" in out
     assert "aten::" in _run("bench_trainer.py", "--smoke", "--device", "cpu", "--profile")
 
 
@@ -53,6 +55,7 @@ def test_device_scripts_parse(script: str) -> None:
 
 def test_gpu_stages_need_a_stage_name(tmp_path: Path) -> None:
     env = {"OUT": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
-    out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_issue6.sh")], capture_output=True, text=True,
-                         cwd=ROOT, env=env)
-    assert out.returncode != 0 and "stage" in out.stderr
+    for args, words in (([], "stage: trainer"), (["trainr"], "unknown stage: trainr")):
+        out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_issue6.sh"), *args], capture_output=True,
+                             text=True, cwd=ROOT, env=env)
+        assert out.returncode != 0 and words in out.stderr  # before touching the kit or the GPU

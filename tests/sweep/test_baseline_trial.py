@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from ray.tune.schedulers import TrialScheduler
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
 from tests.sweep.conftest import tiny_space
 from vlp_sweep.errors import UserError
@@ -53,12 +53,11 @@ def test_baseline_comes_first_and_its_results_never_reach_the_searcher(tmp_path:
         s.on_trial_result(tid, {"t2v_R1": 1.0})
         s.on_trial_complete(tid, {"t2v_R1": 1.0})
     assert inner.results == ["b", "c"] and inner.completed == ["b", "c"]
-    # Saved and restored as Tune does on --resume (the wrapper's state, the searcher's own files):
-    # the baseline is not handed out again.
-    s.searcher.save(str(tmp_path / "inner"))
+    # Saved and restored by Tune's own SearchGenerator, wrapped as the driver wraps it (what --resume
+    # does, into fresh objects): the baseline is not handed out again and the searcher goes on.
+    SearchGenerator(ConcurrencyLimiter(s, max_concurrent=2)).save_to_dir(str(tmp_path), session_str="s")
     again = BaselineFirst(Recorder())
-    again.set_state(json.loads(json.dumps(s.get_state())))
-    again.searcher.restore(str(tmp_path / "inner"))
+    SearchGenerator(ConcurrencyLimiter(again, max_concurrent=2)).restore_from_dir(str(tmp_path))
     assert again.baseline_id == "a" and again.suggest("d") == {"optim.lr": 3e-3}
 
 

@@ -61,6 +61,26 @@ def test_a_group_without_padding_is_encoded_unmasked() -> None:
     assert [m for _, _, m in length_groups(mask, 2, min_rows=8)] == [True, False]  # the short row sorts first
 
 
+def test_a_group_without_padding_reaches_the_tower_unmasked() -> None:
+    model = make_model(4)
+    batch = make_batch(64)
+    batch["frame_mask"][:] = True
+    batch["frame_mask"][:32, 10:] = False  # half the clips 10 frames long, half full width
+    seen: list[tuple[int, bool]] = []
+
+    def video(k: torch.Tensor, s: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        seen.append((k.shape[1], m is None))
+        return model._video(k, s, m)
+
+    model._video_fn = video
+    model(batch)
+    assert seen == [(16, False), (16, False), (40, True), (40, True)]  # short groups cut to 16, masked
+    seen.clear()
+    model._compiled = True  # compiled: one graph, always with a mask
+    model(batch)
+    assert [m for _, m in seen] == [False] * 4
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_grouped_encoding_equals_full_width_embeddings_and_gradients(device: str) -> None:
     batch = make_batch(device=device)

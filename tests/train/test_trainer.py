@@ -101,12 +101,13 @@ def test_best_checkpoint_survives_a_resume_that_does_not_beat_it(tiny_data: Path
         T.fit(cfg, stop_after_two)
     last = load_checkpoint(tmp_path / "last.pt")
     best = load_checkpoint(tmp_path / "best.pt")
-    assert last["best_value"] == best["metrics"]["t2v_R1"]
+    assert (last["best_epoch"], last["best_value"]) == (best["epoch"], best["metrics"]["t2v_R1"])
     last["best_value"] = 101.0  # a best.pt no epoch can beat (R@1 is at most 100)
     save_checkpoint(last, tmp_path / "last.pt")
-    T.fit(cfg, resume=tmp_path / "last.pt")
+    res = T.fit(cfg, resume=tmp_path / "last.pt")
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == best["epoch"]  # not replaced by epoch 3
+    assert res.best_checkpoint == (best["epoch"], 101.0) and res.best.epoch == 3  # what `train` prints
 
 
 def test_checkpoint_reevaluates_to_reported_metrics(tiny_data: Path, tmp_path: Path) -> None:

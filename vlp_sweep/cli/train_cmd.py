@@ -79,7 +79,7 @@ def _train(cfg: Any, resume: str | None, as_json: bool) -> int:
                     f"{m['samples_per_s']:.0f}/s", soft_wrap=True)
 
         result = fit(cfg, report, resume=resume, on_step=on_step)
-    best = result.best
-    console.print(f"best epoch {best.epoch}: {cfg.run.select_metric} = {best.metrics[cfg.run.select_metric]:.2f}; "
+    epoch, value = result.best_checkpoint or (result.best.epoch, result.best.metrics[cfg.run.select_metric])
+    console.print(f"best epoch {epoch}: {cfg.run.select_metric} = {value:.2f}; "
                   f"checkpoints in {cfg.run.out_dir} (best.pt, last.pt)")
     return 0

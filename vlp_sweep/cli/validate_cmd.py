@@ -68,9 +68,10 @@ def _settings(spec: Any) -> list[str]:
            f"metric: {spec.metric} ({spec.mode})",
            f"grid size: {grid if grid is not None else '- (nothing gridded)'}",
            f"budget: {b['trials']} trials ({_n(b['num_samples'], 'sample')} x "
-           f"{_n(b['grid_points'], 'grid point')} x {_n(b['seeds'], 'seed')}"
-           + (f" + {_n(b['baseline_trials'], 'baseline trial')}" if b["baseline_trials"] else "") + ") "
-           f"x {b['max_epochs_per_trial']} epochs at most = {b['max_total_epochs']} epochs at most"
+           f"{_n(b['grid_points'], 'grid point')} x {_n(b['seeds'], 'seed')} "
+           f"x {b['max_epochs_per_trial']} epochs at most"
+           + (f", + {_n(b['baseline_trials'], 'baseline trial')} of {spec.baseline_config().optim.epochs} epochs"
+              if b["baseline_trials"] else "") + f") = {b['max_total_epochs']} epochs at most"
            + (f" ({b['min_total_epochs']} if ASHA stops every trial it can)"
               if spec.scheduler.type == "asha" else ""),
            f"trials: {spec.max_concurrent} at once, each cpu {spec.resources.cpu:g} "

@@ -278,7 +278,7 @@ def _baseline(sweep: Sweep, metric: str, mode: str) -> tuple[Baseline | None, pd
             metrics = {m: v for m in RETRIEVAL_METRICS if (v := finite_float(row.get(f"best_{m}"))) is not None}
             what = "the sweep ran it as a trial (baseline.run)" if is_baseline_trial(row) else \
                 "a finished trial matches its config"
-            note = f"{len(match)} finished trials: the best is used" if len(match) > 1 else what
+            note = f"{what}: {len(match)} finished trials, the best is used" if len(match) > 1 else what
             return Baseline(name, f"trial {row['trial_id']}", str(row["trial_id"]), metrics, note), row
         notes.append("no finished trial ran the baseline config")
     given = {str(k): float(v) for k, v in (spec_b.get("metrics") or {}).items() if finite_float(v) is not None}

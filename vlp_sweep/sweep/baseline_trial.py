@@ -50,7 +50,16 @@ class BaselineFirst(Searcher):
         if trial_id != self.baseline_id:
             self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
-    # Tune saves a wrapper's own state (get_state) and the wrapped searcher's separately.
+    def add_evaluated_point(self, *args: Any, **kwargs: Any) -> None:
+        self.searcher.add_evaluated_point(*args, **kwargs)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)
+
+    # Tune's SearchGenerator saves a wrapper's own state (get_state) beside the wrapped searcher's files.
     def get_state(self) -> dict[str, Any]:
         return {"baseline_id": self.baseline_id}
 

@@ -110,17 +110,13 @@ def _searcher(spec: Any, max_concurrent: int) -> Any:
     # them twice, and a wrapped OptunaSearch does not receive TuneConfig's).
     searcher: Any = OptunaSearch(space=spec.define_by_run, metric=spec.metric, mode=spec.mode,
                                  sampler=spec.optuna_sampler())
-    if _runs_baseline(spec):
+    if spec.runs_baseline:
         from vlp_sweep.sweep.baseline_trial import BaselineFirst
 
         searcher = BaselineFirst(searcher)
     if len(spec.seeds) > 1:  # every suggested config runs once per seed; Optuna sees the mean
         searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-
-
-def _runs_baseline(spec: Any) -> bool:
-    return spec.baseline is not None and spec.baseline.run
 
 
 def _scheduler(spec: Any) -> Any:
@@ -130,7 +126,7 @@ def _scheduler(spec: Any) -> Any:
 
     from vlp_sweep.sweep.baseline_trial import BaselineKeepingASHA
 
-    cls = BaselineKeepingASHA if _runs_baseline(spec) else ASHAScheduler
+    cls = BaselineKeepingASHA if spec.runs_baseline else ASHAScheduler
     return cls(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=spec.scheduler.max_t,
                          grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor)
 
@@ -206,7 +202,7 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
     total = spec.budget().get("trials")
     optuna = spec.uses_optuna()
     per_config = len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1
-    num_samples = (spec.num_samples + _runs_baseline(spec)) * per_config
+    num_samples = (spec.num_samples + spec.runs_baseline) * per_config
     tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=num_samples,
                                max_concurrent_trials=None if optuna else max_conc, reuse_actors=True)
     run_cfg = tune.RunConfig(

@@ -121,8 +121,8 @@ class SweepSpec:
         as a trial), targets, name and description are left out, so they may change between runs of one sweep."""
         d = self.to_dict()
         keep = {k: d[k] for k in FINGERPRINT_KEYS}
-        if self.baseline is not None and self.baseline.run:  # then it is one of the sweep's trials
-            keep["baseline_trial"] = dict(self.baseline.config)
+        if self._baseline_trial() is not None:  # then it is one of the sweep's trials
+            keep["baseline_trial"] = self._baseline_trial()
         canon = json.dumps(keep, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canon.encode()).hexdigest()
 
@@ -139,7 +139,13 @@ class SweepSpec:
                 out.append(f"{k}: removed (was {_show(a[k])})")
             elif a[k] != b[k]:
                 out.append(f"{k}: {_show(a[k])} -> {_show(b[k])}")
+        mine, theirs = self._baseline_trial(), other._baseline_trial()
+        if mine != theirs and not everything:  # part of the fingerprint (with everything, already listed)
+            out.append(f"baseline trial: {_show(mine)} -> {_show(theirs)}")
         return out
+
+    def _baseline_trial(self) -> dict[str, Any] | None:
+        return dict(self.baseline.config) if self.baseline is not None and self.baseline.run else None
 
     # ------------------------------------------------------------ trials
 
@@ -177,6 +183,11 @@ class SweepSpec:
         elif len(self.seeds) == 1:
             out["run.seed"] = self.seeds[0]
         return nest(out)
+
+    @property
+    def runs_baseline(self) -> bool:
+        """Whether the baseline runs as one more trial (``baseline.run``)."""
+        return self.baseline is not None and self.baseline.run
 
     def baseline_config(self) -> TrainConfig:
         """The baseline trial's config: base, then ``baseline.config`` (the search's keys at their base
@@ -289,7 +300,7 @@ class SweepSpec:
         if self.scheduler.type == "asha":
             hi = min(hi, self.scheduler.max_t)
             lo = min(lo, self.scheduler.grace_period)
-        n_base = seeds if self.baseline is not None and self.baseline.run else 0  # once per seed, never stopped
+        n_base = seeds if self.runs_baseline else 0  # once per seed, never stopped early
         base_epochs = n_base * self.baseline_config().optim.epochs if n_base else 0
         return {"trials": searched + n_base, "num_samples": self.num_samples, "grid_points": grid, "seeds": seeds,
                 "baseline_trials": n_base, "max_epochs_per_trial": hi, "min_epochs_per_trial": lo,
@@ -424,7 +435,7 @@ class _Parser:
             wandb=parse_wandb(section(self.d, "wandb", self.w), self.w), baseline=self._baseline(),
             targets=parse_targets(section(self.d, "targets", self.w), self.w),
             source=self.w.source, format=fmt, warnings=tuple(self.warnings), lines=tuple(self.lines.items()))
-        if spec.baseline is not None and spec.baseline.run:
+        if spec.runs_baseline:
             self._check_baseline_run(spec)
         return spec
 

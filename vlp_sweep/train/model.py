@@ -50,25 +50,43 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 MIN_GROUP_ROWS = 16
 
 
-def length_groups(mask: torch.Tensor, groups: int, multiple: int = 8,
-                  min_rows: int = MIN_GROUP_ROWS) -> list[tuple[torch.Tensor, int, bool]]:
-    """Split the rows of ``mask [B, T]`` (True = valid) into up to ``groups`` groups of similar length,
-    each of at least ``min_rows`` rows (small matrix products waste more than the padding costs).
+Group = tuple[torch.Tensor, int, bool]  # (row indices, width, any masked slot left)
 
-    Returns ``(rows, width, masked)`` per group: the group's row indices, the width its padding can be cut
-    to (the last valid slot, rounded up to ``multiple`` for tensor cores, at most T) and whether any of its
-    rows still has a masked slot. Groups have equal sizes; the rows come sorted by length. One host sync.
+
+def plan_groups(masks: list[torch.Tensor], groups: int, multiple: int = 8,
+                min_rows: int = MIN_GROUP_ROWS) -> list[list[Group]]:
+    """Split the rows of each ``mask [B, T]`` (True = valid) into up to ``groups`` groups of similar
+    length, each of at least ``min_rows`` rows (small matrix products waste more than the padding costs).
+
+    Per mask, per group: the group's row indices, the width its padding can be cut to (the last valid
+    slot, rounded up to ``multiple`` for tensor cores, at most T) and whether any of its rows still has a
+    masked slot. Groups have equal sizes; rows come sorted by length. One host sync for all the masks.
     """
-    b, t = mask.shape
-    end = (mask * torch.arange(1, t + 1, device=mask.device)).amax(1)  # 1 + the last valid slot
-    order = torch.argsort(end, stable=True)
-    host = torch.stack([end[order], mask.sum(1)[order]]).cpu().numpy()
-    bounds = np.linspace(0, b, max(1, min(groups, b // min_rows)) + 1).round().astype(int)
-    out = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        width = min(t, -(-max(int(host[0, lo:hi].max()), 1) // multiple) * multiple)
-        out.append((order[lo:hi], width, bool((host[1, lo:hi] < width).any())))
+    orders, stats = [], []
+    for mask in masks:
+        end = (mask * torch.arange(1, mask.shape[1] + 1, device=mask.device)).amax(1)  # 1 + last valid slot
+        order = torch.argsort(end, stable=True)
+        orders.append(order)
+        stats += [end[order], mask.sum(1)[order]]
+    host = torch.cat(stats).cpu().numpy()  # the one sync
+    out, at = [], 0
+    for mask, order in zip(masks, orders):
+        b, t = mask.shape
+        ends, counts = host[at:at + b], host[at + b:at + 2 * b]
+        at += 2 * b
+        bounds = np.linspace(0, b, max(1, min(groups, b // min_rows)) + 1).round().astype(int)
+        plan = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            width = min(t, -(-max(int(ends[lo:hi].max()), 1) // multiple) * multiple)
+            plan.append((order[lo:hi], width, bool((counts[lo:hi] < width).any())))
+        out.append(plan)
     return out
+
+
+def length_groups(mask: torch.Tensor, groups: int, multiple: int = 8,
+                  min_rows: int = MIN_GROUP_ROWS) -> list[Group]:
+    """:func:`plan_groups` of one mask."""
+    return plan_groups([mask], groups, multiple, min_rows)[0]
 
 
 class VLPModel(nn.Module):
@@ -102,37 +120,52 @@ class VLPModel(nn.Module):
                                         requires_grad=args.learn_temperature)
         self._video_fn: Callable[..., torch.Tensor] = self._video
         self._text_fn: Callable[..., torch.Tensor] = self._text
+        self._compiled = False
 
     def compile_towers(self) -> None:
         """``torch.compile`` the two towers, shapes dynamic: the length groups change width every batch,
         and the grouping itself (one host sync) stays outside the compiled graphs."""
         self._video_fn = torch.compile(self._video, dynamic=True)
         self._text_fn = torch.compile(self._text, dynamic=True)
+        self._compiled = True
+
+    def group_plan(self, batch: dict[str, Any]) -> list[list[Group]] | None:
+        """The length groups of a batch's video and text (one host sync); None when grouping is off.
+        GradCache computes it once per micro-batch and hands it to both of its passes."""
+        if self.length_buckets <= 0:
+            return None
+        return plan_groups([batch["frame_mask"], batch["token_mask"]], self.length_buckets)
 
     def _grouped(self, encode: Callable[..., torch.Tensor], inputs: list[torch.Tensor | None],
-                 mask: torch.Tensor) -> torch.Tensor:
+                 mask: torch.Tensor, groups: list[Group] | None) -> torch.Tensor:
         """``encode(*inputs, mask)`` per length group with the padding cut, rows put back in order.
-        ``encode`` gets ``mask=None`` for a group with no masked slot (attention without a mask is faster)."""
-        if self.length_buckets <= 0:
+        ``encode`` gets ``mask=None`` for a group with no masked slot (attention without a mask is faster),
+        except when compiled: one graph with a mask rather than a second one without."""
+        if groups is None:
             return encode(*inputs, mask)
         parts, rows = [], []
-        for idx, width, masked in length_groups(mask, self.length_buckets):
+        for idx, width, masked in groups:
             cut = [None if x is None else x[idx, :width] for x in inputs]
-            parts.append(encode(*cut, mask[idx, :width] if masked else None))
+            parts.append(encode(*cut, mask[idx, :width] if masked or self._compiled else None))
             rows.append(idx)
         order = torch.cat(rows)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order), device=order.device)
         return torch.cat(parts)[inverse]
 
-    def encode_video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None,
-                     mask: torch.Tensor) -> torch.Tensor:
+    def encode_video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None, mask: torch.Tensor,
+                     groups: list[Group] | None = None) -> torch.Tensor:
         """``kpts [B, T, kpt_dim]``, ``siglip [B, T, D]``, ``mask [B, T]`` -> unit vectors ``[B, E]`` (float32)."""
-        return self._grouped(self._video_fn, [kpts, siglip], mask)
+        if groups is None and self.length_buckets > 0:
+            groups = length_groups(mask, self.length_buckets)
+        return self._grouped(self._video_fn, [kpts, siglip], mask, groups)
 
-    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor,
+                    groups: list[Group] | None = None) -> torch.Tensor:
         """``tokens [B, L]`` int64, ``mask [B, L]`` -> unit vectors ``[B, E]`` (float32)."""
-        return self._grouped(self._text_fn, [tokens], mask)
+        if groups is None and self.length_buckets > 0:
+            groups = length_groups(mask, self.length_buckets)
+        return self._grouped(self._text_fn, [tokens], mask, groups)
 
     def _video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None,
                mask: torch.Tensor | None) -> torch.Tensor:
@@ -161,9 +194,13 @@ class VLPModel(nn.Module):
             pooled = masked_mean(enc(x, src_key_padding_mask=~mask), mask)
         return F.normalize(head(norm(pooled)).float(), dim=-1)
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, Any], plan: list[list[Group]] | None = None) -> dict[str, torch.Tensor]:
+        """``plan``: the batch's :meth:`group_plan` when already computed (else computed here)."""
+        plan = plan if plan is not None else self.group_plan(batch)
+        video_groups, text_groups = plan if plan is not None else (None, None)
         return {
-            "video": self.encode_video(batch.get("kpts"), batch.get("siglip"), batch["frame_mask"]),
-            "text": self.encode_text(batch["tokens"], batch["token_mask"]),
+            "video": self._grouped(self._video_fn, [batch.get("kpts"), batch.get("siglip")], batch["frame_mask"],
+                                   video_groups),
+            "text": self._grouped(self._text_fn, [batch["tokens"]], batch["token_mask"], text_groups),
             "logit_scale": self.logit_scale,
         }

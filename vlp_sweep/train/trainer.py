@@ -44,9 +44,10 @@ class Evaluation:
 
 @dataclass
 class FitResult:
-    best: Evaluation
+    best: Evaluation  # the best evaluation of this call (a resumed run: since the resume)
     last: Evaluation
     history: list[Evaluation] = field(default_factory=list)
+    best_checkpoint: tuple[int, float] | None = None  # (epoch, select_metric) of best.pt, over a resume too
 
 
 Reporter = Callable[[Evaluation], None]
@@ -96,7 +97,8 @@ class _State:
     step: int = 0
     epoch: int = 0
     dist: DistContext = field(default_factory=DistContext)
-    best_value: float | None = None  # select_metric of best.pt so far (kept across a resume)
+    best_value: float | None = None  # select_metric of best.pt so far (kept across a resume) ...
+    best_epoch: int | None = None  # ... and its epoch
 
 
 def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
@@ -128,9 +130,11 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
                            "elapsed_s": time.perf_counter() - t_start}
             m = cfg.run.select_metric
             best = ev if best is None or _better(ev.metrics[m], best.metrics[m], m) else best
-            is_best = st.best_value is None or _better(ev.metrics[m], st.best_value, m)  # over the resume too
+            # best.pt is the best over a resume too; a NaN best never blocks a real number
+            is_best = st.best_value is None or not math.isfinite(st.best_value) or \
+                _better(ev.metrics[m], st.best_value, m)
             if is_best:
-                st.best_value = ev.metrics[m]
+                st.best_value, st.best_epoch = ev.metrics[m], ev.epoch
             _save(st, ev, is_best=is_best)
             history.append(ev)
             if report is not None:
@@ -139,7 +143,8 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
         history.append(_evaluate(st))
         best = history[-1]
     assert best is not None
-    return FitResult(best=best, last=history[-1], history=history)
+    saved = (st.best_epoch, st.best_value) if st.best_epoch is not None and st.best_value is not None else None
+    return FitResult(best=best, last=history[-1], history=history, best_checkpoint=saved)
 
 
 def _better(x: float, y: float, metric: str) -> bool:
@@ -216,8 +221,9 @@ def _restore(st: _State, ckpt: dict[str, Any]) -> None:
     st.opt.load_state_dict(ckpt["optimizer"])
     st.sched.load_state_dict(ckpt["scheduler"])
     st.step, st.epoch = int(ckpt["step"]), int(ckpt["epoch"])
-    best = ckpt.get("best_value")  # absent in checkpoints of older versions: best.pt restarts then
-    st.best_value = float(best) if isinstance(best, (int, float)) else None
+    best, epoch = ckpt.get("best_value"), ckpt.get("best_epoch")  # absent in older checkpoints: best.pt restarts
+    if isinstance(best, (int, float)) and isinstance(epoch, int):
+        st.best_value, st.best_epoch = float(best), epoch
 
 
 def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -255,7 +261,8 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
 
 
 def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """One optimizer step over ``micro_batches``; returns the loss on the device (no host sync)."""
+    """One optimizer step over ``micro_batches``; returns the loss on the device. Host syncs: one per
+    micro-batch with length groups (their widths), none without."""
     step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
     loss = step_fn(st, micro_batches)
     sum_gradients(st.model, st.dist)
@@ -299,12 +306,13 @@ def _cached_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> to
     3) re-embed each micro-batch with a graph (same dropout RNG) and backprop the cached gradients.
     Parameter gradients equal those of one full-batch step, at the cost of a second forward.
     """
-    states, videos, texts = [], [], []
+    states, plans, videos, texts = [], [], [], []
     with torch.no_grad():
         for b in micro_batches:
             states.append(_rng_state(st.device))
+            plans.append(st.model.group_plan(b))  # the same groups in both passes, one host sync
             with autocast_for(st.cfg, st.device):
-                out = st.model(b)
+                out = st.model(b, plans[-1])
             videos.append(out["video"])
             texts.append(out["text"])
     v = torch.cat(videos).requires_grad_()
@@ -314,11 +322,11 @@ def _cached_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> to
     loss.backward()  # grads for v, t and the logit scale
     assert v.grad is not None and t.grad is not None
     start = 0
-    for b, state in zip(micro_batches, states):
+    for b, state, plan in zip(micro_batches, states, plans):
         n = len(b["tokens"])
         _set_rng_state(state, st.device)
         with autocast_for(st.cfg, st.device):
-            out = st.model(b)
+            out = st.model(b, plan)
         torch.autograd.backward([out["video"], out["text"]], [v.grad[start:start + n], t.grad[start:start + n]])
         start += n
     return loss.detach()
@@ -369,7 +377,7 @@ def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
     return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.args.to_dict(), "vocab": st.vocab,
             "model": st.model.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
             "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash,
-            "best_value": st.best_value}
+            "best_value": st.best_value, "best_epoch": st.best_epoch}
 
 
 def _save(st: _State, ev: Evaluation, is_best: bool) -> None:
