@@ -22,7 +22,7 @@ done
 py=${DEVKIT_PY:-3.12}
 out=${DEVKIT_OUT:-.devkit}
 tag=cp${py/./}
-rm -rf "$out/wheels" "$out/site"
+rm -rf "$out/wheels" "$out/site" "$out/shared"
 mkdir -p "$out/wheels" "$out/site"
 
 # Everything ray[tune], optuna and wandb need, resolved for the target Python and platform.
@@ -47,4 +47,5 @@ rm -rf "$out/wheels" "$out/site"
 mkdir -p "$out/shared/data/phoenix14t"
 cp -r ../shared/bench "$out/shared/"
 cp ../shared/data/phoenix14t/corpus.csv "$out/shared/data/phoenix14t/"
+chmod -R u+w "$out/shared"  # ../shared is read-only: a rebuild must be able to replace the copies
 echo "$out/site.tar.xz: $(du -h "$out/site.tar.xz" | cut -f1) (carry it: run(carry=[\"$out\"]))"
