@@ -189,6 +189,7 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
     best = _line(finished.iloc[0], varying)
     baseline, base_row = _baseline(sweep, metric, mode)
     notes = _notes(sweep, ranked, finished)
+    searched = searched_only(finished)
     return Report(
         sweep=sweep.name, run_dir=str(sweep.run_dir), sweep_status=str(sweep.meta.get("status", "unknown")),
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), metric=metric, mode=mode,
@@ -196,8 +197,8 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         varying=varying, table=table, best=best, intervals=cis, interval_epochs=epochs,
         comparisons=_comparisons(finished, base_row, baseline, index, metric, resamples, seed),
         baseline=baseline, targets=_targets(sweep.spec, best, baseline, index, metric, resamples, seed),
-        effects=_effects(searched_only(finished), search, index, metric, resamples, seed),
-        importance=param_importance(searched_only(finished), search, metric, mode), errors=_errors(sweep.board),
+        effects=_effects(searched, search, index, metric, resamples, seed),
+        importance=param_importance(searched, search, metric, mode), errors=_errors(sweep.board),
         curves=_curves(sweep.history, [t.trial_id for t in table[:CURVES]], metric), sources=_sources(sweep),
         notes=notes, resamples=resamples)
 

@@ -96,8 +96,8 @@ def _summary(rep: Report) -> str:
             f"Metric {rep.metric} ({rep.mode}).{best}")
 
 
-def trial_label(t: TrialLine) -> str:
-    return f"{t.trial_id} (baseline)" if t.baseline else t.trial_id
+def trial_label(t: TrialLine, mark: str = " (baseline)") -> str:
+    return t.trial_id + mark if t.baseline else t.trial_id
 
 
 def _trial_cells(t: TrialLine, rep: Report, i: int) -> list[str]:
@@ -403,8 +403,7 @@ def _terminal_table(rep: Report) -> Any:
         table.add_column(col, justify="left" if col in ("trial", "status") else "right")
     for i, t in enumerate(rep.table, 1):
         iv = rep.intervals.get(t.trial_id, {}).get(rep.metric)
-        trial = t.trial_id + ("*" if t.baseline else "")
-        table.add_row(str(i), trial, STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
+        table.add_row(str(i), trial_label(t, "*"), STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
                       *[_short_value(t.config.get(k)) for k in rep.varying],
                       *[fmt(t.metrics.get(m), m) for m in metrics],
                       f"{fmt(iv.low, rep.metric)}-{fmt(iv.high, rep.metric)}" if iv else "-")

@@ -22,6 +22,7 @@ from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.sweep.leaderboard import read_table
 from vlp_sweep.sweep.status import open_sweep
+from vlp_sweep.sweep.trial import BASELINE_KEY
 
 FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
 TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
@@ -131,7 +132,7 @@ def trial_params(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
 
 def is_baseline_trial(row: pd.Series | dict[str, Any]) -> bool:
     """Whether the row is the sweep's baseline trial (``baseline.run``), not a searched config."""
-    return bool(trial_params(row).get("__baseline__"))
+    return bool(trial_params(row).get(BASELINE_KEY))
 
 
 def searched_only(board: pd.DataFrame) -> pd.DataFrame:

@@ -121,7 +121,7 @@ class SweepSpec:
         as a trial), targets, name and description are left out, so they may change between runs of one sweep."""
         d = self.to_dict()
         keep = {k: d[k] for k in FINGERPRINT_KEYS}
-        if self._baseline_trial() is not None:  # then it is one of the sweep's trials
+        if self.runs_baseline:  # then it is one of the sweep's trials
             keep["baseline_trial"] = self._baseline_trial()
         canon = json.dumps(keep, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canon.encode()).hexdigest()
@@ -145,7 +145,7 @@ class SweepSpec:
         return out
 
     def _baseline_trial(self) -> dict[str, Any] | None:
-        return dict(self.baseline.config) if self.baseline is not None and self.baseline.run else None
+        return dict(self.baseline.config) if self.runs_baseline and self.baseline is not None else None
 
     # ------------------------------------------------------------ trials
 

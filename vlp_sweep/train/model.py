@@ -153,20 +153,6 @@ class VLPModel(nn.Module):
         inverse[order] = torch.arange(len(order), device=order.device)
         return torch.cat(parts)[inverse]
 
-    def encode_video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None, mask: torch.Tensor,
-                     groups: list[Group] | None = None) -> torch.Tensor:
-        """``kpts [B, T, kpt_dim]``, ``siglip [B, T, D]``, ``mask [B, T]`` -> unit vectors ``[B, E]`` (float32)."""
-        if groups is None and self.length_buckets > 0:
-            groups = length_groups(mask, self.length_buckets)
-        return self._grouped(self._video_fn, [kpts, siglip], mask, groups)
-
-    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor,
-                    groups: list[Group] | None = None) -> torch.Tensor:
-        """``tokens [B, L]`` int64, ``mask [B, L]`` -> unit vectors ``[B, E]`` (float32)."""
-        if groups is None and self.length_buckets > 0:
-            groups = length_groups(mask, self.length_buckets)
-        return self._grouped(self._text_fn, [tokens], mask, groups)
-
     def _video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None,
                mask: torch.Tensor | None) -> torch.Tensor:
         x = 0
