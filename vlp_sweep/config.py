@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
-from vlp_sweep.errors import UserError, did_you_mean
+from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
 
 
 def _f(default: Any, help: str, *, choices: tuple[Any, ...] = (), lo: float | None = None,
@@ -37,6 +37,10 @@ class DataConfig:
     limit_train: int = _f(0, "use only the first N training clips (0 = all)", lo=0)
 
 
+# Keys checked together (a LinkedKeysError names them); a search space checks their combinations.
+LINKED_KEYS = (("model.d_model", "model.heads"),)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     d_model: int = _f(128, "transformer width of both towers", lo=8)
@@ -46,6 +50,11 @@ class ModelConfig:
     ff_mult: int = _f(4, "feed-forward width as a multiple of d_model", lo=1)
     dropout: float = _f(0.2, "dropout in both towers (plan: 0.4 -> 0.2)", lo=0.0, hi=1.0, hi_open=True)
     embed_dim: int = _f(128, "joint embedding size", lo=2)
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.heads:
+            raise LinkedKeysError(f"model.d_model ({self.d_model}) must be divisible by model.heads ({self.heads})",
+                                  ("model.d_model", "model.heads"))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,15 @@ class UserError(Exception):
     """An error in the user's input (config, data, checkpoint, command line): not a bug."""
 
 
+class LinkedKeysError(UserError):
+    """Values that are each allowed alone but not together (``keys`` names them), so a search space
+    that searches one of them must be checked over combinations rather than point by point."""
+
+    def __init__(self, message: str, keys: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' suffix when a close candidate exists, else ''."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,10 +30,18 @@ def _vlp(args: list[str], cwd: Path, **kw: object) -> subprocess.Popen[str]:
 
 @slow
 def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_data: Path, tmp_path: Path) -> None:
-    # A grid over heads: 3 does not divide d_model 32, so that trial must fail and be recorded.
-    space = tiny_space(sweep_data, search={"model.heads": {"grid": [2, 3]}, "optim.lr": {"choice": [2e-3]}},
+    # A grid over two datasets: the second has a NaN keypoint, which only the trial's full load finds
+    # (validation maps the files without reading every value), so that trial must fail and be recorded.
+    broken = tmp_path / "broken"
+    shutil.copytree(sweep_data, broken)
+    kp = np.load(broken / "keypoints.npy", mmap_mode="r+")
+    kp[5, 3, 0] = np.nan
+    kp.flush()
+    del kp
+    space = tiny_space(sweep_data, search={"data.path": {"grid": [str(sweep_data), str(broken)]},
+                                           "optim.lr": {"choice": [2e-3]}},
                        search_alg={"type": "grid"}, num_samples=1, wandb={"mode": "offline", "project": "t"})
-    del space["base"]["model"]["heads"]
+    del space["base"]["data.path"]
     path = write_space(tmp_path / "space.yaml", space)
     run_dir = tmp_path / "runs" / "e2e"
     reads, failures, stop = [], [], threading.Event()
@@ -59,11 +69,11 @@ def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_dat
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
     assert list(board.columns) == LEADERBOARD_SCHEMA.names
     assert len(board) == 2
-    ok = board[board.model_heads == 2].iloc[0]
-    bad = board[board.model_heads == 3].iloc[0]
+    ok = board[board.data_path == str(sweep_data)].iloc[0]
+    bad = board[board.data_path == str(broken)].iloc[0]
     assert ok.status == "TERMINATED" and ok.epochs == 2 and ok.best_epoch in (1, 2)
     assert Path(ok.checkpoint_path).is_file() and len(ok.checkpoint_sha256) == 64
-    assert bad.status == "ERROR" and "divisible" in bad.error
+    assert bad.status == "ERROR" and "NaN" in bad.error
     hist = pd.read_parquet(run_dir / "history.parquet")
     assert sorted(hist[hist.trial_id == ok.trial_id].epoch) == [1, 2]
     assert ok.best_t2v_R1 == hist[hist.trial_id == ok.trial_id].t2v_R1.max()

@@ -175,6 +175,16 @@ BAD = [
     ("retries: -1\n", ["retries", ">= 0"]),
     ("keep_checkpoints: 0\n", ["keep_checkpoints", ">= 1"]),
     ("- a\n- b\n", ["expected a mapping"]),
+    ("base: {model.heads: 3}\n", ["base.model.heads", "d_model (128) must be divisible by model.heads (3)"]),
+    ("search:\n  model.heads: {choice: [4, 6]}\n", ["search.model.heads", "rejects 6", "line 2"]),
+    ("search:\n  model.d_model: {choice: [96, 128]}\n  model.heads: {choice: [4, 6]}\n",
+     ["search.model.heads", "d_model (128) must be divisible by model.heads (6)", "1 of the 4 combinations",
+      "line 3"]),
+    ("search:\n  model.d_model: {choice: [96, 128]}\n  model.heads: {int: [2, 4]}\n",
+     ["search.model.heads", "model.heads (3)", "1 of the 6 combinations"]),
+    ("base: {model.heads: 4}\nsearch:\n  model.d_model: {choice: [96, 128]}\n"
+     "  model.heads: {choice: [6], when: {model.d_model: 128}}\n", ["model.heads (6)", "1 of the 2 combinations"]),
+    ("baseline:\n  config: {model.heads: 5}\n", ["baseline.config", "divisible"]),
 ]
 
 
@@ -541,3 +551,17 @@ def test_validate_exit_2_on_missing_data(tmp_path: Path, monkeypatch: pytest.Mon
     captured = capsys.readouterr()
     assert "budget:" in captured.out and "base.data.path: data folder not found" in captured.err
     assert main(["validate", str(path), "--no-data"]) == 0
+
+
+def test_linked_keys_pass_when_every_combination_a_trial_can_draw_fits() -> None:
+    # Each value alone does not fit the default d_model (128), but every pair a trial can draw does.
+    both = {"model.d_model": {"choice": [96, 192]}, "model.heads": {"choice": [4, 6]}}
+    assert len(parse_space({"name": "x", "search": both}).search) == 2
+    # heads 6 only where d_model is 96; elsewhere the base heads (4) applies.
+    cond = {"model.d_model": {"choice": [96, 128]},
+            "model.heads": {"choice": [6], "when": {"model.d_model": 96}}}
+    spec = parse_space({"name": "x", "base": {"model.heads": 4}, "search": cond})
+    assert spec.trial_config({"model.d_model": 128, "model.heads": 6}).model.heads == 4
+    # A range too wide to enumerate is left to the trial that draws a bad pair.
+    wide = {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [2, 4]}}
+    assert len(parse_space({"name": "x", "search": wide}).search) == 2

@@ -30,6 +30,7 @@ Nothing here imports Ray or Optuna at module level: the methods that build their
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -37,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlp_sweep.config import TrainConfig, config_keys, make_config, nest
-from vlp_sweep.errors import UserError, did_you_mean
+from vlp_sweep.config import LINKED_KEYS, TrainConfig, config_keys, make_config, nest
+from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
 from vlp_sweep.metric_names import MODE
 from vlp_sweep.sweep.params import Param, contains, parse_param
 from vlp_sweep.sweep.sections import (
@@ -541,14 +542,18 @@ class _Parser:
                 raise self._err(f"search.{key}", "is also fixed in base: remove one (a base value is only "
                                                  "allowed for a conditional key, as its value when inactive)",
                                 line)
-            self._check_points(p, base, line)
             params.append(p)
         search = tuple(params)
+        for p in search:
+            self._check_points(p, base, {q.key for q in search})
         self._check_conditions(search)
+        self._check_linked(search, base)
         return search
 
-    def _check_points(self, p: Param, base: dict[str, Any], line: int | None) -> None:
-        """Every value (or both ends of a range) through the trainer config, so a bad sample fails now."""
+    def _check_points(self, p: Param, base: dict[str, Any], searched: set[str]) -> None:
+        """Every value (or both ends of a range) through the trainer config, so a bad sample fails now.
+        A rule linking this key to another searched key is left to :meth:`_check_linked`."""
+        line = self.lines.get(f"search.{p.key}")
         typ = self.keys[p.key]["type"]
         if typ == "int" and p.kind in ("uniform", "loguniform"):
             raise self._err(f"search.{p.key}", f"is an integer key: use int: [low, high] instead of {p.kind}",
@@ -559,9 +564,38 @@ class _Parser:
         for v in p.check_points():
             try:
                 make_config(base, {p.key: v})
+            except LinkedKeysError as e:
+                if set(e.keys) - {p.key} <= searched:
+                    continue
+                raise self._err(f"search.{p.key}", f"the trainer rejects {v!r}: {e}", line) from None
             except UserError as e:
                 raise self._err(f"search.{p.key}", f"the trainer rejects {v!r}: {_strip_key(str(e), p.key)}",
                                 line) from None
+
+    def _check_linked(self, search: tuple[Param, ...], base: dict[str, Any]) -> None:
+        """Keys the trainer checks together (``model.d_model`` / ``model.heads``), both searched: every
+        combination a trial can draw (conditions applied) must be valid, or those trials would fail."""
+        searched = {p.key for p in search}
+        for keys in LINKED_KEYS:
+            if not set(keys) <= searched:
+                continue  # one of them fixed: _check_points has tried every value against it
+            involved = _with_parents(keys, search)
+            value_sets = [_enumerable(p) for p in involved]
+            if any(vs is None for vs in value_sets) or math.prod(map(len, value_sets)) > 4096:  # type: ignore[arg-type]
+                continue  # a float or very wide range: a trial that draws a bad pair fails alone
+            drawn = {tuple(_active(involved, combo).items())
+                     for combo in itertools.product(*value_sets)}  # type: ignore[arg-type]
+            bad = []
+            for combo in sorted(drawn, key=repr):
+                try:
+                    make_config(base, dict(combo))
+                except LinkedKeysError as e:
+                    bad.append(str(e))
+            if bad:
+                raise self._err(f"search.{keys[-1]}", f"{bad[0]}: {len(bad)} of the {len(drawn)} combinations "
+                                f"of {' and '.join(keys)} a trial can draw would fail (search values that "
+                                "always fit, or make one key conditional on the other with when:)",
+                                self.lines.get(f"search.{keys[-1]}"))
 
     def _check_conditions(self, search: tuple[Param, ...]) -> None:
         by_key = {p.key: p for p in search}
@@ -638,6 +672,38 @@ class _Parser:
             raise self._err("baseline.run", "needs baseline.config: the trainer settings to run",
                             line_of(m, "run"))
         return Baseline(name=name, metrics=metrics, config=tuple(sorted(config.items())), run=run)
+
+
+def _enumerable(p: Param, limit: int = 256) -> list[Any] | None:
+    """Every value a searched key can take, or None for a float range or an int range wider than ``limit``."""
+    if p.discrete:
+        return list(p.values)
+    low, high = p.bounds()
+    step = int(p.step or 1)
+    if p.kind == "int" and high - low < limit * step:
+        return list(range(int(low), int(high) + 1, step))
+    return None
+
+
+def _with_parents(keys: tuple[str, ...], search: tuple[Param, ...]) -> list[Param]:
+    """The params of ``keys`` and every key their conditions depend on, in dependency order."""
+    by_key = {p.key: p for p in search}
+    need, todo = set(), list(keys)
+    while todo:
+        k = todo.pop()
+        if k not in need:
+            need.add(k)
+            todo += [parent for parent, _ in by_key[k].when]
+    return [p for p in _topological(search) if p.key in need]
+
+
+def _active(params: list[Param], values: tuple[Any, ...]) -> dict[str, Any]:
+    """The values a trial gets from one draw: a conditional key only where its condition holds."""
+    out: dict[str, Any] = {}
+    for p, v in zip(params, values):
+        if _holds(p, out):
+            out[p.key] = v
+    return out
 
 
 def _strip_key(message: str, key: str) -> str:

@@ -99,8 +99,6 @@ class VLPModel(nn.Module):
         self.length_buckets = length_buckets
         if args.kpt_dim <= 0 and args.siglip_dim <= 0:
             raise UserError("the video tower needs keypoints, SigLIP features or both")
-        if cfg.d_model % cfg.heads:
-            raise UserError(f"model.d_model ({cfg.d_model}) must be divisible by model.heads ({cfg.heads})")
         self.cfg, self.args = cfg, args
         d = cfg.d_model
         self.kpt_proj = nn.Linear(args.kpt_dim, d) if args.kpt_dim > 0 else None
