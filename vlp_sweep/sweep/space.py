@@ -580,11 +580,12 @@ class _Parser:
             if not set(keys) <= searched:
                 continue  # one of them fixed: _check_points has tried every value against it
             involved = _with_parents(keys, search)
-            value_sets = [_enumerable(p) for p in involved]
-            if any(vs is None for vs in value_sets) or math.prod(map(len, value_sets)) > 4096:  # type: ignore[arg-type]
+            value_sets = [vs for vs in map(_enumerable, involved) if vs is not None]
+            if len(value_sets) < len(involved) or math.prod(map(len, value_sets)) > 4096:
                 continue  # a float or very wide range: a trial that draws a bad pair fails alone
-            drawn = {tuple(_active(involved, combo).items())
-                     for combo in itertools.product(*value_sets)}  # type: ignore[arg-type]
+            spec = SweepSpec(name="-", base=tuple(base.items()), search=search)
+            drawn = {tuple(spec.active_params(dict(zip((p.key for p in involved), combo))).items())
+                     for combo in itertools.product(*value_sets)}
             bad = []
             for combo in sorted(drawn, key=repr):
                 try:
@@ -695,15 +696,6 @@ def _with_parents(keys: tuple[str, ...], search: tuple[Param, ...]) -> list[Para
             need.add(k)
             todo += [parent for parent, _ in by_key[k].when]
     return [p for p in _topological(search) if p.key in need]
-
-
-def _active(params: list[Param], values: tuple[Any, ...]) -> dict[str, Any]:
-    """The values a trial gets from one draw: a conditional key only where its condition holds."""
-    out: dict[str, Any] = {}
-    for p, v in zip(params, values):
-        if _holds(p, out):
-            out[p.key] = v
-    return out
 
 
 def _strip_key(message: str, key: str) -> str:
