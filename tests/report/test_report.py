@@ -217,3 +217,38 @@ def test_the_baseline_trial_is_marked_preferred_and_kept_out_of_effects(small_sw
     searched = sum(t["status"] == "TERMINATED" for t in doc["table"]) - 1
     assert doc["importance"]["n_trials"] == searched
     assert doc["effects"] and all(sum(r["n"] for r in e["rows"]) == searched for e in doc["effects"])
+
+
+def test_inactive_conditional_keys_follow_chained_conditions() -> None:
+    from vlp_sweep.report.build import inactive_keys
+
+    search = {"loss.hard_negatives": {"choice": ["none", "hcl"]},
+              "loss.hcl_beta": {"uniform": [0.1, 1.0], "when": {"loss.hard_negatives": ["hcl"]}},
+              "aug.shear": {"choice": [0.0, 0.1], "when": {"loss.hcl_beta": [0.5]}}}
+    assert inactive_keys({"loss.hard_negatives": "none", "loss.hcl_beta": 0.5}, search) == {"loss.hcl_beta",
+                                                                                             "aug.shear"}
+    assert inactive_keys({"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.5}, search) == set()
+    assert inactive_keys({"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.7}, search) == {"aug.shear"}
+
+
+def test_an_inactive_conditional_key_is_shown_as_a_dash_not_its_unused_default(small_sweep: SmallSweep,
+                                                                             tmp_path: Path) -> None:
+    from vlp_sweep.report.build import build_report
+    from vlp_sweep.report.render import INACTIVE, INACTIVE_NOTE, document, to_dict, to_markdown
+
+    # The space searches loss.topk_k only for topk trials; t2 (topk) drew 3, the others keep the default.
+    board = pd.read_parquet(small_sweep.run_dir / "leaderboard.parquet").set_index("trial_id")
+    t2_cfg = json.loads(board.loc["t2", "config_json"])
+    run_dir = clone_sweep(small_sweep.run_dir, tmp_path / "small",
+                          t2={"config_json": json.dumps({**t2_cfg, "loss.topk_k": 3})})
+    doc = json.loads((run_dir / "sweep.json").read_text())
+    doc["spec"]["search"]["loss.topk_k"] = {"choice": [3, 5], "when": {"loss.hard_negatives": ["topk"]}}
+    (run_dir / "sweep.json").write_text(json.dumps(doc))
+    rep = build_report(load_sweep(run_dir), resamples=200)
+    assert "loss.topk_k" in rep.varying
+    cells = {t.trial_id: t for t in rep.table}
+    assert cells["t2"].inactive == frozenset() and cells["t2"].config["loss.topk_k"] == 3
+    assert all("loss.topk_k" in t.inactive for tid, t in cells.items() if tid != "t2")
+    md = to_markdown(document(rep, set()))
+    assert INACTIVE_NOTE in md and f"| {INACTIVE} |" in md
+    assert to_dict(rep)["table"][0]["inactive"] in ([], ["loss.topk_k"])  # JSON-ready

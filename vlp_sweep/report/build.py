@@ -32,6 +32,7 @@ from vlp_sweep.report.select import (
     trial_params,
 )
 from vlp_sweep.sweep.leaderboard import finite_float
+from vlp_sweep.sweep.params import contains
 
 TABLE_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "v2t_R5", "v2t_R10", "rsum")
 KEY_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR")  # the plan's baseline and targets are stated in these
@@ -51,6 +52,7 @@ class TrialLine:
     metrics: dict[str, float | None]  # best_* columns
     group_n: int = 1
     baseline: bool = False  # the sweep's baseline trial (baseline.run)
+    inactive: frozenset[str] = frozenset()  # conditional keys whose condition fails: the trainer ignores them
 
 
 @dataclass
@@ -160,12 +162,31 @@ def _varying(board: pd.DataFrame, search: dict[str, Any]) -> list[str]:
     return sorted(keys, key=lambda k: (list(search).index(k) if k in search else len(search), k))
 
 
-def _line(row: pd.Series, varying: list[str]) -> TrialLine:
+def _line(row: pd.Series, varying: list[str], search: dict[str, Any]) -> TrialLine:
     cfg = trial_config(row)
     return TrialLine(trial_id=str(row["trial_id"]), status=str(row["status"]), epochs=_i(row.get("epochs")),
                      best_epoch=_i(row.get("best_epoch")), config={k: cfg.get(k) for k in varying},
                      metrics={m: finite_float(row.get(f"best_{m}")) for m in RETRIEVAL_METRICS + ("loss", "eval_loss")},
-                     group_n=_i(row.get("group_n")) or 1, baseline=is_baseline_trial(row))
+                     group_n=_i(row.get("group_n")) or 1, baseline=is_baseline_trial(row),
+                     inactive=inactive_keys(cfg, search))
+
+
+def inactive_keys(cfg: dict[str, Any], search: dict[str, Any]) -> frozenset[str]:
+    """The conditional searched keys (``when:``) whose condition fails for this trial's config; a
+    condition on an inactive key fails too. Their config values are defaults the trainer never used."""
+    out: set[str] = set()
+    changed = True
+    while changed:  # to a fixed point: conditions can chain
+        changed = False
+        for key, entry in search.items():
+            when = entry.get("when") if isinstance(entry, dict) else None
+            if key in out or not when:
+                continue
+            if any(k in out or not contains(tuple(vs if isinstance(vs, list) else [vs]), cfg.get(k))
+                   for k, vs in when.items()):
+                out.add(key)
+                changed = True
+    return frozenset(out)
 
 
 # ---------------------------------------------------------------- build
@@ -183,10 +204,10 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
     search = sweep.spec.get("search") or {}
     varying = _varying(sweep.board, search)
     ranked = rank_trials(sweep.with_results(), metric, mode)
-    table = [_line(r, varying) for _, r in ranked.head(top).iterrows()]
+    table = [_line(r, varying, search) for _, r in ranked.head(top).iterrows()]
     index = _rank_index(sweep)
     cis, epochs = _intervals(table, index, metric, resamples, seed)
-    best = _line(finished.iloc[0], varying)
+    best = _line(finished.iloc[0], varying, search)
     baseline, base_row = _baseline(sweep, metric, mode)
     notes = _notes(sweep, ranked, finished)
     searched = searched_only(finished)

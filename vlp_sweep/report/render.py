@@ -19,6 +19,8 @@ from vlp_sweep.metric_names import MODE
 from vlp_sweep.report.build import CI_METRICS, TABLE_METRICS, Report, TrialLine, value_label
 from vlp_sweep.report.stats import Interval
 
+INACTIVE = "–"  # a conditional key whose condition failed: its config value is a default never used
+INACTIVE_NOTE = f"{INACTIVE} a conditional key (when:) that was inactive in that trial"
 PLOT_FILES = ("learning_curves.png", "intervals.png", "effects.png", "importance.png")
 
 
@@ -102,7 +104,7 @@ def trial_label(t: TrialLine, mark: str = " (baseline)") -> str:
 
 def _trial_cells(t: TrialLine, rep: Report, i: int) -> list[str]:
     cells = [str(i), trial_label(t), t.status.lower(), fmt(t.epochs), fmt(t.best_epoch)]
-    cells += [value_label(t.config.get(k)) for k in rep.varying]
+    cells += [INACTIVE if k in t.inactive else value_label(t.config.get(k)) for k in rep.varying]
     cells += [fmt(t.metrics.get(m), m) for m in _table_metrics(rep)]
     return cells
 
@@ -115,9 +117,10 @@ def _leaderboard(rep: Report) -> list[Block]:
     headers = ["#", "trial", "status", "epochs", "best epoch", *rep.varying, *_table_metrics(rep)]
     rows = [_trial_cells(t, rep, i) for i, t in enumerate(rep.table, 1)]
     n = sum(v for k, v in rep.counts.items() if k != "PENDING")
+    inactive = f" {INACTIVE_NOTE}." if any(t.inactive & set(rep.varying) for t in rep.table) else ""
     return [Block("h2", f"Leaderboard (top {len(rep.table)}, by {rep.metric})"),
             Block("p", f"Config keys that vary across the sweep's {n} trials are shown; metrics are the "
-                       "leaderboard's best_* columns (the epoch whose checkpoint is kept)."),
+                       f"leaderboard's best_* columns (the epoch whose checkpoint is kept).{inactive}"),
             Block("table", headers=headers, rows=rows)]
 
 
@@ -302,6 +305,8 @@ def _plain(x: Any) -> Any:
         return {str(k): _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
+    if isinstance(x, (set, frozenset)):
+        return sorted(_plain(v) for v in x)
     if hasattr(x, "item") and callable(x.item):  # numpy scalars
         return _plain(x.item())
     return x
@@ -370,6 +375,8 @@ def print_terminal(rep: Report, written: dict[str, Path] | None = None) -> None:
     console.print(table)
     if any(t.baseline for t in rep.table):
         console.print("* the baseline trial (baseline.run): the baseline's config, not a searched one", markup=False)
+    if any(t.inactive & set(rep.varying) for t in rep.table):
+        console.print(INACTIVE_NOTE, markup=False)
     for line in summary_lines(rep):
         console.print(line, markup=False)
     for name, path in (written or {}).items():
@@ -404,7 +411,7 @@ def _terminal_table(rep: Report) -> Any:
     for i, t in enumerate(rep.table, 1):
         iv = rep.intervals.get(t.trial_id, {}).get(rep.metric)
         table.add_row(str(i), trial_label(t, "*"), STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
-                      *[_short_value(t.config.get(k)) for k in rep.varying],
+                      *[INACTIVE if k in t.inactive else _short_value(t.config.get(k)) for k in rep.varying],
                       *[fmt(t.metrics.get(m), m) for m in metrics],
                       f"{fmt(iv.low, rep.metric)}-{fmt(iv.high, rep.metric)}" if iv else "-")
     return table
