@@ -56,7 +56,9 @@ class LeaderboardCallback(Callback):
         from vlp_sweep.sweep.trial import resolve_trial_config
 
         spec = parse_space(self.ctx["spec"])
-        params = {k: v for k, v in trial.config.items()}
+        # Grid/param_space trials carry every key, inactive conditional ones too: record what applied.
+        active, searched = spec.active_params(trial.config), {p.key for p in spec.search}
+        params = {k: v for k, v in trial.config.items() if k in active or k not in searched}
         try:
             flat = resolve_trial_config(spec, params, self.ctx).flat()
         except Exception:  # an invalid sampled config still gets a row; the trial itself reports the error

@@ -1,0 +1,30 @@
+"""The leaderboard callback without a Tune run: what a trial's row records when it starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from tests.sweep.conftest import tiny_space
+from vlp_sweep.sweep.callbacks import LeaderboardCallback
+from vlp_sweep.sweep.space import parse_space
+
+
+def test_a_grid_trial_records_only_the_conditional_keys_that_applied(tmp_path: Path) -> None:
+    # search_alg grid hands every trial every key, the inactive loss.hcl_beta included.
+    space = tiny_space(tmp_path / "data", search={
+        "loss.hard_negatives": {"grid": ["none", "hcl"]},
+        "loss.hcl_beta": {"grid": [0.3, 0.9], "when": {"loss.hard_negatives": "hcl"}}},
+        search_alg={"type": "grid"}, num_samples=1)
+    spec = parse_space(space)
+    ctx = {"spec": spec.to_dict(), "cwd": str(tmp_path), "select_metric": "t2v_R1", "seeds": [0],
+           "cpus_per_trial": 1}
+    cb = LeaderboardCallback(str(tmp_path / "run"), "tiny", "t2v_R1", "max", 2, ctx)
+    for tid, neg in (("a", "none"), ("b", "hcl")):
+        cb._start(SimpleNamespace(trial_id=tid, config={"loss.hard_negatives": neg, "loss.hcl_beta": 0.9,
+                                                        "run.seed": 0}))
+    rows = cb._lb().rows
+    assert json.loads(rows["a"]["params"]) == {"loss.hard_negatives": "none", "run.seed": 0}
+    assert json.loads(rows["b"]["params"]) == {"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.9, "run.seed": 0}
+    assert rows["a"]["loss_hcl_beta"] == 0.5 and rows["b"]["loss_hcl_beta"] == 0.9  # the config each ran with
