@@ -18,6 +18,9 @@ class LinkedKeysError(UserError):
         super().__init__(message)
         self.keys = keys
 
+    def __reduce__(self) -> tuple[type, tuple[str, tuple[str, ...]]]:
+        return type(self), (str(self), self.keys)  # Ray pickles a trial's exception to the driver
+
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' suffix when a close candidate exists, else ''."""

@@ -219,36 +219,49 @@ def test_the_baseline_trial_is_marked_preferred_and_kept_out_of_effects(small_sw
     assert doc["effects"] and all(sum(r["n"] for r in e["rows"]) == searched for e in doc["effects"])
 
 
-def test_inactive_conditional_keys_follow_chained_conditions() -> None:
-    from vlp_sweep.report.build import inactive_keys
+def test_inactive_conditional_keys_follow_the_sampled_values_and_chained_conditions() -> None:
+    from vlp_sweep.report.select import inactive_keys
 
     search = {"loss.hard_negatives": {"choice": ["none", "hcl"]},
-              "loss.hcl_beta": {"uniform": [0.1, 1.0], "when": {"loss.hard_negatives": ["hcl"]}},
-              "aug.shear": {"choice": [0.0, 0.1], "when": {"loss.hcl_beta": [0.5]}}}
-    assert inactive_keys({"loss.hard_negatives": "none", "loss.hcl_beta": 0.5}, search) == {"loss.hcl_beta",
-                                                                                             "aug.shear"}
-    assert inactive_keys({"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.5}, search) == set()
-    assert inactive_keys({"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.7}, search) == {"aug.shear"}
+              "loss.hcl_beta": {"choice": [0.3, 0.5], "when": {"loss.hard_negatives": ["hcl"]}},
+              "aug.shear": {"choice": [0.0, 0.1], "when": {"loss.hcl_beta": [0.5]}},
+              "data.use_siglip": {"choice": [True, False], "when": {"data.path": "data/a"}}}
+
+    def row(**params: object) -> dict[str, str]:
+        return {"params": json.dumps(params)}
+
+    everything = {"loss.hcl_beta", "aug.shear", "data.use_siglip"}
+    assert inactive_keys(row(**{"loss.hard_negatives": "none"}), search) == everything
+    # A grid row of an earlier version holds every key: the condition decides, not the presence.
+    assert inactive_keys(row(**{"loss.hard_negatives": "none", "loss.hcl_beta": 0.5, "aug.shear": 0.1}),
+                         search) == everything
+    assert inactive_keys(row(**{"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.5, "aug.shear": 0.1,
+                                "data.path": "data/a", "data.use_siglip": True}), search) == set()
+    assert inactive_keys(row(**{"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.3}), search) >= {"aug.shear"}
+    assert inactive_keys(row(__baseline__=True), search) == set()  # not drawn from the space at all
 
 
-def test_an_inactive_conditional_key_is_shown_as_a_dash_not_its_unused_default(small_sweep: SmallSweep,
-                                                                             tmp_path: Path) -> None:
+def test_a_conditional_key_the_trial_did_not_draw_is_marked_and_left_out_of_effects(small_sweep: SmallSweep,
+                                                                                    tmp_path: Path) -> None:
     from vlp_sweep.report.build import build_report
     from vlp_sweep.report.render import INACTIVE, INACTIVE_NOTE, document, to_dict, to_markdown
 
-    # The space searches loss.topk_k only for topk trials; t2 (topk) drew 3, the others keep the default.
+    # The space searches loss.topk_k only for topk trials; t2 (topk) drew 3, the others ran with the default 5.
     board = pd.read_parquet(small_sweep.run_dir / "leaderboard.parquet").set_index("trial_id")
-    t2_cfg = json.loads(board.loc["t2", "config_json"])
+    t2_cfg, t2_params = (json.loads(board.loc["t2", c]) for c in ("config_json", "params"))
     run_dir = clone_sweep(small_sweep.run_dir, tmp_path / "small",
-                          t2={"config_json": json.dumps({**t2_cfg, "loss.topk_k": 3})})
+                          t2={"config_json": json.dumps({**t2_cfg, "loss.topk_k": 3}),
+                              "params": json.dumps({**t2_params, "loss.topk_k": 3})})
     doc = json.loads((run_dir / "sweep.json").read_text())
     doc["spec"]["search"]["loss.topk_k"] = {"choice": [3, 5], "when": {"loss.hard_negatives": ["topk"]}}
     (run_dir / "sweep.json").write_text(json.dumps(doc))
     rep = build_report(load_sweep(run_dir), resamples=200)
     assert "loss.topk_k" in rep.varying
-    cells = {t.trial_id: t for t in rep.table}
-    assert cells["t2"].inactive == frozenset() and cells["t2"].config["loss.topk_k"] == 3
-    assert all("loss.topk_k" in t.inactive for tid, t in cells.items() if tid != "t2")
+    lines = {t.trial_id: t for t in rep.table}
+    assert lines["t2"].inactive == frozenset() and lines["t2"].config["loss.topk_k"] == 3
+    assert all("loss.topk_k" in t.inactive and t.config["loss.topk_k"] == 5 for tid, t in lines.items() if tid != "t2")
     md = to_markdown(document(rep, set()))
-    assert INACTIVE_NOTE in md and f"| {INACTIVE} |" in md
+    assert INACTIVE_NOTE in md and f"| 5{INACTIVE} |" in md and "| 3 |" in md
+    effect = next(e for e in rep.effects if e.key == "loss.topk_k")
+    assert sum(r.n for r in effect.rows) == 1  # only t2 drew it
     assert to_dict(rep)["table"][0]["inactive"] in ([], ["loss.topk_k"])  # JSON-ready

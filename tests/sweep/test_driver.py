@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -148,6 +149,13 @@ def test_resume_with_a_changed_space_is_refused(sweep_data: Path, tmp_path: Path
     err = capsys.readouterr().err
     assert "changed search space" in err and "num_samples" in err
     assert SweepOptions  # imported for its side-effect-free use above
+    # A saved space that this version no longer accepts still gets the refusal, not its parse error.
+    saved = json.loads((tmp_path / "runs" / "s" / "sweep.json").read_text())
+    saved["spec"]["search"]["model.heads"] = {"grid": [2, 3]}
+    (tmp_path / "runs" / "s" / "sweep.json").write_text(json.dumps(saved))
+    assert main(["run", str(path), "--name", "s", "--resume", "--runs-root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "changed search space" in err and "no longer validates" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args, message", [

@@ -176,15 +176,23 @@ BAD = [
     ("keep_checkpoints: 0\n", ["keep_checkpoints", ">= 1"]),
     ("- a\n- b\n", ["expected a mapping"]),
     ("base: {model.heads: 3}\n", ["base.model.heads", "d_model (128) must be divisible by model.heads (3)"]),
-    ("search:\n  model.heads: {choice: [4, 6]}\n", ["search.model.heads", "rejects 6", "line 2"]),
+    ("base: {model.d_model: 96, model.heads: 64}\n", ["base.model.heads", "(96) must be divisible", "(64)"]),
+    ("search:\n  model.heads: {choice: [4, 6]}\n", ["search.model.heads", "1 of the 2 pairs", "line 2"]),
     ("search:\n  model.d_model: {choice: [96, 128]}\n  model.heads: {choice: [4, 6]}\n",
-     ["search.model.heads", "d_model (128) must be divisible by model.heads (6)", "1 of the 4 combinations",
-      "line 3"]),
+     ["search.model.heads", "d_model (128) must be divisible by model.heads (6)", "1 of the 4 pairs", "line 3"]),
     ("search:\n  model.d_model: {choice: [96, 128]}\n  model.heads: {int: [2, 4]}\n",
-     ["search.model.heads", "model.heads (3)", "1 of the 6 combinations"]),
+     ["search.model.heads", "model.heads (3)", "1 of the 6 pairs"]),
     ("base: {model.heads: 4}\nsearch:\n  model.d_model: {choice: [96, 128]}\n"
-     "  model.heads: {choice: [6], when: {model.d_model: 128}}\n", ["model.heads (6)", "1 of the 2 combinations"]),
-    ("baseline:\n  config: {model.heads: 5}\n", ["baseline.config", "divisible"]),
+     "  model.heads: {choice: [6], when: {model.d_model: 128}}\n", ["model.heads (6)", "1 of the 2 pairs"]),
+    # A bad pair of a searched d_model with the base heads is blamed on d_model, the key that was drawn.
+    ("base: {model.heads: 6}\nsearch:\n  model.d_model: {choice: [96, 128]}\n",
+     ["search.model.d_model", "1 of the 2 pairs", "line 3"]),
+    # Pairs are counted once, whatever else a parent key (optim.lr) varies.
+    ("search:\n  optim.lr: {choice: [0.001, 0.002, 0.003]}\n  model.d_model: {choice: [96, 128]}\n"
+     "  model.heads: {choice: [4, 6], when: {optim.lr: [0.001, 0.002]}}\n", ["1 of the 4 pairs"]),
+    ("baseline:\n  config: {model.heads: 5}\n", ["baseline.config.model.heads", "divisible", "(5)"]),
+    ("base: {model.d_model: 96}\nbaseline:\n  config: {model.heads: 64}\n",
+     ["baseline.config.model.heads", "(96) must be divisible", "(64)"]),
 ]
 
 
@@ -562,6 +570,27 @@ def test_linked_keys_pass_when_every_combination_a_trial_can_draw_fits() -> None
             "model.heads": {"choice": [6], "when": {"model.d_model": 96}}}
     spec = parse_space({"name": "x", "base": {"model.heads": 4}, "search": cond})
     assert spec.trial_config({"model.d_model": 128, "model.heads": 6}).model.heads == 4
-    # A range too wide to enumerate is left to the trial that draws a bad pair.
+    # Fixed values are checked as a pair: alone, heads 6 does not divide the default width (128).
+    assert parse_space({"name": "x", "base": {"model.d_model": 96, "model.heads": 6}}).base
+    assert parse_space({"name": "x", "base": {"model.heads": 6}, "search": {"model.d_model": {"choice": [96, 192]}},
+                        "baseline": {"config": {"model.d_model": 96}, "run": True}}).runs_baseline
+    assert parse_space({"name": "x", "base": {"model.d_model": 96},
+                        "baseline": {"config": {"model.heads": 6}}}).baseline is not None
+    wandb = {"name": "w", "method": "random", "metric": {"name": "t2v_R1", "goal": "maximize"},
+             "parameters": {"model.d_model": {"value": 96}, "model.heads": {"value": 6},
+                            "optim.lr": {"values": [0.001, 0.002]}}}
+    assert dict(parse_space(wandb).base)["model.heads"] == 6
+    # Ranges too wide to enumerate are left to the trials that draw a bad pair, with a warning.
     wide = {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [2, 4]}}
-    assert len(parse_space({"name": "x", "search": wide}).search) == 2
+    spec = parse_space({"name": "x", "search": wide})
+    assert len(spec.search) == 2 and any("too many values to check every pair" in w for w in spec.warnings)
+
+
+def test_a_linked_keys_error_survives_pickling() -> None:
+    import pickle
+
+    from vlp_sweep.errors import LinkedKeysError
+
+    e = pickle.loads(pickle.dumps(LinkedKeysError("d_model vs heads", ("model.d_model", "model.heads"))))
+    assert isinstance(e, LinkedKeysError) and str(e) == "d_model vs heads" and e.keys == ("model.d_model",
+                                                                                           "model.heads")

@@ -24,6 +24,7 @@ from vlp_sweep.report import stats
 from vlp_sweep.report.importance import Importance, param_importance
 from vlp_sweep.report.select import (
     Sweep,
+    inactive_keys,
     is_baseline_trial,
     rank_trials,
     resolve_metric,
@@ -32,7 +33,6 @@ from vlp_sweep.report.select import (
     trial_params,
 )
 from vlp_sweep.sweep.leaderboard import finite_float
-from vlp_sweep.sweep.params import contains
 
 TABLE_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "v2t_R5", "v2t_R10", "rsum")
 KEY_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR")  # the plan's baseline and targets are stated in these
@@ -52,7 +52,7 @@ class TrialLine:
     metrics: dict[str, float | None]  # best_* columns
     group_n: int = 1
     baseline: bool = False  # the sweep's baseline trial (baseline.run)
-    inactive: frozenset[str] = frozenset()  # conditional keys whose condition fails: the trainer ignores them
+    inactive: frozenset[str] = frozenset()  # conditional keys not drawn: their base value or default applied
 
 
 @dataclass
@@ -168,25 +168,9 @@ def _line(row: pd.Series, varying: list[str], search: dict[str, Any]) -> TrialLi
                      best_epoch=_i(row.get("best_epoch")), config={k: cfg.get(k) for k in varying},
                      metrics={m: finite_float(row.get(f"best_{m}")) for m in RETRIEVAL_METRICS + ("loss", "eval_loss")},
                      group_n=_i(row.get("group_n")) or 1, baseline=is_baseline_trial(row),
-                     inactive=inactive_keys(cfg, search))
+                     inactive=inactive_keys(row, search))
 
 
-def inactive_keys(cfg: dict[str, Any], search: dict[str, Any]) -> frozenset[str]:
-    """The conditional searched keys (``when:``) whose condition fails for this trial's config; a
-    condition on an inactive key fails too. Their config values are defaults the trainer never used."""
-    out: set[str] = set()
-    changed = True
-    while changed:  # to a fixed point: conditions can chain
-        changed = False
-        for key, entry in search.items():
-            when = entry.get("when") if isinstance(entry, dict) else None
-            if key in out or not when:
-                continue
-            if any(k in out or not contains(tuple(vs if isinstance(vs, list) else [vs]), cfg.get(k))
-                   for k, vs in when.items()):
-                out.add(key)
-                changed = True
-    return frozenset(out)
 
 
 # ---------------------------------------------------------------- build
@@ -412,7 +396,7 @@ def _effects(finished: pd.DataFrame, search: dict[str, Any], index: dict[tuple[s
             params, tid, y = trial_params(row), str(row["trial_id"]), finite_float(row.get(f"best_{metric}"))
             if y is None:
                 continue
-            if key not in params:
+            if key not in params or key in inactive_keys(row, search):
                 inactive += 1
                 continue
             ci = cis.get(tid)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlp_sweep.report.select import trial_params
+from vlp_sweep.report.select import inactive_keys, trial_params
 
 MIN_TRIALS = 4  # below this the ranking of parameters is noise
 
@@ -49,14 +49,16 @@ def distribution(entry: dict[str, Any]) -> Any:
     raise ValueError(f"unknown search entry {entry!r}")
 
 
-def _trials(rows: pd.DataFrame, dists: dict[str, Any], metric: str) -> tuple[list[Any], int]:
+def _trials(rows: pd.DataFrame, search: dict[str, Any], dists: dict[str, Any],
+            metric: str) -> tuple[list[Any], int]:
     """Optuna FrozenTrials of the rows (skipping ones whose params do not fit the space); skipped count."""
     import optuna
 
     out, skipped = [], 0
     for _, row in rows.iterrows():
         value = row.get(f"best_{metric}")
-        params = {k: v for k, v in trial_params(row).items() if k in dists}
+        inactive = inactive_keys(row, search)
+        params = {k: v for k, v in trial_params(row).items() if k in dists and k not in inactive}
         if value is None or not math.isfinite(float(value)):
             continue
         try:
@@ -75,7 +77,7 @@ def param_importance(rows: pd.DataFrame, search: dict[str, Any], metric: str, mo
         dists = {k: distribution(v) for k, v in search.items()}
     except (ValueError, TypeError) as e:
         return Importance(note=f"cannot rebuild the search space ({e})")
-    trials, skipped = _trials(rows, dists, metric)
+    trials, skipped = _trials(rows, search, dists, metric)
     n = len(trials)
     if n < MIN_TRIALS:
         return Importance(n_trials=n, note=f"needs >= {MIN_TRIALS} finished trials (have {n})")

@@ -19,8 +19,9 @@ from vlp_sweep.metric_names import MODE
 from vlp_sweep.report.build import CI_METRICS, TABLE_METRICS, Report, TrialLine, value_label
 from vlp_sweep.report.stats import Interval
 
-INACTIVE = "–"  # a conditional key whose condition failed: its config value is a default never used
-INACTIVE_NOTE = f"{INACTIVE} a conditional key (when:) that was inactive in that trial"
+INACTIVE = " (base)"  # after a conditional key's value in a trial that did not draw it
+INACTIVE_NOTE = ("(base): a conditional key (when:) the trial did not draw, as its condition failed; "
+                 "it ran with the base value or trainer default")
 PLOT_FILES = ("learning_curves.png", "intervals.png", "effects.png", "importance.png")
 
 
@@ -104,7 +105,7 @@ def trial_label(t: TrialLine, mark: str = " (baseline)") -> str:
 
 def _trial_cells(t: TrialLine, rep: Report, i: int) -> list[str]:
     cells = [str(i), trial_label(t), t.status.lower(), fmt(t.epochs), fmt(t.best_epoch)]
-    cells += [INACTIVE if k in t.inactive else value_label(t.config.get(k)) for k in rep.varying]
+    cells += [value_label(t.config.get(k)) + (INACTIVE if k in t.inactive else "") for k in rep.varying]
     cells += [fmt(t.metrics.get(m), m) for m in _table_metrics(rep)]
     return cells
 
@@ -411,7 +412,7 @@ def _terminal_table(rep: Report) -> Any:
     for i, t in enumerate(rep.table, 1):
         iv = rep.intervals.get(t.trial_id, {}).get(rep.metric)
         table.add_row(str(i), trial_label(t, "*"), STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
-                      *[INACTIVE if k in t.inactive else _short_value(t.config.get(k)) for k in rep.varying],
+                      *[_short_value(t.config.get(k)) + (INACTIVE if k in t.inactive else "") for k in rep.varying],
                       *[fmt(t.metrics.get(m), m) for m in metrics],
                       f"{fmt(iv.low, rep.metric)}-{fmt(iv.high, rep.metric)}" if iv else "-")
     return table

@@ -21,6 +21,7 @@ import pandas as pd
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.params import contains
 from vlp_sweep.sweep.status import open_sweep
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
@@ -128,6 +129,27 @@ def trial_config(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
 def trial_params(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
     """The values the search algorithm sampled for the trial (``params`` column)."""
     return _json_dict(row, "params")
+
+
+def inactive_keys(row: pd.Series | dict[str, Any], search: dict[str, Any]) -> frozenset[str]:
+    """The conditional searched keys (``when:``) the trial did not draw, judged on the values it was
+    sampled (``params``; grid rows from earlier versions hold every key): the trial ran with their base
+    value or trainer default. A condition on such a key fails too. None for the baseline trial."""
+    if is_baseline_trial(row):
+        return frozenset()
+    params, out = trial_params(row), set()
+    changed = True
+    while changed:  # to a fixed point: conditions can chain
+        changed = False
+        for key, entry in search.items():
+            when = entry.get("when") if isinstance(entry, dict) else None
+            if key in out or not when:
+                continue
+            if any(k in out or k not in params or not contains(tuple(vs if isinstance(vs, list) else [vs]), params[k])
+                   for k, vs in when.items()):
+                out.add(key)
+                changed = True
+    return frozenset(out)
 
 
 def is_baseline_trial(row: pd.Series | dict[str, Any]) -> bool:

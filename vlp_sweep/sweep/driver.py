@@ -63,8 +63,10 @@ def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
     from vlp_sweep.sweep.space import parse_space
 
     if saved.get("fingerprint") != spec.fingerprint():
-        old = parse_space(saved["spec"])
-        diff = "; ".join(old.diff(spec)) or "the resolved spaces differ"
+        try:
+            diff = "; ".join(parse_space(saved["spec"]).diff(spec)) or "the resolved spaces differ"
+        except UserError as e:  # a space an older version accepted and this one does not
+            diff = f"the saved space no longer validates ({e})"
         raise UserError(f"refusing to resume with a changed search space: {diff}")
 
 

@@ -150,6 +150,11 @@ class SweepSpec:
 
     # ------------------------------------------------------------ trials
 
+    def fixed(self, key: str) -> Any:
+        """A key's base value, or the trainer default (the base alone need not be a valid config:
+        with ``model.d_model`` searched, a base ``model.heads`` may not divide the default width)."""
+        return dict(self.base).get(key, config_keys()[key]["default"])
+
     def base_overrides(self) -> dict[str, Any]:
         """The fixed trainer overrides, flat dotted keys."""
         return dict(self.base)
@@ -278,7 +283,7 @@ class SweepSpec:
         """(min, max) ``optim.epochs`` over the space (searched or fixed)."""
         p = self._param("optim.epochs")
         if p is None:
-            e = make_config(dict(self.base)).optim.epochs
+            e = int(self.fixed("optim.epochs"))
             return e, e
         pts = [int(v) for v in p.values] if p.discrete else [int(p.low or 1), int(p.high or 1)]
         return min(pts), max(pts)
@@ -433,7 +438,7 @@ class _Parser:
             max_concurrent=max_conc, resources=parse_resources(section(self.d, "resources", self.w), self.w),
             seeds=seeds, retries=get_int(self.d, "retries", "retries", self.w, 0, lo=0),
             keep_checkpoints=get_int(self.d, "keep_checkpoints", "keep_checkpoints", self.w, 2, lo=1),
-            wandb=parse_wandb(section(self.d, "wandb", self.w), self.w), baseline=self._baseline(),
+            wandb=parse_wandb(section(self.d, "wandb", self.w), self.w), baseline=self._baseline(base),
             targets=parse_targets(section(self.d, "targets", self.w), self.w),
             source=self.w.source, format=fmt, warnings=tuple(self.warnings), lines=tuple(self.lines.items()))
         if spec.runs_baseline:
@@ -500,6 +505,8 @@ class _Parser:
                 raise self._err(f"{label}.{key}", f"expected a single value, got {v!r}{hint}", line)
             try:
                 out[key] = make_config({key: v}).flat()[key]
+            except LinkedKeysError:
+                out[key] = v  # fine alone; the pair is checked with the whole space (_check_linked)
             except UserError as e:
                 raise self._err(f"{label}.{key}", _strip_key(str(e), key), line) from None
         return out
@@ -545,14 +552,15 @@ class _Parser:
             params.append(p)
         search = tuple(params)
         for p in search:
-            self._check_points(p, base, {q.key for q in search})
+            self._check_points(p, base)
         self._check_conditions(search)
         self._check_linked(search, base)
         return search
 
-    def _check_points(self, p: Param, base: dict[str, Any], searched: set[str]) -> None:
+    def _check_points(self, p: Param, base: dict[str, Any]) -> None:
         """Every value (or both ends of a range) through the trainer config, so a bad sample fails now.
-        A rule linking this key to another searched key is left to :meth:`_check_linked`."""
+        A rule linking this key to another (``model.heads`` must divide ``model.d_model``) is left to
+        :meth:`_check_linked`, which sees both."""
         line = self.lines.get(f"search.{p.key}")
         typ = self.keys[p.key]["type"]
         if typ == "int" and p.kind in ("uniform", "loguniform"):
@@ -564,39 +572,55 @@ class _Parser:
         for v in p.check_points():
             try:
                 make_config(base, {p.key: v})
-            except LinkedKeysError as e:
-                if set(e.keys) - {p.key} <= searched:
-                    continue
-                raise self._err(f"search.{p.key}", f"the trainer rejects {v!r}: {e}", line) from None
+            except LinkedKeysError:
+                continue  # fine alone: _check_linked checks it with what it can be paired with
             except UserError as e:
                 raise self._err(f"search.{p.key}", f"the trainer rejects {v!r}: {_strip_key(str(e), p.key)}",
                                 line) from None
 
     def _check_linked(self, search: tuple[Param, ...], base: dict[str, Any]) -> None:
-        """Keys the trainer checks together (``model.d_model`` / ``model.heads``), both searched: every
-        combination a trial can draw (conditions applied) must be valid, or those trials would fail."""
+        """Keys the trainer checks together (``model.d_model`` / ``model.heads``): the base values, or
+        every pair a trial can draw (conditions applied; a key not drawn keeps its base value or
+        default), must be valid, or those trials would fail."""
         searched = {p.key for p in search}
         for keys in LINKED_KEYS:
-            if not set(keys) <= searched:
-                continue  # one of them fixed: _check_points has tried every value against it
-            involved = _with_parents(keys, search)
+            if not searched & set(keys):
+                self._check_fixed_pair(base, keys, "base")
+                continue
+            involved = _with_parents(tuple(k for k in keys if k in searched), search)
             value_sets = [vs for vs in map(_enumerable, involved) if vs is not None]
             if len(value_sets) < len(involved) or math.prod(map(len, value_sets)) > 4096:
-                continue  # a float or very wide range: a trial that draws a bad pair fails alone
+                self.warnings.append(f"{' and '.join(keys)} are searched over too many values to check every "
+                                     "pair: trials that draw a pair the trainer rejects will fail")
+                continue
             spec = SweepSpec(name="-", base=tuple(base.items()), search=search)
-            drawn = {tuple(spec.active_params(dict(zip((p.key for p in involved), combo))).items())
-                     for combo in itertools.product(*value_sets)}
+            defaults = {k: base.get(k, self.keys[k]["default"]) for k in keys}
+            pairs: dict[tuple[Any, ...], str] = {}  # pair -> the searched key a bad pair is blamed on
+            for combo in itertools.product(*value_sets):
+                drawn = spec.active_params(dict(zip((p.key for p in involved), combo)))
+                pair = tuple(drawn.get(k, defaults[k]) for k in keys)
+                pairs.setdefault(pair, next((k for k in reversed(keys) if k in drawn), keys[-1]))
             bad = []
-            for combo in sorted(drawn, key=repr):
+            for pair, key in pairs.items():
                 try:
-                    make_config(base, dict(combo))
+                    make_config(base, dict(zip(keys, pair)))
                 except LinkedKeysError as e:
-                    bad.append(str(e))
+                    bad.append((str(e), key))
             if bad:
-                raise self._err(f"search.{keys[-1]}", f"{bad[0]}: {len(bad)} of the {len(drawn)} combinations "
-                                f"of {' and '.join(keys)} a trial can draw would fail (search values that "
-                                "always fit, or make one key conditional on the other with when:)",
-                                self.lines.get(f"search.{keys[-1]}"))
+                label = f"search.{bad[0][1]}" if bad[0][1] in searched else f"base.{bad[0][1]}"
+                raise self._err(label, f"{bad[0][0]}: {len(bad)} of the {len(pairs)} pairs of "
+                                f"{' and '.join(keys)} a trial can draw would fail (search values that always "
+                                "fit, or make one key conditional on the other with when:)",
+                                self.lines.get(label))
+
+    def _check_fixed_pair(self, values: dict[str, Any], keys: tuple[str, ...], label: str,
+                          under: dict[str, Any] | None = None) -> None:
+        """A linked rule over fixed values (``base``, or ``baseline.config`` over ``under``)."""
+        try:
+            make_config(under or {}, values)
+        except LinkedKeysError as e:
+            key = next((k for k in reversed(e.keys) if k in values), e.keys[-1])
+            raise self._err(f"{label}.{key}", str(e), self.lines.get(f"{label}.{key}")) from None
 
     def _check_conditions(self, search: tuple[Param, ...]) -> None:
         by_key = {p.key: p for p in search}
@@ -656,7 +680,7 @@ class _Parser:
             self.warnings.append(f"mode {mode} for {metric}, which gets better when it goes {MODE[metric]}")
         return metric, mode
 
-    def _baseline(self) -> Baseline | None:
+    def _baseline(self, base: dict[str, Any]) -> Baseline | None:
         m = section(self.d, "baseline", self.w)
         if not m:
             return None
@@ -667,6 +691,9 @@ class _Parser:
         metrics = parse_metric_table(m["metrics"], "baseline.metrics", self.w, line_of(m, "metrics")) \
             if "metrics" in m else ()
         config = self._config_values(m["config"], "baseline.config") if "config" in m else {}
+        for keys in LINKED_KEYS:
+            if set(keys) & set(config):
+                self._check_fixed_pair(config, keys, "baseline.config", under=base)
         name = get_str(m, "name", "baseline.name", self.w, "baseline")
         run = get_bool(m, "run", "baseline.run", self.w, False)
         if run and not config:
@@ -716,16 +743,16 @@ def check_data(spec: SweepSpec) -> list[str]:
 
     where = Where(spec.source, wandb_format.LABELS if spec.format == "wandb" else None)
     lines = dict(spec.lines)
-    cfg = spec.trial_config({})
     label = "search.data.path" if spec._param("data.path") else "base.data.path"
+    splits = dict.fromkeys((spec.fixed("data.train_split"), spec.fixed("data.eval_split")))
     out = []
-    for path in _possible(spec, "data.path", cfg.data.path):
+    for path in _possible(spec, "data.path", spec.fixed("data.path")):
         try:
             ds = load_packed(str(path), mmap=True, check_values=False)
-            counts = {s: len(ds.split(s)) for s in dict.fromkeys((cfg.data.train_split, cfg.data.eval_split))}
+            counts = {s: len(ds.split(s)) for s in splits}
         except UserError as e:
             raise where.error(label, str(e), lines.get(label) or None) from None
-        if ds.siglip is None and True in _possible(spec, "data.use_siglip", cfg.data.use_siglip):
+        if ds.siglip is None and True in _possible(spec, "data.use_siglip", spec.fixed("data.use_siglip")):
             key = "search.data.use_siglip" if spec._param("data.use_siglip") else "base.data.use_siglip"
             raise where.error(key, f"{path} has no siglip.npy, so trials cannot use SigLIP features "
                                    "(set data.use_siglip: false, or make the data with SigLIP features)",
