@@ -171,8 +171,6 @@ def _line(row: pd.Series, varying: list[str], search: dict[str, Any]) -> TrialLi
                      inactive=inactive_keys(row, search))
 
 
-
-
 # ---------------------------------------------------------------- build
 
 

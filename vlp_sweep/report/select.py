@@ -134,7 +134,7 @@ def trial_params(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
 def inactive_keys(row: pd.Series | dict[str, Any], search: dict[str, Any]) -> frozenset[str]:
     """The conditional searched keys (``when:``) the trial did not draw, judged on the values it was
     sampled (``params``; grid rows from earlier versions hold every key): the trial ran with their base
-    value or trainer default. A condition on such a key fails too. None for the baseline trial."""
+    value or trainer default. A condition on such a key fails too. Empty for the baseline trial."""
     if is_baseline_trial(row):
         return frozenset()
     params, out = trial_params(row), set()
