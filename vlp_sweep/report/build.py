@@ -24,13 +24,13 @@ from vlp_sweep.report import stats
 from vlp_sweep.report.importance import Importance, param_importance
 from vlp_sweep.report.select import (
     Sweep,
+    drawn_params,
     inactive_keys,
     is_baseline_trial,
     rank_trials,
     resolve_metric,
     searched_only,
     trial_config,
-    trial_params,
 )
 from vlp_sweep.sweep.leaderboard import finite_float
 
@@ -388,13 +388,14 @@ def _effects(finished: pd.DataFrame, search: dict[str, Any], index: dict[tuple[s
             if r is not None and (r.v2t is not None or metric.startswith("t2v")):
                 cis[str(row["trial_id"])] = stats.intervals(r, (metric,), resamples, seed=seed)[metric]
     out = []
+    drawn = [(drawn_params(row, search), str(row["trial_id"]), finite_float(row.get(f"best_{metric}")))
+             for _, row in finished.iterrows()]
     for key, entry in search.items():
         pts, inactive = [], 0
-        for _, row in finished.iterrows():
-            params, tid, y = trial_params(row), str(row["trial_id"]), finite_float(row.get(f"best_{metric}"))
+        for params, tid, y in drawn:
             if y is None:
                 continue
-            if key not in params or key in inactive_keys(row, search):
+            if key not in params:
                 inactive += 1
                 continue
             ci = cis.get(tid)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlp_sweep.report.select import inactive_keys, trial_params
+from vlp_sweep.report.select import drawn_params
 
 MIN_TRIALS = 4  # below this the ranking of parameters is noise
 
@@ -57,8 +57,7 @@ def _trials(rows: pd.DataFrame, search: dict[str, Any], dists: dict[str, Any],
     out, skipped = [], 0
     for _, row in rows.iterrows():
         value = row.get(f"best_{metric}")
-        inactive = inactive_keys(row, search)
-        params = {k: v for k, v in trial_params(row).items() if k in dists and k not in inactive}
+        params = {k: v for k, v in drawn_params(row, search).items() if k in dists}
         if value is None or not math.isfinite(float(value)):
             continue
         try:

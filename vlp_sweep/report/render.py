@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,17 @@ def trial_label(t: TrialLine, mark: str = " (baseline)") -> str:
 
 def _trial_cells(t: TrialLine, rep: Report, i: int) -> list[str]:
     cells = [str(i), trial_label(t), t.status.lower(), fmt(t.epochs), fmt(t.best_epoch)]
-    cells += [value_label(t.config.get(k)) + (INACTIVE if k in t.inactive else "") for k in rep.varying]
+    cells += [_config_cell(t, k, value_label) for k in rep.varying]
     cells += [fmt(t.metrics.get(m), m) for m in _table_metrics(rep)]
     return cells
+
+
+def _config_cell(t: TrialLine, key: str, show: Callable[[Any], str]) -> str:
+    return show(t.config.get(key)) + (INACTIVE if key in t.inactive else "")
+
+
+def _shows_inactive(rep: Report) -> bool:
+    return any(t.inactive & set(rep.varying) for t in rep.table)
 
 
 def _table_metrics(rep: Report) -> tuple[str, ...]:
@@ -118,7 +127,7 @@ def _leaderboard(rep: Report) -> list[Block]:
     headers = ["#", "trial", "status", "epochs", "best epoch", *rep.varying, *_table_metrics(rep)]
     rows = [_trial_cells(t, rep, i) for i, t in enumerate(rep.table, 1)]
     n = sum(v for k, v in rep.counts.items() if k != "PENDING")
-    inactive = f" {INACTIVE_NOTE}." if any(t.inactive & set(rep.varying) for t in rep.table) else ""
+    inactive = f" {INACTIVE_NOTE}." if _shows_inactive(rep) else ""
     return [Block("h2", f"Leaderboard (top {len(rep.table)}, by {rep.metric})"),
             Block("p", f"Config keys that vary across the sweep's {n} trials are shown; metrics are the "
                        f"leaderboard's best_* columns (the epoch whose checkpoint is kept).{inactive}"),
@@ -376,7 +385,7 @@ def print_terminal(rep: Report, written: dict[str, Path] | None = None) -> None:
     console.print(table)
     if any(t.baseline for t in rep.table):
         console.print("* the baseline trial (baseline.run): the baseline's config, not a searched one", markup=False)
-    if any(t.inactive & set(rep.varying) for t in rep.table):
+    if _shows_inactive(rep):
         console.print(INACTIVE_NOTE, markup=False)
     for line in summary_lines(rep):
         console.print(line, markup=False)
@@ -412,7 +421,7 @@ def _terminal_table(rep: Report) -> Any:
     for i, t in enumerate(rep.table, 1):
         iv = rep.intervals.get(t.trial_id, {}).get(rep.metric)
         table.add_row(str(i), trial_label(t, "*"), STATUS_WORDS.get(t.status, t.status.lower()), fmt(t.best_epoch),
-                      *[_short_value(t.config.get(k)) + (INACTIVE if k in t.inactive else "") for k in rep.varying],
+                      *[_config_cell(t, k, _short_value) for k in rep.varying],
                       *[fmt(t.metrics.get(m), m) for m in metrics],
                       f"{fmt(iv.low, rep.metric)}-{fmt(iv.high, rep.metric)}" if iv else "-")
     return table

@@ -152,6 +152,12 @@ def inactive_keys(row: pd.Series | dict[str, Any], search: dict[str, Any]) -> fr
     return frozenset(out)
 
 
+def drawn_params(row: pd.Series | dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
+    """The sampled params that applied to the trial: ``params`` without the inactive conditional keys."""
+    inactive = inactive_keys(row, search)
+    return {k: v for k, v in trial_params(row).items() if k not in inactive}
+
+
 def is_baseline_trial(row: pd.Series | dict[str, Any]) -> bool:
     """Whether the row is the sweep's baseline trial (``baseline.run``), not a searched config."""
     return bool(trial_params(row).get(BASELINE_KEY))

@@ -585,7 +585,7 @@ class _Parser:
         searched = {p.key for p in search}
         for keys in LINKED_KEYS:
             if not searched & set(keys):
-                self._check_fixed_pair(base, keys, "base")
+                self._check_fixed_pair(base, "base")
                 continue
             involved = _with_parents(tuple(k for k in keys if k in searched), search)
             value_sets = [vs for vs in map(_enumerable, involved) if vs is not None]
@@ -594,11 +594,10 @@ class _Parser:
                                      "pair: trials that draw a pair the trainer rejects will fail")
                 continue
             spec = SweepSpec(name="-", base=tuple(base.items()), search=search)
-            defaults = {k: base.get(k, self.keys[k]["default"]) for k in keys}
             pairs: dict[tuple[Any, ...], str] = {}  # pair -> the searched key a bad pair is blamed on
             for combo in itertools.product(*value_sets):
                 drawn = spec.active_params(dict(zip((p.key for p in involved), combo)))
-                pair = tuple(drawn.get(k, defaults[k]) for k in keys)
+                pair = tuple(drawn.get(k, spec.fixed(k)) for k in keys)
                 pairs.setdefault(pair, next((k for k in reversed(keys) if k in drawn), keys[-1]))
             bad = []
             for pair, key in pairs.items():
@@ -613,8 +612,7 @@ class _Parser:
                                 "fit, or make one key conditional on the other with when:)",
                                 self.lines.get(label))
 
-    def _check_fixed_pair(self, values: dict[str, Any], keys: tuple[str, ...], label: str,
-                          under: dict[str, Any] | None = None) -> None:
+    def _check_fixed_pair(self, values: dict[str, Any], label: str, under: dict[str, Any] | None = None) -> None:
         """A linked rule over fixed values (``base``, or ``baseline.config`` over ``under``)."""
         try:
             make_config(under or {}, values)
@@ -691,9 +689,8 @@ class _Parser:
         metrics = parse_metric_table(m["metrics"], "baseline.metrics", self.w, line_of(m, "metrics")) \
             if "metrics" in m else ()
         config = self._config_values(m["config"], "baseline.config") if "config" in m else {}
-        for keys in LINKED_KEYS:
-            if set(keys) & set(config):
-                self._check_fixed_pair(config, keys, "baseline.config", under=base)
+        if any(set(keys) & set(config) for keys in LINKED_KEYS):
+            self._check_fixed_pair(config, "baseline.config", under=base)
         name = get_str(m, "name", "baseline.name", self.w, "baseline")
         run = get_bool(m, "run", "baseline.run", self.w, False)
         if run and not config:
