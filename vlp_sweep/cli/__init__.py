@@ -31,15 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Set by commands that ran Ray: the console script then skips interpreter teardown, where Ray's
-# background threads can abort the process after the work is done and written.
-EXIT_HARD = False
-
-
 def console() -> None:
-    """The `vlp-sweep` console script."""
-    code = main()
-    if EXIT_HARD:
+    """The `vlp-sweep` console script. A command that ran Ray in this process sets ``exit_hard`` on its
+    arguments: the script then skips interpreter teardown, where Ray's background threads can abort
+    the process after the work is done and written."""
+    code, exit_hard = _dispatch(sys.argv[1:])
+    if exit_hard:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -47,22 +44,28 @@ def console() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command in-process; returns the exit code (what tests call)."""
+    return _dispatch(list(sys.argv[1:] if argv is None else argv))[0]
+
+
+def _dispatch(argv: list[str]) -> tuple[int, bool]:
+    """(exit code, whether the process should exit without interpreter teardown)."""
     debug = "--debug" in argv
+    args = None
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
             build_parser().print_help()
-            return 2
-        return int(args.func(args) or 0)
+            return 2, False
+        return int(args.func(args) or 0), bool(getattr(args, "exit_hard", False))
     except UserError as e:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 2, bool(getattr(args, "exit_hard", False))
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
-        return 0
+        return 0, False
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 130, False

@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     spec = load_space(args.space)
     opts = SweepOptions(name=args.name, resume=args.resume, address=args.address, storage=args.storage,
                         max_concurrent=args.max_concurrent, runs_root=args.runs_root, dry_run=args.dry_run)
-    run_dir = run_sweep(spec, opts)
+    outcome = run_sweep(spec, opts)
+    args.exit_hard = outcome.ray_started  # read by cli.console: skip the interpreter's teardown
+    run_dir = outcome.run_dir
     if args.dry_run:
         b = spec.budget()
         print(f"dry run: sweep '{run_dir.name}' would run {b['trials']} trials of at most "

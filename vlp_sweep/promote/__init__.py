@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlp_sweep.atomic import fsync_file
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, RETRIEVAL_METRICS
 from vlp_sweep.promote import store
@@ -115,13 +116,13 @@ def _save_safetensors(ckpt: dict[str, Any], path: Path, extra: dict[str, str]) -
             "metrics": json.dumps(ckpt.get("metrics", {})), "dataset_hash": str(ckpt.get("dataset_hash", "")),
             "epoch": str(ckpt.get("epoch", "")), **extra}
     save_file(tensors, str(path), metadata=meta)
-    store.fsync_file(path)
+    fsync_file(path)
 
 
 def write_payload(folder: Path, v: Verified, sweep: str, trial: str) -> dict[str, dict[str, Any]]:
     """The three model files in ``folder``; returns their names with sha256 and size."""
     shutil.copyfile(v.path, folder / store.FULL)
-    store.fsync_file(folder / store.FULL)
+    fsync_file(folder / store.FULL)
     if sha256_file(folder / store.FULL) != v.sha256:
         raise UserError(f"{v.path}: the copy does not match the verified file (changed while promoting?)")
     save_checkpoint(encoder_only(v.checkpoint), folder / store.ENCODER)

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.atomic import write_text
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.checkpoint import sha256_file
 
@@ -118,11 +119,6 @@ def new_release(dest: Path) -> tuple[str, Path]:
     return rid, tmp
 
 
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -133,11 +129,7 @@ def fsync_dir(path: Path) -> None:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """promoted.json, written last into a release: its presence says the set is complete."""
-    path = folder / MANIFEST
-    with open(path, "w") as f:
-        json.dump(manifest, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
+    write_text(folder / MANIFEST, json.dumps(manifest, indent=2, default=str))
 
 
 def finish_release(dest: Path, rid: str, tmp: Path) -> Path:

@@ -9,13 +9,12 @@ import base64
 import html
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.atomic import write_bytes
 from vlp_sweep.metric_names import MODE
 from vlp_sweep.report.build import CI_METRICS, TABLE_METRICS, Report, TrialLine, value_label
 from vlp_sweep.report.stats import Interval
@@ -336,20 +335,6 @@ def to_json(rep: Report) -> str:
 # ---------------------------------------------------------------- files
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(rep: Report, out_dir: Path) -> dict[str, Path]:
     """Write figures, report.md and report.html into ``out_dir``; returns name -> path."""
     from vlp_sweep.report.plots import all_plots
@@ -357,10 +342,10 @@ def write_report(rep: Report, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     images = all_plots(rep)
     for name, data in images.items():
-        write_atomic(out_dir / name, data)
+        write_bytes(out_dir / name, data)
     blocks = document(rep, set(images))
-    write_atomic(out_dir / "report.md", to_markdown(blocks).encode())
-    write_atomic(out_dir / "report.html", to_html(blocks, images, f"Sweep report: {rep.sweep}").encode())
+    write_bytes(out_dir / "report.md", to_markdown(blocks).encode())
+    write_bytes(out_dir / "report.html", to_html(blocks, images, f"Sweep report: {rep.sweep}").encode())
     for stale in set(PLOT_FILES) - set(images):  # a figure this report no longer has
         (out_dir / stale).unlink(missing_ok=True)
     return {"report.md": out_dir / "report.md", "report.html": out_dir / "report.html",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.atomic import write_text
 from vlp_sweep.errors import UserError
 
 SWEEP_FILE = "sweep.json"
@@ -150,12 +151,22 @@ def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epo
     return cbs
 
 
-def run_sweep(spec: Any, opts: SweepOptions) -> Path:
-    """Launch (or resume) the sweep; returns the run folder with the leaderboards."""
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What the caller of :func:`run_sweep` needs to know."""
+
+    run_dir: Path  # the folder with sweep.json and the leaderboards
+    # Ray ran in this process: its background threads can abort the interpreter's teardown after the
+    # work is done and written, so a command-line caller should exit without it (os._exit).
+    ray_started: bool = False
+
+
+def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
+    """Launch (or resume) the sweep."""
     name, run_dir, ctx = prepare(spec, opts)
     max_conc = opts.max_concurrent or spec.max_concurrent
     if opts.dry_run:
-        return run_dir
+        return SweepOutcome(run_dir)
     from ray import tune
 
     from vlp_sweep.sweep.trial import trial_main
@@ -189,11 +200,9 @@ def run_sweep(spec: Any, opts: SweepOptions) -> Path:
             ray.shutdown()  # stops the local Ray this driver started
         # else: leave the cluster connection to process exit. Under load, Ray 2.60 sometimes aborted in
         # an explicit shutdown of a remote connection (a glibc robust-mutex assertion) after the sweep
-        # had finished and every file was written; the console script exits hard after a sweep.
-        import vlp_sweep.cli as cli
-
-        cli.EXIT_HARD = True
-    return run_dir
+        # had finished and every file was written; the caller should exit without interpreter teardown
+        # (SweepOutcome.ray_started).
+    return SweepOutcome(run_dir, ray_started=True)
 
 
 def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage: str, trainable: Any,
@@ -227,6 +236,4 @@ def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status:
            "experiment_path": f"{storage.rstrip('/')}/{name}", "status": status, "tool_version": __version__,
            "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(doc, indent=2, default=str))

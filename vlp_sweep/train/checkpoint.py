@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vlp_sweep.atomic import atomic_path
 from vlp_sweep.errors import UserError
 
 FORMAT = "vlp-sweep/checkpoint/1"
@@ -31,19 +31,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike[str]) -> str:
     """Write atomically (temporary file in the same folder, fsync, rename); returns the file's sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             torch.save({"format": FORMAT, **obj}, f)
-            f.flush()
-            os.fsync(f.fileno())
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return digest
 
 
