@@ -22,9 +22,8 @@ def test_a_write_replaces_the_file_whole_and_is_readable_by_others(tmp_path: Pat
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     p = tmp_path / "a.parquet"
     write_text(p, "complete old table")
-    with pytest.raises(OSError, match="No space left"):
-        with atomic_path(p) as tmp:
-            tmp.write_text("half a tab")
-            raise OSError(28, "No space left on device")
+    with pytest.raises(OSError, match="No space left"), atomic_path(p) as tmp:
+        tmp.write_text("half a tab")
+        raise OSError(28, "No space left on device")
     assert p.read_text() == "complete old table"
     assert [x.name for x in tmp_path.iterdir()] == ["a.parquet"]
