@@ -147,3 +147,55 @@ def clone_sweep(src: Path, dst: Path, **row_updates: dict[str, Any]) -> Path:
         r.update(row_updates.get(r["trial_id"], {}))
     pq.write_table(pa.Table.from_pylist(rows, schema=LEADERBOARD_SCHEMA), dst / "leaderboard.parquet")
     return dst
+
+
+# ---------------------------------------------------------------- a sweep written without training
+
+
+@dataclass
+class Fake:
+    """One trial of a fabricated sweep: its sampled params and its t2v_R1 at each evaluated epoch."""
+
+    trial_id: str
+    params: dict[str, Any]
+    values: dict[int, float]
+    end: str = "finish"  # finish (TERMINATED or STOPPED by its epochs) | error | running
+
+
+def fake_space(data: Path, **changes: Any) -> dict[str, Any]:
+    """ASHA with grace 2 and factor 2 over 6 epochs: rungs at epochs 2 and 4, the full budget at 6."""
+    return {"name": "fake", "base": {"data.path": str(data), "optim.epochs": 6},
+            "search": {"optim.warmup_steps": {"choice": [0, 20]},
+                       "loss.hard_negatives": {"choice": ["none", "hcl"]},
+                       "loss.hcl_beta": {"uniform": [0.1, 1.0], "when": {"loss.hard_negatives": "hcl"}}},
+            "search_alg": {"type": "optuna", "seed": 0},
+            "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2},
+            "metric": "t2v_R1", "num_samples": 8, "wandb": {"mode": "disabled"},
+            "baseline": {"name": "plan", "metrics": {"t2v_R1": 19.65, "t2v_R5": 47.78}, "run": True,
+                         "config": {"model.dropout": 0.4}},
+            "targets": {"good": {"t2v_R1": 10.0}}, **changes}
+
+
+def fake_sweep(run_dir: Path, space_dict: dict[str, Any], trials: list[Fake],
+               extra: dict[str, Any] | None = None) -> Path:
+    """A finished sweep folder whose tables hold exactly ``trials`` (no ranks: nothing was evaluated);
+    ``extra`` is merged into sweep.json (e.g. ``datasets``)."""
+    from vlp_sweep.sweep.leaderboard import Leaderboard
+    from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.sweep.trial import resolve_trial_config
+
+    spec = parse_space(space_dict)
+    write_sweep_json(run_dir, spec, "finished")
+    if extra:
+        doc = json.loads((run_dir / "sweep.json").read_text())
+        (run_dir / "sweep.json").write_text(json.dumps({**doc, **extra}))
+    ctx = {"cwd": str(run_dir), "select_metric": spec.metric, "seeds": [0]}
+    lb = Leaderboard(run_dir, run_dir.name, spec.metric, spec.mode, spec.epochs_range()[1])
+    for t in trials:
+        lb.start(t.trial_id, resolve_trial_config(spec, t.params, ctx).flat(), t.params)
+        for epoch, v in sorted(t.values.items()):
+            lb.result(t.trial_id, {"epoch": epoch, "t2v_R1": v, "t2v_R5": min(100.0, 3 * v), "rsum": 4 * v})
+        if t.end != "running":
+            lb.finish(t.trial_id, error="ValueError: boom" if t.end == "error" else None)
+    lb.write()
+    return run_dir

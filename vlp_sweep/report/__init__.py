@@ -1,11 +1,20 @@
 """Read a sweep's Parquet leaderboards into a report (terminal, Markdown, HTML, JSON).
 
-    select.py      open a sweep folder, resolve the metric, rank trials (shared with ``promote``)
-    stats.py       bootstrap intervals and paired comparisons from per-query ranks (pure numpy)
-    importance.py  parameter importance: an Optuna study rebuilt from leaderboard rows (PED-ANOVA)
-    build.py       everything a report states, computed from leaderboard/history/ranks + sweep.json
-    plots.py       matplotlib figures (Agg) as PNG bytes
-    render.py      terminal table, Markdown, HTML and JSON of a built report; atomic file writes
+Shared with ``promote``:
+    select.py        open a sweep folder, resolve the metric, rank trials
+    stats.py         bootstrap intervals and paired comparisons from per-query ranks (pure numpy)
+
+What a report states (``types.py`` holds its data classes), one analysis per module:
+    trials.py        the leaderboard's trials: table lines, varying keys, per-query ranks and intervals, curves
+    datasource.py    what data the sweep ran on (synthetic data: the plan's numbers are reference only)
+    baseline.py      the baseline, the best trial against runner-up and baseline, the targets
+    budgets.py       equal budgets (ASHA rungs, full budget) and each trial's metric at them
+    effects.py       per searched key, the metric by value at each budget
+    importance.py    PED-ANOVA parameter importance at each budget
+    expected_max.py  would more trials help: the expected best of n trials (Dodge et al., 2019)
+    build.py         build_report: runs the analyses in order
+
+Outputs: ``render/`` (the document's sections, Markdown, HTML, terminal, JSON, figures, files).
 
 Every number a report shows is computed from a row of ``leaderboard.parquet``, ``history.parquet`` or
 ``ranks.parquet`` (and the spec in ``sweep.json``); the report never re-runs a model.

@@ -1,0 +1,102 @@
+"""The report as one document (a list of blocks) that Markdown and HTML write out.
+
+The document is the sections of :data:`SECTIONS` in order; each is a function of the report and the
+figure files that exist. A new section is one more function in that tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vlp_sweep.report.render import analyses, verdicts
+from vlp_sweep.report.render.blocks import (
+    INACTIVE_NOTE,
+    Block,
+    config_cell,
+    fmt,
+    fmt_ci,
+    pct,
+    shows_inactive,
+    summary,
+    table_metrics,
+    trial_label,
+)
+from vlp_sweep.report.trials import CI_METRICS
+from vlp_sweep.report.types import Report, TrialLine
+
+Section = Callable[[Report, set[str]], list[Block]]
+
+
+def header(rep: Report, images: set[str]) -> list[Block]:
+    return [Block("h1", f"Sweep report: {rep.sweep}"), Block("p", summary(rep)), *[Block("note", n) for n in rep.notes]]
+
+
+def _trial_cells(t: TrialLine, rep: Report, i: int) -> list[str]:
+    cells = [str(i), trial_label(t), t.status.lower(), fmt(t.epochs), fmt(t.best_epoch)]
+    cells += [config_cell(t, k) for k in rep.varying]
+    cells += [fmt(t.metrics.get(m), m) for m in table_metrics(rep)]
+    return cells
+
+
+def leaderboard(rep: Report, images: set[str]) -> list[Block]:
+    headers = ["#", "trial", "status", "epochs", "best epoch", *rep.varying, *table_metrics(rep)]
+    rows = [_trial_cells(t, rep, i) for i, t in enumerate(rep.table, 1)]
+    n = sum(v for k, v in rep.counts.items() if k != "PENDING")
+    inactive = f" {INACTIVE_NOTE}." if shows_inactive(rep) else ""
+    return [Block("h2", f"Leaderboard (top {len(rep.table)}, by {rep.metric})"),
+            Block("p", f"Config keys that vary across the sweep's {n} trials are shown; metrics are the "
+                       f"leaderboard's best_* columns (the epoch whose checkpoint is kept): selection numbers, "
+                       f"each trial at its own best epoch on the eval split.{inactive}"),
+            Block("table", headers=headers, rows=rows, text_cols=(1, 2))]
+
+
+def intervals(rep: Report, images: set[str]) -> list[Block]:
+    out = [Block("h2", f"Confidence intervals ({pct(rep.level)}, bootstrap over queries)")]
+    if not rep.intervals:
+        return [*out, Block("p", "No per-query ranks in ranks.parquet for the listed trials.")]
+    headers = ["trial", "epoch", "queries", *CI_METRICS]
+    rows = []
+    for t in rep.table:
+        ivs = rep.intervals.get(t.trial_id)
+        if ivs:
+            n = next(iter(ivs.values())).n
+            rows.append([t.trial_id, str(rep.interval_epochs.get(t.trial_id, "-")), str(n),
+                         *[fmt_ci(ivs.get(m), m) for m in CI_METRICS]])
+    out.append(Block("table", headers=headers, rows=rows))
+    if "intervals.png" in images:
+        out.append(Block("img", "intervals.png"))
+    return out
+
+
+def learning_curves(rep: Report, images: set[str]) -> list[Block]:
+    out = [Block("h2", "Learning curves")]
+    if "learning_curves.png" not in images:
+        return [*out, Block("p", "No evaluations in history.parquet yet.")]
+    return [*out, Block("p", f"The top {len(rep.curves)} trials, every evaluation (history.parquet); right: "
+                             f"{rep.curve_loss[1]}."), Block("img", "learning_curves.png")]
+
+
+def errors(rep: Report, images: set[str]) -> list[Block]:
+    out = [Block("h2", f"Errored trials ({len(rep.errors)})")]
+    if not rep.errors:
+        return [*out, Block("p", "None.")]
+    return [*out, Block("table", headers=["trial", "error"], rows=[[t, e] for t, e in rep.errors],
+                        wrap_cols=(1,))]
+
+
+def sources(rep: Report, images: set[str]) -> list[Block]:
+    return [Block("h2", "Where the numbers come from"), Block("list", items=rep.sources),
+            Block("p", f"Intervals: percentile bootstrap over the evaluation queries, {rep.resamples} "
+                       f"resamples, seeded; comparisons resample the same queries for both sides (paired) and "
+                       f"give a two-sided p from the bootstrap distribution of the difference. Generated "
+                       f"{rep.generated}.")]
+
+
+SECTIONS: tuple[Section, ...] = (
+    header, leaderboard, verdicts.comparisons, verdicts.baseline_and_targets, intervals, learning_curves,
+    analyses.effects, analyses.importance, analyses.more_trials, errors, sources)
+
+
+def document(rep: Report, images: set[str]) -> list[Block]:
+    """The report as blocks; ``images`` are the figure files that exist."""
+    return [b for section in SECTIONS for b in section(rep, images)]

@@ -1,0 +1,165 @@
+"""What a report states: plain data classes, filled by the analyses (``build.py`` and the modules it calls)
+and read by the renderers (``render/``). No computation here.
+
+A new analysis adds its own data class here and one field to :class:`Report`; ``render/document.py``
+lists the sections, so a new section is one function added to that list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlp_sweep.report import stats
+
+
+@dataclass
+class TrialLine:
+    """One row of the leaderboard table (the leaderboard's ``best_*`` columns: selection numbers)."""
+
+    trial_id: str
+    status: str
+    epochs: int | None
+    best_epoch: int | None
+    config: dict[str, Any]  # the varying config keys
+    metrics: dict[str, float | None]  # best_* columns
+    group_n: int = 1
+    baseline: bool = False  # the sweep's baseline trial (baseline.run)
+    inactive: frozenset[str] = frozenset()  # conditional keys not drawn: their base value or default applied
+
+
+@dataclass
+class Compared:
+    """A paired (or one-sample) comparison of two trials, or why there is none."""
+
+    label: str  # "best vs runner-up"
+    a: str  # trial ids or a baseline name
+    b: str
+    result: stats.Comparison | None = None
+    note: str = ""
+
+
+@dataclass
+class DataSource:
+    """Where the sweep's data came from, which decides whether the plan's numbers can be judged against."""
+
+    kind: str  # synthetic | real | unknown
+    detail: str  # what says so: "sweep.json datasets: data/quickstart (synthetic)"
+
+    @property
+    def synthetic(self) -> bool:
+        return self.kind == "synthetic"
+
+
+@dataclass
+class Baseline:
+    name: str
+    source: str  # "trial <id>", "metrics in the spec", or "" when the sweep has no usable baseline
+    trial_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+    stated: dict[str, float] = field(default_factory=dict)  # the numbers the spec gives (baseline.metrics)
+    reference: bool = False  # the stated numbers were measured on other data: shown, never judged against
+
+
+@dataclass
+class TargetRow:
+    metric: str
+    baseline: float | None
+    stated: float | None  # the spec's baseline number, where the baseline is a trial (else it is ``baseline``)
+    best: float | None
+    interval: stats.Interval | None
+    levels: list[tuple[str, float, bool | None]]  # (level, threshold, passed); None: not judged
+
+
+@dataclass
+class Budget:
+    """An equal budget at which trials are compared: an ASHA rung, or the full budget."""
+
+    epoch: int
+    label: str  # "epoch 2 (rung 1)", "epoch 6 (full budget)"
+    n: int  # searched trials with an evaluation at this epoch
+    no_eval: int = 0  # trials that got past this epoch without an evaluation at it (run.eval_every)
+
+
+@dataclass
+class EffectRow:
+    """One value (or bin of values) of a key at one budget: the mean over its trials."""
+
+    label: str
+    n: int
+    mean: stats.Interval  # Student-t over trials, clipped to the metric's range; NaN bounds when n < 2
+
+
+@dataclass
+class EffectAt:
+    """A key's effect at one budget."""
+
+    budget: Budget
+    rows: list[EffectRow]
+    points: list[tuple[Any, float, str]]  # (value, metric at this epoch, trial id), one per trial
+    inactive: int = 0  # trials at this budget where the key was not active (a failed when: condition)
+
+
+@dataclass
+class Effect:
+    key: str
+    kind: str  # categorical | continuous
+    log: bool
+    labels: list[str]  # the values (or bins) in display order, the same at every budget
+    at: list[EffectAt]
+
+
+@dataclass(frozen=True)
+class Importance:
+    """Parameter importance at one budget (``importance.py``)."""
+
+    values: dict[str, float] = field(default_factory=dict)  # key -> share (sums to 1), most important first
+    n_trials: int = 0
+    method: str = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator)"
+    note: str = ""  # why there are no values, or a caveat
+    budget: Budget | None = None
+    unrated: dict[str, str] = field(default_factory=dict)  # key -> why it has no importance here
+
+
+@dataclass
+class ExpectedBest:
+    """"Would more trials help?": the expected best metric of n trials (Dodge et al., 2019)."""
+
+    metric: str
+    mode: str
+    budget: Budget | None  # the equal budget the trials are taken at; None when no budget has enough
+    values: list[tuple[str, float]] = field(default_factory=list)  # (trial id, metric at that epoch)
+    curve: list[tuple[int, float, float]] = field(default_factory=list)  # (n, expected best, std)
+    note: str = ""  # which budget and why, or why there is no curve
+
+
+@dataclass
+class Report:
+    sweep: str
+    run_dir: str
+    sweep_status: str
+    generated: str
+    metric: str
+    mode: str
+    counts: dict[str, int]
+    varying: list[str]
+    table: list[TrialLine]
+    best: TrialLine | None
+    intervals: dict[str, dict[str, stats.Interval]]
+    interval_epochs: dict[str, int]
+    comparisons: list[Compared]
+    data: DataSource
+    baseline: Baseline | None
+    targets: list[TargetRow]
+    budgets: list[Budget]
+    effects: list[Effect]
+    importance: list[Importance]  # one per budget, lowest epoch first
+    expected_best: ExpectedBest
+    errors: list[tuple[str, str]]
+    curves: dict[str, list[dict[str, float | None]]]
+    curve_loss: tuple[str, str]  # (history column, why that one) for the loss panel of the learning curves
+    sources: list[str]
+    notes: list[str] = field(default_factory=list)
+    resamples: int = stats.RESAMPLES
+    level: float = stats.LEVEL
