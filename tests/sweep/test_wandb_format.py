@@ -143,14 +143,18 @@ BAD = [
     ("method: hyperopt\nparameters: {}\n", ["method", "grid, random, bayes", "line 1"]),
     ("method: random\nrun_cap: 2\nparameters:\n"
      "  model.dropout: {distribution: normal, mu: 0.2, sigma: 0.1}\n",
-     ["parameters.model.dropout.distribution", "'normal' is not supported", "line 4"]),
-    ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: log_uniform, min: -9, max: -4}\n",
-     ["parameters.optim.lr", "log_uniform", "log_uniform_values"]),
+     ["parameters.model.dropout", "normal mu 0.2 sigma 0.1", "takes model.dropout in [0, 1)", "rejects -0.27",
+      "line 4"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: log_uniform, min: 1, max: 2, q: 1}\n",
+     ["parameters.optim.lr.q", "not used by W&B distribution log_uniform"]),
     ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: loguniform, min: 1, max: 2}\n",
      ["parameters.optim.lr.distribution", "unknown W&B distribution", "did you mean"]),
-    ("method: random\nrun_cap: 2\nparameters:\n"
+    ("method: bayes\nrun_cap: 2\nparameters:\n"
      "  model.dropout: {values: [0.1, 0.2], probabilities: [0.5, 0.5]}\n",
-     ["parameters.model.dropout.probabilities", "not supported"]),
+     ["parameters.model.dropout.probabilities", "method random only"]),
+    ("method: random\nrun_cap: 2\nparameters:\n"
+     "  model.dropout: {values: [0.1, 0.2], probabilities: [0.5, 0.6]}\n",
+     ["parameters.model.dropout", "probabilities must sum to 1, but got sum=1.1", "line 4"]),
     ("method: random\nrun_cap: 2\nparameters:\n  model.dropout: {valeus: [0.1]}\n",
      ["parameters.model.dropout.valeus", "did you mean 'values'"]),
     ("method: random\nrun_cap: 2\nparameters:\n  model.dropout: {distribution: uniform, min: 0.1}\n",
