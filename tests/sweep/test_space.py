@@ -476,6 +476,16 @@ def test_shipped_spaces_parse_and_round_trip(path: Path) -> None:
     assert parse_space(s.to_dict()) == s
 
 
+def test_the_readme_example_validates() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("The YAML format:"):]
+    block = block[block.index("```yaml") + len("```yaml"):]
+    from vlp_sweep.sweep.yaml_lines import parse_yaml
+
+    spec = parse_space(parse_yaml(block[:block.index("```")]))
+    assert spec.param("model_size") is not None and spec.runs_baseline and spec.warnings == ()
+
+
 def test_fingerprint_is_stable_and_ignores_order_and_operations(tmp_path: Path, spec: SweepSpec) -> None:
     assert load(tmp_path, SPACE).fingerprint() == spec.fingerprint()
     lines = SPACE.splitlines()
