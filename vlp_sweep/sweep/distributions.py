@@ -7,65 +7,34 @@ values in the message (``low < high must hold, but got low=0.3, high=0.1``); the
 into a one-line error naming the key and the YAML line. Nothing here knows Ray or Optuna:
 ``backends`` translates.
 
-Shaped distributions (normal, lognormal, beta, log-uniform rounded to a step, a choice with
-probabilities) are drawn through their inverse CDF of a uniform quantile ``u`` in
-``[U_LOW, U_HIGH]``: a searcher models ``u`` and the trial gets ``value_at(u)``. The quantile is cut
-at 1e-6 on both sides (a normal at +-4.75 sigma), so every value a trial can draw is finite and
-lies between ``bounds()``, which validation puts through the trainer's checks.
+Shaped distributions (normal, lognormal, beta, log-uniform rounded to a step: ``shaped``; and a
+choice with probabilities) are drawn through their inverse CDF of a uniform quantile ``u`` in
+``[U_LOW, U_HIGH]``: a searcher models ``u`` and the trial gets ``value_at(u)``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-U_LOW, U_HIGH = 1e-6, 1.0 - 1e-6
-Pairs = tuple[tuple[str, Any], ...]
+from vlp_sweep.sweep.shaped import Beta, LogNormal, Normal, QLogUniform, Shaped
+from vlp_sweep.sweep.values import (
+    U_HIGH,
+    U_LOW,
+    Pairs,
+    contains,
+    fmt,
+    is_number,
+    is_scalar,
+    multiple,
+    need,
+    same_value,
+)
 
-
-def fmt(v: Any) -> str:
-    """A value as a space shows it: ``0.001``, ``true``, ``null``, ``hcl``."""
-    if isinstance(v, float):
-        return f"{v:g}"
-    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equality that keeps bools apart from numbers (``True == 1`` in Python, not in a space)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return bool(a == b)
-
-
-def contains(values: tuple[Any, ...], x: Any) -> bool:
-    return any(same_value(v, x) for v in values)
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def is_scalar(v: Any) -> bool:
-    return v is None or isinstance(v, (bool, int, float, str))
-
-
-def _need(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
-
-
-def _multiple(v: float, step: float) -> bool:
-    return abs(v / step - round(v / step)) <= 1e-9 * max(1.0, abs(v / step))
-
-
-def _rounded(x: float, step: float | int | None) -> Any:
-    """W&B's quantisation: ``round(x / step) * step``, an int when ``step`` is one."""
-    if step is None:
-        return float(x)
-    k = round(x / step)
-    return int(k * step) if isinstance(step, int) else float(f"{k * step:.12g}")
+__all__ = ["KINDS", "RANGE_KINDS", "SHAPED_KINDS", "U_HIGH", "U_LOW", "Beta", "Choice", "Discrete", "Distribution",
+           "Grid", "Int", "LogNormal", "LogUniform", "Normal", "Pairs", "QLogUniform", "Range", "Setting", "Shaped",
+           "Uniform", "contains", "fmt", "from_dict", "is_number", "is_scalar", "same_value"]
 
 
 # ---------------------------------------------------------------- discrete
@@ -80,10 +49,10 @@ class Setting:
     values: Pairs
 
     def __post_init__(self) -> None:
-        _need(isinstance(self.label, str) and bool(self.label), f"a setting needs a label, got {self.label!r}")
-        _need(bool(self.values), f"setting '{self.label}' sets no key")
+        need(isinstance(self.label, str) and bool(self.label), f"a setting needs a label, got {self.label!r}")
+        need(bool(self.values), f"setting '{self.label}' sets no key")
         for k, v in self.values:
-            _need(is_scalar(v), f"setting '{self.label}': {k} must be a plain value, got {v!r}")
+            need(is_scalar(v), f"setting '{self.label}': {k} must be a plain value, got {v!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.values)
@@ -101,15 +70,15 @@ class Discrete:
     discrete: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        _need(bool(self.values), f"{self.kind} needs a non-empty list of values")
+        need(bool(self.values), f"{self.kind} needs a non-empty list of values")
         coupled = [isinstance(v, Setting) for v in self.values]
-        _need(all(coupled) or not any(coupled), f"{self.kind} mixes settings (mappings) with plain values")
+        need(all(coupled) or not any(coupled), f"{self.kind} mixes settings (mappings) with plain values")
         for i, v in enumerate(self.values):
-            _need(isinstance(v, Setting) or is_scalar(v),
+            need(isinstance(v, Setting) or is_scalar(v),
                   f"{self.kind} values must be plain numbers, strings, booleans or null, got {v!r}")
-            _need(not contains(self.options[:i], self.options[i]), f"{self.kind} lists {fmt(self.options[i])} twice")
+            need(not contains(self.options[:i], self.options[i]), f"{self.kind} lists {fmt(self.options[i])} twice")
             if isinstance(v, Setting):
-                _need(all(v.values != w.values for w in self.values[:i] if isinstance(w, Setting)),
+                need(all(v.values != w.values for w in self.values[:i] if isinstance(w, Setting)),
                       f"{self.kind}: settings '{v.label}' and another one set the same values")
 
     @property
@@ -163,10 +132,10 @@ class Choice(Discrete):
         p = self.probabilities
         if p is None:
             return
-        _need(len(p) == len(self.values),
+        need(len(p) == len(self.values),
               f"probabilities needs one number per value, but got {len(p)} for {len(self.values)} values")
-        _need(all(is_number(x) and x >= 0 for x in p), f"probabilities must be numbers >= 0, but got {list(p)}")
-        _need(abs(sum(p) - 1) <= 1e-6, f"probabilities must sum to 1, but got sum={sum(p):g}")
+        need(all(is_number(x) and x >= 0 for x in p), f"probabilities must be numbers >= 0, but got {list(p)}")
+        need(abs(sum(p) - 1) <= 1e-6, f"probabilities must sum to 1, but got sum={sum(p):g}")
 
     @property
     def shaped(self) -> bool:
@@ -217,10 +186,10 @@ class Range:
     shaped: ClassVar[bool] = False  # drawn through value_at(u), see the module docstring
 
     def __post_init__(self) -> None:
-        _need(is_number(self.low) and is_number(self.high),
+        need(is_number(self.low) and is_number(self.high),
               f"{self.kind} bounds must be finite numbers, but got low={self.low!r}, high={self.high!r}")
         hint = " (to fix a value, put it under base)" if self.low == self.high else ""
-        _need(self.low < self.high, f"low < high must hold, but got low={fmt(self.low)}, high={fmt(self.high)}{hint}")
+        need(self.low < self.high, f"low < high must hold, but got low={fmt(self.low)}, high={fmt(self.high)}{hint}")
 
     @property
     def integer(self) -> bool:
@@ -254,9 +223,9 @@ class Uniform(Range):
         super().__post_init__()
         if self.step is None:
             return
-        _need(is_number(self.step) and self.step > 0, f"step > 0 must hold, but got step={self.step!r}")
+        need(is_number(self.step) and self.step > 0, f"step > 0 must hold, but got step={self.step!r}")
         for name, v in (("low", self.low), ("high", self.high)):
-            _need(_multiple(v, self.step), f"{name}={fmt(v)} is not a multiple of step {fmt(self.step)}")
+            need(multiple(v, self.step), f"{name}={fmt(v)} is not a multiple of step {fmt(self.step)}")
 
     def describe(self) -> str:
         return super().describe() + (f", step {fmt(self.step)}" if self.step is not None else "")
@@ -273,7 +242,7 @@ class LogUniform(Range):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _need(self.low > 0, f"loguniform needs low > 0, but got low={fmt(self.low)}")
+        need(self.low > 0, f"loguniform needs low > 0, but got low={fmt(self.low)}")
 
 
 @dataclass(frozen=True)
@@ -286,16 +255,16 @@ class Int(Range):
 
     def __post_init__(self) -> None:
         for name, v in (("low", self.low), ("high", self.high)):
-            _need(isinstance(v, int) and not isinstance(v, bool), f"int bounds must be integers, but got {name}={v!r}")
+            need(isinstance(v, int) and not isinstance(v, bool), f"int bounds must be integers, but got {name}={v!r}")
         super().__post_init__()
         s = self.step
-        _need(s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= 1),
+        need(s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= 1),
               f"int step must be an integer >= 1, but got step={s!r}")
         if s is not None:
-            _need(not (self.high - self.low) % s,
+            need(not (self.high - self.low) % s,
                   f"high - low = {int(self.high - self.low)} is not a multiple of step {s}")
-        _need(not (self.log and s not in (None, 1)), "int with log: true takes no step (Optuna cannot combine them)")
-        _need(not self.log or self.low >= 1, f"int with log: true needs low >= 1, but got low={self.low}")
+        need(not (self.log and s not in (None, 1)), "int with log: true takes no step (Optuna cannot combine them)")
+        need(not self.log or self.low >= 1, f"int with log: true needs low >= 1, but got low={self.low}")
 
     @property
     def integer(self) -> bool:
@@ -320,142 +289,6 @@ class Int(Range):
         return out
 
 
-# ---------------------------------------------------------------- shaped (inverse CDF of a quantile)
-
-
-class Shaped:
-    """Mixin of the distributions drawn through ``value_at(u)``: the inverse CDF, then W&B's rounding to
-    a multiple of ``step`` (an int when ``step`` is one). Subclasses give ``ppf`` and ``step``."""
-
-    shaped: ClassVar[bool] = True
-    discrete: ClassVar[bool] = False
-    kind: ClassVar[str]
-    step: float | int | None
-
-    def ppf(self, u: float) -> float:
-        raise NotImplementedError
-
-    def value_at(self, u: float) -> Any:
-        return _rounded(self.ppf(u), self.step)
-
-    @property
-    def integer(self) -> bool:
-        return isinstance(self.step, int) and not isinstance(self.step, bool)
-
-    def bounds(self) -> tuple[float, float]:
-        """The smallest and largest value a trial can draw."""
-        return float(self.value_at(U_LOW)), float(self.value_at(U_HIGH))
-
-    def check_points(self) -> tuple[Any, ...]:
-        return self.value_at(U_LOW), self.value_at(U_HIGH)
-
-    def enumerate(self, limit: int = 256) -> list[Any] | None:
-        lo, hi = self.check_points()
-        if not self.integer or self.step is None or (hi - lo) >= limit * self.step:
-            return None
-        return list(range(int(lo), int(hi) + 1, int(self.step)))
-
-    def _step_ok(self) -> None:
-        s = self.step
-        _need(s is None or (is_number(s) and s > 0), f"step > 0 must hold, but got step={s!r}")
-
-    def _extra(self) -> str:
-        lo, hi = self.check_points()
-        return (f", step {fmt(self.step)}" if self.step is not None else "") + f" (draws {fmt(lo)} .. {fmt(hi)})"
-
-
-@dataclass(frozen=True)
-class QLogUniform(Shaped):
-    """Log-uniform in [low, high], rounded to a multiple of ``step`` (W&B's q_log_uniform_values)."""
-
-    low: float
-    high: float
-    step: float | int = 1
-    kind: ClassVar[str] = "loguniform"
-
-    def __post_init__(self) -> None:
-        LogUniform(self.low, self.high)  # the same checks on the bounds
-        self._step_ok()
-        _need(self.step is not None, "step > 0 must hold, but got step=None")
-
-    def ppf(self, u: float) -> float:
-        return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-
-    def value_at(self, u: float) -> Any:
-        # A bounded range needs no cut at the tails: [U_LOW, U_HIGH] maps onto all of [low, high].
-        return _rounded(self.ppf(min(max((u - U_LOW) / (U_HIGH - U_LOW), 0.0), 1.0)), self.step)
-
-    def describe(self) -> str:
-        return f"loguniform {fmt(self.low)} .. {fmt(self.high)}{self._extra()}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"loguniform": [self.low, self.high], "step": self.step}
-
-
-@dataclass(frozen=True)
-class Normal(Shaped):
-    """Normal(mu, sigma), optionally rounded to a multiple of ``step``."""
-
-    mu: float
-    sigma: float
-    step: float | int | None = None
-    kind: ClassVar[str] = "normal"
-
-    def __post_init__(self) -> None:
-        _need(is_number(self.mu) and is_number(self.sigma),
-              f"{self.kind} needs finite numbers, but got mu={self.mu!r}, sigma={self.sigma!r}")
-        _need(self.sigma > 0,
-              f"sigma > 0 must hold, but got sigma={fmt(self.sigma)} (to fix a value, put it under base)")
-        self._step_ok()
-
-    def ppf(self, u: float) -> float:
-        from scipy import stats
-
-        return float(stats.norm.ppf(u, loc=self.mu, scale=self.sigma))
-
-    def describe(self) -> str:
-        return f"{self.kind} mu {fmt(self.mu)} sigma {fmt(self.sigma)}{self._extra()}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {self.kind: [self.mu, self.sigma], **({"step": self.step} if self.step is not None else {})}
-
-
-@dataclass(frozen=True)
-class LogNormal(Normal):
-    """exp(Normal(mu, sigma)) (mu and sigma of the log), optionally rounded to a multiple of ``step``."""
-
-    kind: ClassVar[str] = "lognormal"
-
-    def ppf(self, u: float) -> float:
-        return math.exp(super().ppf(u))
-
-
-@dataclass(frozen=True)
-class Beta(Shaped):
-    """Beta(a, b) on [0, 1], optionally rounded to a multiple of ``step``."""
-
-    a: float
-    b: float
-    step: float | int | None = None
-    kind: ClassVar[str] = "beta"
-
-    def __post_init__(self) -> None:
-        _need(is_number(self.a) and is_number(self.b) and self.a > 0 and self.b > 0,
-              f"a > 0 and b > 0 must hold, but got a={self.a!r}, b={self.b!r}")
-        self._step_ok()
-
-    def ppf(self, u: float) -> float:
-        from scipy import stats
-
-        return float(stats.beta.ppf(u, self.a, self.b))
-
-    def describe(self) -> str:
-        return f"beta a {fmt(self.a)} b {fmt(self.b)}{self._extra()}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"beta": [self.a, self.b], **({"step": self.step} if self.step is not None else {})}
-
-
 Distribution = Choice | Grid | Uniform | LogUniform | Int | QLogUniform | Normal | LogNormal | Beta
 KINDS = ("choice", "grid", "uniform", "loguniform", "int", "normal", "lognormal", "beta")
 RANGE_KINDS = ("uniform", "loguniform", "int")
@@ -469,7 +302,7 @@ def from_dict(entry: Mapping[str, Any]) -> Distribution:
     """A native ``search:`` entry in its canonical form (``spec.to_dict()["search"][key]`` without
     ``when``) -> its distribution. Raises ``ValueError`` naming what is wrong."""
     kinds = [k for k in KINDS if k in entry]
-    _need(len(kinds) == 1, f"needs exactly one of {', '.join(KINDS)}; got {', '.join(kinds) or 'none'}")
+    need(len(kinds) == 1, f"needs exactly one of {', '.join(KINDS)}; got {', '.join(kinds) or 'none'}")
     kind = kinds[0]
     raw, step = entry[kind], entry.get("step")
     if kind in ("choice", "grid"):
@@ -478,7 +311,7 @@ def from_dict(entry: Mapping[str, Any]) -> Distribution:
             return Grid(values)
         probs = entry.get("probabilities")
         return Choice(values, tuple(probs) if probs is not None else None)
-    _need(isinstance(raw, (list, tuple)) and len(raw) == 2, f"{kind} needs a pair of numbers, but got {raw!r}")
+    need(isinstance(raw, (list, tuple)) and len(raw) == 2, f"{kind} needs a pair of numbers, but got {raw!r}")
     a, b = raw
     if kind == "uniform":
         return Uniform(a, b, step)
@@ -494,6 +327,6 @@ def from_dict(entry: Mapping[str, Any]) -> Distribution:
 def _settings(raw: Mapping[str, Any]) -> tuple[Setting, ...]:
     out = []
     for label, values in raw.items():
-        _need(isinstance(values, Mapping), f"setting '{label}' must be a mapping of trainer keys, got {values!r}")
+        need(isinstance(values, Mapping), f"setting '{label}' must be a mapping of trainer keys, got {values!r}")
         out.append(Setting(str(label), tuple(sorted(values.items()))))
     return tuple(out)

@@ -4,8 +4,8 @@ Where each part lives:
 
 - ``spec``: the frozen :class:`SweepSpec` and its pure methods (plain data, fingerprint, trials, budget);
 - ``parse``: YAML or plain data -> SweepSpec (``load_space``, ``parse_space``); the native format;
-- ``entries`` / ``distributions`` / ``params``: one ``search:`` entry, the distribution value objects,
-  a searched key with its condition;
+- ``entries`` / ``distributions`` (+ ``shaped``, ``values``) / ``params``: one ``search:`` entry, the
+  distribution value objects, a searched key with its condition;
 - ``checks``: validation across keys (trainer values and linked pairs, conditions, search_alg,
   scheduler and seeds);
 - ``backends``: every translation into Ray Tune and Optuna objects;
