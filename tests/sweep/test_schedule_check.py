@@ -107,3 +107,6 @@ def test_validate_prints_the_warnings_from_the_data(tmp_path: Path, sweep_data: 
     assert main(["validate", str(space)]) == 0
     out = capsys.readouterr().out
     assert "warning: search.optim.warmup_steps 40: the warmup lasts 8.0 epochs at 5 optimizer steps" in out
+    # run says the same before it launches (a dry run starts nothing).
+    assert main(["run", str(space), "--dry-run", "--runs-root", str(tmp_path / "runs")]) == 0
+    assert "warning: search.optim.warmup_steps 40: the warmup lasts 8.0 epochs" in capsys.readouterr().err

@@ -229,6 +229,18 @@ def test_real_wandb_configs_validate_or_are_refused_in_one_line(path: Path) -> N
             s.trial_config(cfg)
 
 
+REFUSED = [p for p in CORPUS if _expectation(p) is not None]
+
+
+@pytest.mark.parametrize("path", REFUSED, ids=[p.stem for p in REFUSED])
+def test_refused_configs_exit_2_with_one_line(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.cli import main
+
+    assert main(["validate", str(path), "--no-data"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}, line ") and str(_expectation(path)) in err
+
+
 def test_corpus_shapes() -> None:
     assert len(CORPUS) >= 24
     texts = "\n".join(p.read_text() for p in CORPUS)
