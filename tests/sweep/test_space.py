@@ -14,6 +14,7 @@ import pytest
 from vlp_sweep.cli import main
 from vlp_sweep.config import TrainConfig
 from vlp_sweep.errors import UserError
+from vlp_sweep.sweep.distributions import LogUniform
 from vlp_sweep.sweep.space import SweepSpec, check_data, load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def test_parses_and_resolves_defaults(spec: SweepSpec) -> None:
     assert spec.name == "t" and spec.format == "native"
     assert [p.key for p in spec.search][:2] == ["data.max_frames", "optim.lr"]
     lr = spec.search[1]
-    assert (lr.kind, lr.low, lr.high) == ("loguniform", 1e-4, 3e-3)  # 1e-4 is a float, not YAML 1.1's string
+    assert lr.distribution == LogUniform(1e-4, 3e-3)  # 1e-4 is a float, not YAML 1.1's string
     assert spec.mode == "max" and spec.seeds == (0,) and spec.max_concurrent == 2
     assert spec.scheduler.max_t == 6  # from base optim.epochs
     a = spec.search_alg
@@ -115,7 +116,7 @@ BAD = [
      ["search.optim.lrr", "did you mean 'optim.lr'", "line 3"]),
     ("search:\n  optim.lr: {loguniform: [0, 0.1]}\n", ["search.optim.lr", "low > 0", "line 2"]),
     ("search:\n\n  model.dropout: {uniform: [0.3, 0.1]}\n",
-     ["search.model.dropout", "low must be < high", "line 3"]),
+     ["search.model.dropout", "low < high must hold, but got low=0.3, high=0.1", "line 3"]),
     ("search:\n  data.max_frames: {choice: []}\n", ["search.data.max_frames", "non-empty list", "line 2"]),
     ("search:\n  model.dropout: {grid: {low: 0.1, high: 0.5}}\n",
      ["search.model.dropout", "cannot be gridded", "line 2"]),
@@ -191,6 +192,35 @@ BAD = [
     ("search:\n  optim.lr: {choice: [0.001, 0.002, 0.003]}\n  model.d_model: {choice: [96, 128]}\n"
      "  model.heads: {choice: [4, 6], when: {optim.lr: [0.001, 0.002]}}\n", ["1 of the 4 pairs"]),
     ("baseline:\n  config: {model.heads: 5}\n", ["baseline.config.model.heads", "divisible", "(5)"]),
+    # Several seeds under ASHA: each seed's trial judged alone, group means over different epochs.
+    ("seeds: [0, 1]\n", ["seeds", "2 seeds with scheduler asha", "scheduler: {type: none}", "line 1"]),
+    ("scheduler: {type: asha}\nseeds: [3, 4, 5]\n", ["seeds", "3 seeds", "line 2"]),
+    # Coupled choices: each setting as a whole, keys in one place, names of their own.
+    ("search:\n  model_size: {choice: [{model.d_model: 100, model.heads: 3}]}\n",
+     ["search.model_size", "setting 'd_model=100, heads=3'", "divisible", "line 2"]),
+    ("search:\n  model_size: {choice: [{model.d_modle: 64}]}\n",
+     ["search.model_size", "unknown trainer key 'model.d_modle'", "did you mean 'model.d_model'"]),
+    ("search:\n  model_size: {choice: [{model.dropout: 1.5}]}\n", ["search.model_size", "rejects it", "< 1.0"]),
+    ("search:\n  model_size: {choice: [32, 64]}\n", ["search.model_size", "unknown trainer key", "choice of settings"]),
+    ("search:\n  model.d_model: {choice: [{heads: 4}]}\n", ["search.model.d_model", "takes plain values"]),
+    ("search:\n  model.heads: {choice: [4, 8]}\n  size: {choice: [{model.heads: 4, model.d_model: 64}]}\n",
+     ["search.size", "sets model.heads, which search.model.heads also searches", "line 3"]),
+    ("base: {model.heads: 4}\nsearch:\n  size:\n    choice:\n      - {model.heads: 4, model.d_model: 64}\n"
+     "      - {model.heads: 8, model.d_model: 128}\n",
+     ["search.size", "sets model.heads, which is also fixed in base"]),
+    ("search:\n  s: {choice: [{run.seed: 1}]}\n", ["search.s", "cannot set run.seed"]),
+    ("search:\n  a/b: {choice: [{model.heads: 4}]}\n", ["search.a/b", "no '/'"]),
+    # Item 7's distributions, natively.
+    ("search:\n  model.dropout: {choice: [0.1, 0.2], probabilities: [0.5, 0.5]}\n",
+     ["search.model.dropout", "probabilities need search_alg random", "line 2"]),
+    ("search:\n  optim.warmup_steps: {normal: [50, 5]}\n", ["search.optim.warmup_steps", "integer key", "step"]),
+    ("search:\n  model.dropout: {normal: [0.2, 0.1]}\n",
+     ["search.model.dropout", "normal mu 0.2 sigma 0.1", "takes model.dropout in [0, 1) and rejects -0.275"]),
+    ("search:\n  optim.lr: {lognormal: {mu: -7, sigma: 0}}\n", ["search.optim.lr", "sigma > 0 must hold"]),
+    ("search_alg: {type: grid}\nsearch:\n  model.dropout: {beta: [2, 5]}\n",
+     ["search.model.dropout", "search_alg grid needs discrete values", "beta"]),
+    ("search:\n  model.dropout: {uniform: [0.1, 0.2], probabilities: [1]}\n",
+     ["search.model.dropout.probabilities", "only applies to choice"]),
     ("base: {model.d_model: 96}\nbaseline:\n  config: {model.heads: 64}\n",
      ["baseline.config.model.heads", "(96) must be divisible", "(64)"]),
 ]
@@ -264,7 +294,7 @@ def test_param_space_random_with_grid(tmp_path: Path) -> None:
 def test_which_searcher(tmp_path: Path, spec: SweepSpec) -> None:
     assert spec.uses_optuna()
     random = load(tmp_path, "search: {model.dropout: {choice: [0.1, 0.2]}}\nsearch_alg: {type: random}\n"
-                            "seeds: [0, 1]\n")
+                            "seeds: [0, 1]\nscheduler: {type: none}\n")
     assert random.uses_optuna() and random.budget()["trials"] == 20  # RandomSampler + Repeater over seeds
     assert not load(tmp_path, "search_alg: {type: grid}\n").uses_optuna()
 
@@ -446,6 +476,16 @@ def test_shipped_spaces_parse_and_round_trip(path: Path) -> None:
     assert parse_space(s.to_dict()) == s
 
 
+def test_the_readme_example_validates() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("The YAML format:"):]
+    block = block[block.index("```yaml") + len("```yaml"):]
+    from vlp_sweep.sweep.yaml_lines import parse_yaml
+
+    spec = parse_space(parse_yaml(block[:block.index("```")]))
+    assert spec.param("model_size") is not None and spec.runs_baseline and spec.warnings == ()
+
+
 def test_fingerprint_is_stable_and_ignores_order_and_operations(tmp_path: Path, spec: SweepSpec) -> None:
     assert load(tmp_path, SPACE).fingerprint() == spec.fingerprint()
     lines = SPACE.splitlines()
@@ -504,7 +544,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_check_data(tmp_path: Path, tiny_data: dict[str, Path]) -> None:
     ok = load(tmp_path, f"base: {{data.path: {tiny_data['with']}}}\n")
-    (line,) = check_data(ok)
+    (line,) = check_data(ok).lines
     assert "24 clips" not in line and "train 24" in line and "dev 8" in line
 
 
@@ -520,7 +560,7 @@ def test_check_data_needs_siglip_when_a_trial_can_use_it(tmp_path: Path, tiny_da
     text = f"base: {{data.path: {path}}}\nsearch:\n  data.use_siglip: {{choice: [false, true]}}\n"
     with pytest.raises(UserError, match=r"line 3: search\.data\.use_siglip: .*no siglip\.npy"):
         check_data(load(tmp_path, text))
-    assert check_data(load(tmp_path, f"base: {{data.path: {path}, data.use_siglip: false}}\n"))
+    assert check_data(load(tmp_path, f"base: {{data.path: {path}, data.use_siglip: false}}\n")).lines
 
 
 # ---------------------------------------------------------------- CLI
@@ -584,6 +624,57 @@ def test_linked_keys_pass_when_every_combination_a_trial_can_draw_fits() -> None
     wide = {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [2, 4]}}
     spec = parse_space({"name": "x", "search": wide})
     assert len(spec.search) == 2 and any("too many values to check every pair" in w for w in spec.warnings)
+
+
+COUPLED = """\
+search:
+  model_size:                     # named settings
+    choice:
+      small: {model.d_model: 64, model.heads: 4, model.video_layers: 1}
+      large: {model: {d_model: 96, heads: 6, video_layers: 3}}
+  model:                          # a section's own name: keys relative to it, labels from the values
+    choice: [{text_layers: 1, ff_mult: 2}, {text_layers: 2, ff_mult: 4}]
+  optim.lr: {loguniform: [1.0e-4, 1.0e-3], when: {model_size: large}}
+scheduler: {type: none}
+"""
+
+
+def test_a_coupled_choice_sets_several_keys(tmp_path: Path) -> None:
+    s = load(tmp_path, COUPLED)
+    size, tower = s.param("model_size"), s.param("model")
+    assert size is not None and tower is not None and size.coupled and tower.coupled
+    assert size.options == ("small", "large") and tower.options == ("ff_mult=2, text_layers=1",
+                                                                    "ff_mult=4, text_layers=2")
+    assert size.sets() == ("model.d_model", "model.heads", "model.video_layers")
+    cfg = s.trial_config({"model_size": "large", "model": "ff_mult=2, text_layers=1", "optim.lr": 2e-4})
+    got = (cfg.model.d_model, cfg.model.heads, cfg.model.video_layers, cfg.model.text_layers, cfg.model.ff_mult)
+    assert got == (96, 6, 3, 1, 2) and cfg.optim.lr == 2e-4
+    # The keys a choice set ride along in a trial's config (for the record): the label decides.
+    small = s.trial_config({"model_size": "small", "model.d_model": 96, "optim.lr": 2e-4})
+    assert small.model.d_model == 64 and small.optim.lr == s.fixed("optim.lr")  # lr only when large
+    assert s.active_params({"model_size": "small", "optim.lr": 2e-4}) == {"model_size": "small"}
+    assert parse_space(s.to_dict()) == s and s.to_dict()["search"]["model_size"]["choice"]["large"] == {
+        "model.d_model": 96, "model.heads": 6, "model.video_layers": 3}
+    gridded = COUPLED.replace("scheduler: {type: none}", "search_alg: {type: grid}\nscheduler: {type: none}")
+    lr_line = "  optim.lr: {loguniform: [1.0e-4, 1.0e-3], when: {model_size: large}}\n"
+    grid = load(tmp_path, gridded.replace(lr_line, ""))
+    assert grid.grid_size() == 4 and grid.param_space()["model_size"] == {"grid_search": ["small", "large"]}
+
+
+def test_pairs_set_by_a_choice_are_checked_with_the_other_searched_keys(tmp_path: Path) -> None:
+    text = "search:\n  size: {choice: [{model.d_model: 64}, {model.d_model: 96}]}\n  model.heads: {choice: [4, 64]}\n"
+    with pytest.raises(UserError, match=r"search\.model\.heads: model\.d_model \(96\) must be divisible by "
+                                        r"model\.heads \(64\): 1 of the 4 pairs"):
+        load(tmp_path, text)
+    assert load(tmp_path, text.replace("96", "128")).param("size") is not None
+
+
+def test_validate_shows_what_each_setting_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(write(tmp_path, COUPLED)), "--no-data"]) == 0
+    out = capsys.readouterr().out
+    for part in ("model_size               choice of 2 settings", "- small {model.d_model: 64, model.heads: 4, "
+                 "model.video_layers: 1}", "sets model.heads: attention heads", "sets model.ff_mult"):
+        assert part in out, part
 
 
 def test_a_linked_keys_error_survives_pickling() -> None:

@@ -143,14 +143,18 @@ BAD = [
     ("method: hyperopt\nparameters: {}\n", ["method", "grid, random, bayes", "line 1"]),
     ("method: random\nrun_cap: 2\nparameters:\n"
      "  model.dropout: {distribution: normal, mu: 0.2, sigma: 0.1}\n",
-     ["parameters.model.dropout.distribution", "'normal' is not supported", "line 4"]),
-    ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: log_uniform, min: -9, max: -4}\n",
-     ["parameters.optim.lr", "log_uniform", "log_uniform_values"]),
+     ["parameters.model.dropout", "normal mu 0.2 sigma 0.1", "takes model.dropout in [0, 1)", "rejects -0.27",
+      "line 4"]),
+    ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: log_uniform, min: 1, max: 2, q: 1}\n",
+     ["parameters.optim.lr.q", "not used by W&B distribution log_uniform"]),
     ("method: random\nrun_cap: 2\nparameters:\n  optim.lr: {distribution: loguniform, min: 1, max: 2}\n",
      ["parameters.optim.lr.distribution", "unknown W&B distribution", "did you mean"]),
-    ("method: random\nrun_cap: 2\nparameters:\n"
+    ("method: bayes\nrun_cap: 2\nparameters:\n"
      "  model.dropout: {values: [0.1, 0.2], probabilities: [0.5, 0.5]}\n",
-     ["parameters.model.dropout.probabilities", "not supported"]),
+     ["parameters.model.dropout.probabilities", "method random only"]),
+    ("method: random\nrun_cap: 2\nparameters:\n"
+     "  model.dropout: {values: [0.1, 0.2], probabilities: [0.5, 0.6]}\n",
+     ["parameters.model.dropout", "probabilities must sum to 1, but got sum=1.1", "line 4"]),
     ("method: random\nrun_cap: 2\nparameters:\n  model.dropout: {valeus: [0.1]}\n",
      ["parameters.model.dropout.valeus", "did you mean 'values'"]),
     ("method: random\nrun_cap: 2\nparameters:\n  model.dropout: {distribution: uniform, min: 0.1}\n",
@@ -183,6 +187,109 @@ def test_bad_wandb_sweep(tmp_path: Path, text: str, parts: list[str]) -> None:
     assert "\n" not in msg
     for part in parts:
         assert part in msg, f"{part!r} not in {msg!r}"
+
+
+CORPUS = sorted((Path(__file__).parent / "wandb_configs").glob("*.yaml"))
+
+
+def _expectation(path: Path) -> str | None:
+    """``# expect: ok`` or ``# expect: error: <part of the one-line message>`` on a config's first line."""
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), path
+    return None if first == "# expect: ok" else first.removeprefix("# expect: error: ")
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_real_wandb_configs_validate_or_are_refused_in_one_line(path: Path) -> None:
+    """Configs in the shapes people write (taken from public repositories and W&B's docs, parameter names
+    changed to the trainer's): each validates and runs trials through both searchers, or is refused
+    with the documented line."""
+    import optuna
+
+    expected = _expectation(path)
+    if expected is not None:
+        with pytest.raises(UserError) as ei:
+            load_space(path)
+        msg = str(ei.value)
+        assert "\n" not in msg and expected in msg and ", line " in msg, msg
+        return
+    s = load_space(path)
+    assert s.format == "wandb" and parse_space(s.to_dict()) == s and s.budget()["trials"] >= 1
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if s.uses_optuna():
+        study = optuna.create_study(sampler=s.optuna_sampler())
+        for _ in range(5):
+            t = study.ask()
+            s.trial_config({**t.params, **(s.define_by_run(t) or {})})
+            study.tell(t, 1.0)
+    else:
+        from ray.tune.search.variant_generator import generate_variants
+
+        for _, cfg in generate_variants(s.param_space(), random_state=0):
+            s.trial_config(cfg)
+
+
+REFUSED = [p for p in CORPUS if _expectation(p) is not None]
+
+
+@pytest.mark.parametrize("path", REFUSED, ids=[p.stem for p in REFUSED])
+def test_refused_configs_exit_2_with_one_line(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.cli import main
+
+    assert main(["validate", str(path), "--no-data"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}, line ") and str(_expectation(path)) in err
+
+
+def test_corpus_shapes() -> None:
+    assert len(CORPUS) >= 24
+    texts = "\n".join(p.read_text() for p in CORPUS)
+    for dist in ("log_uniform", "q_log_uniform_values", "inv_log_uniform_values", "normal", "q_normal",
+                 "log_normal", "q_log_normal", "beta", "q_beta", "q_uniform", "int_uniform", "probabilities"):
+        assert f"{dist}" in texts, dist
+
+
+def test_mapping_values_and_a_display_name(tmp_path: Path) -> None:
+    s = load_space(ROOT / "tests" / "sweep" / "wandb_configs" / "10_values_are_mappings.yaml")
+    model = s.param("model")
+    assert model is not None and model.options[0] == "d_model=128, heads=4, text_layers=2, video_layers=2"
+    cfg = s.trial_config({"model": model.options[1], "optim.lr": 3e-4})
+    assert (cfg.model.d_model, cfg.model.heads, cfg.model.video_layers) == (256, 8, 4)
+    named = load_space(ROOT / "tests" / "sweep" / "wandb_configs" / "09_name_with_slash.yaml")
+    assert named.name == "vlp-phase1-warmup-study"
+    assert any("'vlp/phase1 warmup study' is a display name: the sweep's folder is runs/vlp-phase1-warmup-study"
+               in w for w in named.warnings)
+    nothing_left = "name: //\nmethod: random\nrun_cap: 1\nparameters: {optim.lr: {value: 0.1}}\n"
+    assert load(tmp_path, nothing_left).name == "sweep"  # the file's stem
+
+
+def test_every_wandb_distribution_maps_to_the_values_wandb_draws(tmp_path: Path) -> None:
+    import math
+
+    s = load(tmp_path, """\
+        method: random
+        run_cap: 2
+        parameters:
+          optim.lr: {distribution: log_uniform, min: -9.21, max: -4.61}
+          optim.weight_decay: {distribution: inv_log_uniform, min: 2.3, max: 6.9}
+          loss.vsepp_weight: {distribution: inv_log_uniform_values, min: 0.1, max: 1.0}
+          optim.batch_size: {distribution: q_log_uniform_values, min: 16, max: 256, q: 16}
+          loss.topk_k: {distribution: q_log_uniform, min: 0.7, max: 3.5}
+          aug.rotation_deg: {distribution: q_uniform, min: 2.5, max: 14, q: 5.0}
+          optim.warmup_steps: {distribution: q_normal, mu: 100, sigma: 15, q: 10}
+          model.dropout: {distribution: beta, a: 2, b: 5}
+          loss.temperature: {distribution: log_normal, mu: -2.66, sigma: 0.3}
+        """)
+    got = {p.key: p.to_dict() for p in s.search}
+    assert got["optim.lr"]["loguniform"] == pytest.approx([math.exp(-9.21), math.exp(-4.61)])
+    assert got["optim.weight_decay"]["loguniform"] == pytest.approx([math.exp(-6.9), math.exp(-2.3)])
+    assert got["loss.vsepp_weight"] == {"loguniform": [0.1, 1.0]}
+    assert got["optim.batch_size"] == {"loguniform": [16, 256], "step": 16}
+    assert got["loss.topk_k"]["step"] == 1 and s.param("loss.topk_k").distribution.check_points() == (2, 33)
+    assert got["aug.rotation_deg"] == {"uniform": [0.0, 15.0], "step": 5.0}
+    assert any("aug.rotation_deg: q_uniform rounds every draw" in w for w in s.warnings)
+    assert got["optim.warmup_steps"] == {"normal": [100, 15], "step": 10}
+    assert got["model.dropout"] == {"beta": [2, 5]} and got["loss.temperature"] == {"lognormal": [-2.66, 0.3]}
 
 
 def test_shipped_wandb_example() -> None:

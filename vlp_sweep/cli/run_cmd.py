@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UserError("--max-concurrent must be >= 1")
     spec = load_space(args.space)
+    _print_warnings(spec)
     opts = SweepOptions(name=args.name, resume=args.resume, address=args.address, storage=args.storage,
                         max_concurrent=args.max_concurrent, runs_root=args.runs_root, dry_run=args.dry_run)
     outcome = run_sweep(spec, opts)
@@ -43,3 +45,11 @@ def run(args: argparse.Namespace) -> int:
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
     return 0
+
+
+def _print_warnings(spec: Any) -> None:
+    """What ``validate`` warns about (the space, and the lr schedule against ASHA's rungs), before launching."""
+    from vlp_sweep.sweep.space import check_data
+
+    for line in (*spec.warnings, *check_data(spec).warnings):
+        print(f"warning: {line}", file=sys.stderr)

@@ -26,11 +26,14 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if not args.no_data:
         try:
-            for line in check_data(spec):
-                print(f"data: {line}")
+            found = check_data(spec)
         except UserError:
             print("data: see the error below (or pass --no-data)")
             raise
+        for line in found.lines:
+            print(f"data: {line}")
+        for line in found.warnings:
+            print(f"warning: {line}")
     print(f"ok: {spec.name} is a valid search space")
     return 0
 
@@ -46,10 +49,13 @@ def describe(spec: Any) -> list[str]:
         out.append(f"  {' '.join(spec.description.split())}")
     out.append(f"search ({len(spec.search)} key{'s' if len(spec.search) != 1 else ''}):")
     for p in spec.ordered_params():
-        info = keys[p.key]
         cond = f"   when {p.condition_text()}" if p.when else ""
         out.append(f"  {p.key:<24} {p.describe()}{cond}")
-        out.append(f"  {'':<24}   sets {p.key}: {info['help']} (default {_value(info['default'])})")
+        if p.coupled:  # a choice of settings: each value sets several keys
+            out += [f"  {'':<24}   - {s.describe()}" for s in p.distribution.values]
+        for key in p.sets():
+            info = keys[key]
+            out.append(f"  {'':<24}   sets {key}: {info['help']} (default {_value(info['default'])})")
     out.append("base (fixed for every trial):" if spec.base else "base: trainer defaults")
     for k, v in spec.base:
         out.append(f"  {k:<24} = {_value(v):<16} (default {_value(keys[k]['default'])})")

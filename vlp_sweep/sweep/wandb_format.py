@@ -4,45 +4,34 @@ Detected by a top-level ``method`` and ``parameters``. What maps where:
 
     method: grid | random | bayes          -> search_alg type grid | random | optuna (TPE)
     metric: {name, goal}                   -> metric, mode (maximize -> max, minimize -> min)
-    parameters.K: {value: v}               -> base K = v (also distribution: constant)
-    parameters.K: {values: [...]}          -> search K: choice (grid when method is grid)
-    parameters.K: {distribution: D, min, max[, q]}
-        D = uniform | int_uniform | log_uniform_values | q_uniform | categorical
-                                           -> uniform | int | loguniform | uniform with step q
-                                              (int with step q when min, max and q are integers) | choice
-        (no distribution: int_uniform when min and max are integers, else uniform)
-    parameters.optim: {parameters: {lr: ...}}   -> the dotted key optim.lr
+    parameters                             -> base and search (every W&B distribution: wandb_params.py)
     early_terminate: {type: hyperband, min_iter, eta[, max_iter]}
                                            -> scheduler asha (grace_period, reduction_factor, max_t);
                                               without it: scheduler none
     run_cap                                -> num_samples (ignored for grid: the grid runs once)
-    name, description                      -> name, description
+    name, description                      -> name (a display name such as 'vlp/phase 1' becomes the
+                                              folder name vlp-phase-1), description
     project, entity                        -> wandb.project, wandb.entity
 
 Native keys that W&B has no word for (resources, max_concurrent, seeds, retries,
 keep_checkpoints, search_alg, wandb, baseline, targets) may be added and pass through. Other keys
-(program, command, ...) are ignored with a warning; a W&B distribution this tool does not
-support is an error naming it.
+(program, command, ...) are ignored with a warning.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from vlp_sweep.errors import did_you_mean
 from vlp_sweep.metric_names import MODE
+from vlp_sweep.sweep.wandb_params import convert_parameters
 from vlp_sweep.sweep.yaml_lines import LineDict, Where, line_of
 
 # Errors after conversion name the W&B section, not the native one.
 LABELS = {"search": "parameters", "base": "parameters"}
 METHODS = {"grid": "grid", "random": "random", "bayes": "optuna"}
-SUPPORTED = ("categorical", "constant", "uniform", "int_uniform", "log_uniform_values", "q_uniform")
-WANDB_DISTRIBUTIONS = (*SUPPORTED, "log_uniform", "q_log_uniform", "q_log_uniform_values", "inv_log_uniform",
-                       "inv_log_uniform_values", "normal", "q_normal", "log_normal", "q_log_normal", "beta",
-                       "q_beta")
-PARAM_KEYS = ("value", "values", "distribution", "min", "max", "q", "probabilities", "mu", "sigma", "a", "b",
-              "parameters")
 HANDLED = ("method", "metric", "parameters", "early_terminate", "run_cap", "name", "description", "project",
            "entity")
 PASSTHROUGH = ("resources", "max_concurrent", "seeds", "retries", "keep_checkpoints", "search_alg", "wandb",
@@ -55,8 +44,9 @@ def is_wandb(data: Any) -> bool:
     return isinstance(data, Mapping) and "method" in data and "parameters" in data
 
 
-def to_native(doc: Mapping[str, Any], where: Where) -> tuple[LineDict, list[str]]:
-    """W&B sweep config -> (native space data keeping the W&B lines, warnings)."""
+def to_native(doc: Mapping[str, Any], where: Where, stem: str | None = None) -> tuple[LineDict, list[str]]:
+    """W&B sweep config -> (native space data keeping the W&B lines, warnings). ``stem`` (the file's)
+    names the sweep when its W&B name leaves nothing usable as a folder name."""
     out, warnings = LineDict(line=getattr(doc, "line", None)), []
     for k in doc:
         if k in PASSTHROUGH:
@@ -66,16 +56,35 @@ def to_native(doc: Mapping[str, Any], where: Where) -> tuple[LineDict, list[str]
     method = _method(doc, out, where)
     _metric(doc, out, where, warnings)
     base, search = LineDict(line=line_of(doc, "parameters")), LineDict(line=line_of(doc, "parameters"))
-    _params(doc["parameters"], "", method, where, base, search)
+    convert_parameters(doc["parameters"], "", method, where, base, search, warnings)
     out.put("base", base, line_of(doc, "parameters"))
     out.put("search", search, line_of(doc, "parameters"))
     _early_terminate(doc, out, where, warnings)
     _run_cap(doc, out, method, where, warnings)
-    for k in ("name", "description"):
-        if k in doc:
-            out.put(k, doc[k], line_of(doc, k))
+    if "description" in doc:
+        out.put("description", doc["description"], line_of(doc, "description"))
+    if "name" in doc:
+        out.put("name", _folder_name(doc["name"], stem, warnings), line_of(doc, "name"))
     _wandb(doc, out, where)
     return out, warnings
+
+
+def folder_name(display: str) -> str:
+    """A W&B display name -> a plain folder name: runs of anything but letters, digits, '.', '_', '-'
+    become one '-' ('vlp/phase 1' -> 'vlp-phase-1'); no leading '.' or '-'; '..' becomes '.'."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", display)
+    name = re.sub(r"\.{2,}", ".", name)
+    return name.strip(".-")
+
+
+def _folder_name(name: Any, stem: str | None, warnings: list[str]) -> Any:
+    """W&B's name is a display name (any text); the sweep's name is a folder under runs/."""
+    if not isinstance(name, str) or re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._ -]*", name) and ".." not in name:
+        return name  # already a plain folder name (or not a string: the parser says so)
+    folder = folder_name(name) or stem
+    if folder:
+        warnings.append(f"W&B name {name!r} is a display name: the sweep's folder is runs/{folder}")
+    return folder or name
 
 
 def _at(m: Any, k: Any) -> str:
@@ -119,90 +128,6 @@ def _metric(doc: Mapping[str, Any], out: LineDict, where: Where, warnings: list[
     for k in m:
         if k not in ("name", "goal"):
             warnings.append(f"ignored W&B key 'metric.{k}'{_at(m, k)}")
-
-
-def _params(m: Any, prefix: str, method: str, where: Where, base: LineDict, search: LineDict) -> None:
-    if not isinstance(m, Mapping) or not m:
-        raise where.error(f"parameters{'.' + prefix.rstrip('.') if prefix else ''}",
-                          f"expected a mapping of parameters, got {m!r}", getattr(m, "line", None))
-    for name, spec in m.items():
-        key, line = f"{prefix}{name}", line_of(m, name)
-        label = f"parameters.{key}"
-        if not isinstance(spec, Mapping):
-            raise where.error(label, "expected {value: v}, {values: [...]} or {distribution: .., min: .., "
-                                     f"max: ..}}, got {spec!r}", line)
-        for k in spec:
-            if k not in PARAM_KEYS:
-                hint = did_you_mean(str(k), PARAM_KEYS)
-                raise where.error(f"{label}.{k}", f"unknown W&B parameter key{hint}", line_of(spec, k))
-        if "parameters" in spec:
-            if len(spec) > 1:
-                raise where.error(label, "nested parameters take no other keys", line)
-            _params(spec["parameters"], f"{key}.", method, where, base, search)
-            continue
-        entry = _convert(spec, label, method, where, line)
-        if entry is None:
-            base.put(key, spec.get("value"), line)
-        else:
-            search.put(key, entry, line)
-
-
-def _convert(spec: Mapping[str, Any], label: str, method: str, where: Where,
-             line: int | None) -> LineDict | None:
-    """One W&B parameter -> a native search entry, or None for a fixed value."""
-    dist = spec.get("distribution") or _infer(spec, label, where, line)
-    if dist not in WANDB_DISTRIBUTIONS:
-        raise where.error(f"{label}.distribution", f"unknown W&B distribution {dist!r}"
-                                                   f"{did_you_mean(str(dist), WANDB_DISTRIBUTIONS)}", line)
-    if dist not in SUPPORTED:
-        hint = " (its min/max are exponents: give the values with log_uniform_values)" \
-            if dist == "log_uniform" else ""
-        raise where.error(f"{label}.distribution", f"W&B distribution '{dist}' is not supported{hint}; "
-                                                   f"supported: {', '.join(SUPPORTED)}", line)
-    for k in ("probabilities", "mu", "sigma", "a", "b"):
-        if k in spec:
-            raise where.error(f"{label}.{k}", f"is not supported with distribution {dist}", line_of(spec, k))
-    if dist == "constant":
-        if "value" not in spec:
-            raise where.error(label, "distribution constant needs value", line)
-        return None
-    if "value" in spec:
-        raise where.error(f"{label}.value", f"fixes the parameter: drop value or distribution {dist}", line)
-    if dist == "categorical":
-        if "values" not in spec:
-            raise where.error(label, "categorical needs values: [...]", line)
-        return _entry({"grid" if method == "grid" else "choice": spec["values"]}, line)
-    if "min" not in spec or "max" not in spec:
-        raise where.error(label, f"distribution {dist} needs min and max", line)
-    bounds = [spec["min"], spec["max"]]
-    kind = {"uniform": "uniform", "q_uniform": "uniform", "int_uniform": "int",
-            "log_uniform_values": "loguniform"}
-    entry: dict[str, Any] = {kind[dist]: bounds}
-    if dist == "q_uniform":
-        q = spec.get("q", 1.0)
-        entry["step"] = q
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (*bounds, q)):
-            entry = {"int": bounds, "step": q}  # integer bounds and q: integers (W&B would send 10.0 for 10)
-    return _entry(entry, line)
-
-
-def _infer(spec: Mapping[str, Any], label: str, where: Where, line: int | None) -> str:
-    """W&B's rule when no distribution is given."""
-    if "value" in spec:
-        return "constant"
-    if "values" in spec:
-        return "categorical"
-    if "min" in spec and "max" in spec:
-        ints = all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min", "max"))
-        return "int_uniform" if ints else "uniform"
-    raise where.error(label, "needs value, values, or min and max (with an optional distribution)", line)
-
-
-def _entry(d: dict[str, Any], line: int | None) -> LineDict:
-    out = LineDict(line=line)
-    for k, v in d.items():
-        out.put(k, v, line)
-    return out
 
 
 def _early_terminate(doc: Mapping[str, Any], out: LineDict, where: Where, warnings: list[str]) -> None:

@@ -1,0 +1,66 @@
+"""The dataset check of ``validate`` and ``run``: the data every trial can use exists and fits the space.
+
+Cheap by design: the manifest and arrays are memory-mapped, no values are read (a trial's full load
+finds a NaN). While the manifest is open, the training-set sizes feed the schedule check
+(``schedule_check``): warnings when ASHA would judge a warmup or a cosine decay before it acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlp_sweep.errors import UserError
+from vlp_sweep.sweep.yaml_lines import Where
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """What ``check_data`` found: one summary line per dataset, and warnings (one line each)."""
+
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_data(spec: Any) -> DataCheck:
+    """Check that every dataset a trial can use exists and fits the space: ``data.path`` (fixed or
+    searched; relative paths from the current directory) is a packed dataset with the train and
+    eval splits, and has siglip.npy when a trial can turn ``data.use_siglip`` on; then the schedule
+    check on the training-set sizes. Raises a one-line UserError naming the key."""
+    from vlp_sweep.data.packed import load_packed
+    from vlp_sweep.sweep import wandb_format
+    from vlp_sweep.sweep.schedule_check import schedule_warnings
+
+    where = Where(spec.source, wandb_format.LABELS if spec.format == "wandb" else None)
+    label = _label(spec, "data.path")
+    train, evs = spec.fixed("data.train_split"), spec.fixed("data.eval_split")
+    out, sizes = DataCheck(), []
+    for path in dict.fromkeys(spec.possible_values("data.path")):
+        try:
+            ds = load_packed(str(path), mmap=True, check_values=False)
+            counts = {s: len(ds.split(s)) for s in dict.fromkeys((train, evs))}
+        except UserError as e:
+            raise _error(spec, where, label, str(e)) from None
+        if ds.siglip is None and True in spec.possible_values("data.use_siglip"):
+            raise _error(spec, where, _label(spec, "data.use_siglip"),
+                         f"{path} has no siglip.npy, so trials cannot use SigLIP features "
+                         "(set data.use_siglip: false, or make the data with SigLIP features)")
+        sizes.append(counts[train])
+        split_text = ", ".join(f"{s} {n}" for s, n in counts.items())
+        out.lines.append(f"{path}: {len(ds.manifest)} clips ({split_text}), {ds.n_points} points x {ds.dims}, "
+                         f"siglip {'dim ' + str(ds.siglip_dim) if ds.siglip is not None else 'none'}")
+    try:
+        out.warnings.extend(schedule_warnings(spec, sizes))
+    except UserError as e:
+        key = str(e).split(":")[0]
+        raise _error(spec, where, key, str(e)[len(key) + 2:]) from None
+    return out
+
+
+def _label(spec: Any, key: str) -> str:
+    p = spec.setter(key)
+    return f"search.{p.key}" if p is not None else f"base.{key}"
+
+
+def _error(spec: Any, where: Where, label: str, message: str) -> UserError:
+    return where.error(label, message, dict(spec.lines).get(label) or None)

@@ -1,0 +1,268 @@
+"""YAML or plain data in, a validated :class:`SweepSpec` out.
+
+``load_space(path)`` reads a native space or a W&B sweep config (see ``wandb_format``);
+``parse_space(data)`` does the same from plain data (``spec.to_dict()`` round-trips through it).
+Every problem is one :class:`UserError` line naming the key, and the YAML line where there is one.
+The native format::
+
+    name: quickstart                 # default: the file's stem; a plain folder name
+    description: ...
+    base: {data.path: data/x, optim: {epochs: 6}}   # fixed trainer overrides, nested or dotted
+    search:                          # dotted trainer key -> distribution (see entries.py)
+      optim.lr: {loguniform: [1e-4, 3e-3]}
+      loss.hcl_beta: {uniform: [0.1, 1.0], when: {loss.hard_negatives: hcl}}
+      model_size: {choice: {small: {model.d_model: 128, model.heads: 4}, large: {...}}}
+    search_alg: {type: optuna, seed: 0, ...}       # optuna (TPE) | random | grid
+    scheduler: {type: asha, grace_period: 1, reduction_factor: 2}   # or {type: none}
+    metric: t2v_R1                   # mode defaults to the metric's direction
+    num_samples: 10                  # configs sampled (grid: repeats of the whole grid)
+    max_concurrent: 2
+    resources: {cpu: 1, gpu: 0}
+    seeds: [0]                       # every config runs once per seed (several: scheduler none)
+    retries: 0
+    keep_checkpoints: 2
+    wandb: {mode: offline, project: vlp-sweep, entity: null, tags: []}
+    baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
+    targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from vlp_sweep.config import LINKED_KEYS, config_keys, make_config
+from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
+from vlp_sweep.metric_names import MODE
+from vlp_sweep.sweep.checks import Checks, strip_key
+from vlp_sweep.sweep.entries import is_entry, parse_param
+from vlp_sweep.sweep.params import Param
+from vlp_sweep.sweep.sections import (
+    Baseline,
+    check_keys,
+    get_bool,
+    get_int,
+    get_str,
+    metric_name,
+    parse_metric_table,
+    parse_resources,
+    parse_scheduler,
+    parse_search_alg,
+    parse_targets,
+    parse_wandb,
+    section,
+)
+from vlp_sweep.sweep.spec import TOP_KEYS, SweepSpec
+from vlp_sweep.sweep.yaml_lines import Where, line_of, load_yaml
+
+SWEEP_FIXED = ("run.out_dir", "run.select_metric")  # the driver sets these for every trial
+
+
+def load_space(path: str | Path) -> SweepSpec:
+    """Read a search space YAML file (native or W&B sweep format) into a validated :class:`SweepSpec`.
+    The name defaults to the file's stem. Does not look at the data (see ``data_check.check_data``)."""
+    data = load_yaml(path)
+    return parse_space(data, source=str(path), default_name=Path(path).stem)
+
+
+def parse_space(data: Any, source: str | None = None, default_name: str | None = None) -> SweepSpec:
+    """Plain data (from YAML, JSON or ``spec.to_dict()``) -> :class:`SweepSpec`. A W&B sweep config
+    (top-level ``method`` and ``parameters``) is converted first. Mappings that carry YAML line
+    numbers (``yaml_lines.LineDict``) give errors with lines; ``source`` names the file in them."""
+    from vlp_sweep.sweep import wandb_format
+
+    where = Where(source)
+    if not isinstance(data, Mapping):
+        raise where.error("search space", f"expected a mapping of settings, got {type(data).__name__}")
+    fmt: str = "native"
+    warnings: list[str] = []
+    stem = default_name or (Path(source).stem if source else None)
+    if wandb_format.is_wandb(data):
+        data, warnings = wandb_format.to_native(data, where, stem)
+        where, fmt = Where(source, wandb_format.LABELS), "wandb"
+    return _Parser(data, where, stem).spec(fmt, warnings)
+
+
+class _Parser:
+    """One pass over a native space; the order matters only where defaults depend on other keys."""
+
+    def __init__(self, data: Mapping[str, Any], where: Where, default_name: str | None) -> None:
+        self.d, self.w, self.default_name = data, where, default_name
+        self.keys = config_keys()
+        self.lines: dict[str, int] = {}
+        self.warnings: list[str] = []
+        self.checks = Checks(where, self.lines, self.warnings)
+
+    def spec(self, fmt: str, warnings: list[str]) -> SweepSpec:
+        check_keys(self.d, "", TOP_KEYS, self.w)
+        self.warnings += warnings
+        base = self._base()
+        seeds = self._seeds(base)
+        search = self._search(base)
+        num_samples, max_conc = self._counts()
+        alg = parse_search_alg(section(self.d, "search_alg", self.w), self.w, num_samples, max_conc,
+                               any(p.when for p in search))
+        self.checks.alg(alg, search, seeds, line_of(self.d, "seeds"))
+        metric, mode = self._metric()
+        tmp = SweepSpec(name="-", base=tuple(base.items()), search=search)
+        sched = parse_scheduler(section(self.d, "scheduler", self.w), self.w, tmp.epochs_range()[1])
+        self.checks.seeds_with_asha(sched, seeds, line_of(self.d, "seeds"))
+        spec = SweepSpec(
+            name=self._name(), description=get_str(self.d, "description", "description", self.w, None) or "",
+            base=tuple(sorted(base.items())), search=search, search_alg=alg, scheduler=sched,
+            metric=metric, mode=mode, num_samples=num_samples or (1 if alg.type == "grid" else 10),
+            max_concurrent=max_conc, resources=parse_resources(section(self.d, "resources", self.w), self.w),
+            seeds=seeds, retries=get_int(self.d, "retries", "retries", self.w, 0, lo=0),
+            keep_checkpoints=get_int(self.d, "keep_checkpoints", "keep_checkpoints", self.w, 2, lo=1),
+            wandb=parse_wandb(section(self.d, "wandb", self.w), self.w), baseline=self._baseline(base),
+            targets=parse_targets(section(self.d, "targets", self.w), self.w),
+            source=self.w.source, format=fmt, warnings=tuple(self.warnings), lines=tuple(self.lines.items()))
+        if spec.runs_baseline:
+            self._check_baseline_run(spec)
+        return spec
+
+    def _check_baseline_run(self, spec: SweepSpec) -> None:
+        line = line_of(section(self.d, "baseline", self.w), "run")
+        if not spec.uses_optuna():
+            raise self._err("baseline.run", f"needs search_alg optuna or random without grid keys (with "
+                                            f"{spec.search_alg.type}, put the baseline's values in the grid)", line)
+        try:
+            spec.baseline_config()
+        except UserError as e:
+            raise self._err("baseline.config", str(e), line) from None
+
+    def _err(self, key: str, msg: str, line: int | None) -> UserError:
+        return self.w.error(key, msg, line)
+
+    def _name(self) -> str:
+        name = self.d.get("name", self.default_name)
+        if name is None:
+            raise self._err("name", "required when the space has no file name", None)
+        if not isinstance(name, str) or not name.strip():
+            raise self._err("name", f"expected a non-empty string, got {name!r}", line_of(self.d, "name"))
+        if "/" in name or "\\" in name or ".." in name or name.startswith(".") or not name.isprintable():
+            raise self._err("name", "must be a plain folder name (no '/', '\\', '..' or leading '.'), "
+                                    f"got {name!r}", line_of(self.d, "name"))
+        return name
+
+    # ------------------------------------------------------------ base and search
+
+    def _trainer_leaves(self, m: Mapping[str, Any], label: str, leaf: str,
+                        entries: bool = False) -> dict[str, tuple[Any, int | None]]:
+        """Walk nested and/or dotted trainer keys; ``leaf`` names what a full key holds. With ``entries``
+        (the search section) a distribution under a name of its own is a leaf too (a coupled choice)."""
+        out: dict[str, tuple[Any, int | None]] = {}
+
+        def walk(node: Mapping[str, Any], prefix: str) -> None:
+            for k, v in node.items():
+                dotted, line = f"{prefix}{k}", line_of(node, k)
+                if dotted in self.keys or (entries and is_entry(v)):
+                    if dotted in out:
+                        raise self._err(f"{label}.{dotted}", "is set twice (nested and dotted)", line)
+                    out[dotted] = (v, line)
+                elif isinstance(v, Mapping) and any(key.startswith(f"{dotted}.") for key in self.keys):
+                    walk(v, f"{dotted}.")
+                else:
+                    hint = did_you_mean(dotted, self.keys)
+                    raise self._err(f"{label}.{dotted}", f"unknown trainer key{hint}", line)
+
+        if not isinstance(m, Mapping):
+            raise self._err(label, f"expected a mapping of trainer keys to {leaf}s, got {m!r}",
+                            line_of(self.d, label))
+        walk(m, "")
+        return out
+
+    def _config_values(self, m: Mapping[str, Any], label: str) -> dict[str, Any]:
+        """Fixed trainer values, each checked by the trainer config and normalised ('log(100)' -> 0.01)."""
+        out = {}
+        for key, (v, line) in self._trainer_leaves(m, label, "value").items():
+            self.lines[f"{label}.{key}"] = line or 0
+            if isinstance(v, (Mapping, list)):
+                hint = " (distributions go under search)" if label == "base" else ""
+                raise self._err(f"{label}.{key}", f"expected a single value, got {v!r}{hint}", line)
+            try:
+                out[key] = make_config({key: v}).flat()[key]
+            except LinkedKeysError:
+                out[key] = v  # fine alone; the pair is checked with the whole space (Checks.linked)
+            except UserError as e:
+                raise self._err(f"{label}.{key}", strip_key(str(e), key), line) from None
+        return out
+
+    def _base(self) -> dict[str, Any]:
+        base = self._config_values(section(self.d, "base", self.w), "base")
+        for key in SWEEP_FIXED:
+            if key in base:
+                self.warnings.append(f"base.{key} is ignored: the sweep sets it for every trial")
+        return base
+
+    def _seeds(self, base: dict[str, Any]) -> tuple[int, ...]:
+        """``seeds`` is the one place for the seed; a lone base ``run.seed`` becomes ``seeds: [it]``."""
+        in_base = base.pop("run.seed", None)
+        if "seeds" not in self.d:
+            return (in_base,) if in_base is not None else (0,)
+        line = line_of(self.d, "seeds")
+        if in_base is not None:
+            raise self._err("base.run.seed", "conflicts with seeds: give the seed(s) only under seeds",
+                            self.lines.get("base.run.seed"))
+        raw = self.d["seeds"]
+        raw = [raw] if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        if (not isinstance(raw, list) or not raw
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw)):
+            raise self._err("seeds", f"expected a non-empty list of integers >= 0, got {self.d['seeds']!r}",
+                            line)
+        if len(set(raw)) != len(raw):
+            raise self._err("seeds", f"lists a seed twice: {raw}", line)
+        return tuple(raw)
+
+    def _search(self, base: dict[str, Any]) -> tuple[Param, ...]:
+        m = section(self.d, "search", self.w)
+        params = []
+        for key, (entry, line) in self._trainer_leaves(m, "search", "distribution", entries=True).items():
+            self.lines[f"search.{key}"] = line or 0
+            if key == "run.seed":
+                raise self._err("search.run.seed", "use seeds: [...] to repeat trials over seeds", line)
+            if "/" in key or key.startswith("__"):
+                raise self._err(f"search.{key}", "a name of a choice may hold no '/' and not start with '__'", line)
+            params.append(parse_param(key, entry, self.w, line, self.keys))
+        search = tuple(params)
+        self.checks.overlaps(search, base)
+        for p in search:
+            self.checks.points(p, base)
+        self.checks.conditions(search)
+        self.checks.linked(search, base)
+        return search
+
+    # ------------------------------------------------------------ the rest
+
+    def _counts(self) -> tuple[int | None, int]:
+        ns = self.d.get("num_samples")
+        num_samples = None if ns is None else get_int(self.d, "num_samples", "num_samples", self.w, 1, lo=1)
+        return num_samples, get_int(self.d, "max_concurrent", "max_concurrent", self.w, 2, lo=1)
+
+    def _metric(self) -> tuple[str, str]:
+        metric = metric_name(self.d.get("metric", "t2v_R1"), "metric", self.w, line_of(self.d, "metric"))
+        mode = get_str(self.d, "mode", "mode", self.w, MODE[metric], ("min", "max"))
+        if mode != MODE[metric]:
+            self.warnings.append(f"mode {mode} for {metric}, which gets better when it goes {MODE[metric]}")
+        return metric, mode
+
+    def _baseline(self, base: dict[str, Any]) -> Baseline | None:
+        m = section(self.d, "baseline", self.w)
+        if not m:
+            return None
+        check_keys(m, "baseline", ("name", "metrics", "config", "run"), self.w)
+        if "metrics" not in m and "config" not in m:
+            raise self._err("baseline", "needs metrics: {...} and/or config: {...}",
+                            line_of(self.d, "baseline"))
+        metrics = parse_metric_table(m["metrics"], "baseline.metrics", self.w, line_of(m, "metrics")) \
+            if "metrics" in m else ()
+        config = self._config_values(m["config"], "baseline.config") if "config" in m else {}
+        if any(set(keys) & set(config) for keys in LINKED_KEYS):
+            self.checks.fixed_pair(config, "baseline.config", under=base)
+        name = get_str(m, "name", "baseline.name", self.w, "baseline")
+        run = get_bool(m, "run", "baseline.run", self.w, False)
+        if run and not config:
+            raise self._err("baseline.run", "needs baseline.config: the trainer settings to run",
+                            line_of(m, "run"))
+        return Baseline(name=name, metrics=metrics, config=tuple(sorted(config.items())), run=run)
