@@ -25,22 +25,12 @@ __all__ = ["MIN_TRIALS", "Importance", "distribution", "param_importance"]
 
 
 def distribution(entry: dict[str, Any]) -> Any:
-    """A spec ``search`` entry (``{choice: [...]}``, ``{loguniform: [lo, hi]}``, ...) -> Optuna distribution."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    """A spec ``search`` entry (``{choice: [...]}``, ``{loguniform: [lo, hi]}``, a coupled choice, a
+    shaped W&B distribution, ...) -> the Optuna distribution of the values the leaderboard's ``params``
+    hold for it. The one translation lives in the sweep's backends module."""
+    from vlp_sweep.sweep.backends import optuna_distribution
 
-    for kind in ("choice", "grid"):
-        if kind in entry:
-            return CategoricalDistribution(tuple(entry[kind]))
-    if "loguniform" in entry:
-        lo, hi = entry["loguniform"]
-        return FloatDistribution(float(lo), float(hi), log=True)
-    if "uniform" in entry:
-        lo, hi = entry["uniform"]
-        return FloatDistribution(float(lo), float(hi), step=entry.get("step"))
-    if "int" in entry:
-        lo, hi = entry["int"]
-        return IntDistribution(int(lo), int(hi), step=int(entry.get("step") or 1), log=bool(entry.get("log")))
-    raise ValueError(f"unknown search entry {entry!r}")
+    return optuna_distribution(entry)
 
 
 def _trials(points: Sequence[Point], dists: dict[str, Any]) -> tuple[list[Any], int]:
