@@ -102,7 +102,7 @@ def test_conditional_keys_are_sampled_only_when_active(tmp_path: Path) -> None:
 
 
 def test_restore_reopens_the_journal_and_hands_lost_trials_to_their_reruns(tmp_path: Path) -> None:
-    """kill -9 after Tune's last snapshot: the trial suggested after it comes back under a new id."""
+    """kill -9 after Tune's last snapshot: trials suggested after it come back under new ids."""
     journal, ckpt = tmp_path / "optuna.journal", tmp_path / "snap"
     ckpt.mkdir()
     s = BaselineFirst(OptunaSearcher(_spec(tmp_path), journal, "tiny"))
@@ -113,20 +113,34 @@ def test_restore_reopens_the_journal_and_hands_lost_trials_to_their_reruns(tmp_p
     SearchGenerator(ConcurrencyLimiter(s, max_concurrent=2)).save_to_dir(str(ckpt), session_str="x")
     blob = b"".join(p.read_bytes() for p in ckpt.iterdir())
     assert b"JournalStorage" not in blob and b"JournalFileBackend" not in blob  # the storage is reopened
-    lost = s.suggest("c")  # after the snapshot; then the driver is killed
+    # After the snapshot: "e" starts and is stopped early, "c" starts; then the driver is killed.
+    ended, lost = s.suggest("e"), s.suggest("c")
+    _run(s, "e", [0.5])
+    s.on_trial_result("c", {"t2v_R1": 1.5, "epoch": 1})
     restored = BaselineFirst(OptunaSearcher(_spec(tmp_path), tmp_path / "elsewhere", "other"))
     SearchGenerator(ConcurrencyLimiter(restored, max_concurrent=2)).restore_from_dir(str(ckpt))
-    assert restored.suggest("c2") == lost  # Tune's re-created trial continues the lost one's Optuna trial
+    # Tune re-creates two trials in their place: each takes over one lost Optuna trial, oldest first.
+    assert restored.suggest("e2") == ended and restored.suggest("c2") == lost
     fresh = restored.suggest("d")
     _run(restored, "b", [2.0, 3.0, 3.0, 3.0])
+    _run(restored, "e2", [9.0, 9.0, 9.0, 9.0])  # already told before the kill: not told again
     _run(restored, "c2", [1.0])
     _run(restored, "d", [5.0, 5.0, 5.0, 5.0])
+    study = _study(journal)
     trials = _by_tune_id(journal)
-    assert sorted(trials) == ["a", "b", "c2", "d"]  # one Optuna trial per Tune trial; never the baseline
+    assert sorted(trials) == ["a", "b", "c2", "d", "e"]  # one per Tune trial (e2 is e); never the baseline
+    assert study.user_attrs["reruns"] == {"e2": "e", "c2": "c"}
+    assert trials["e"].state == TrialState.PRUNED and trials["e"].intermediate_values == {1: 0.5}
     assert trials["c2"].user_attrs[RERUN_ATTR] == "c" and trials["c2"].params == lost
+    assert trials["c2"].intermediate_values == {1: 1.0}  # the rerun's epoch 1, as in the leaderboard
     assert trials["d"].params == fresh and trials["b"].params == b and trials["a"].params == a
     assert trials["b"].intermediate_values == {1: 2.0, 2: 3.0, 3: 3.0, 4: 3.0}
-    assert not [t for t in _study(journal).trials if not t.state.is_finished()]
+    assert not [t for t in study.trials if not t.state.is_finished()]
+    # Killed again before any new snapshot: the same lost trials are handed over again, not new ones.
+    again = BaselineFirst(OptunaSearcher(_spec(tmp_path), journal, "tiny"))
+    SearchGenerator(ConcurrencyLimiter(again, max_concurrent=2)).restore_from_dir(str(ckpt))
+    assert [again.suggest(t) for t in ("e3", "c3", "d3")] == [ended, lost, fresh]
+    assert len(_study(journal).trials) == 5
 
 
 def test_seed_repeater_tells_means_over_seeds(tmp_path: Path) -> None:
@@ -173,6 +187,22 @@ def test_grid_trials_are_recorded_by_the_callback(tmp_path: Path) -> None:
     assert trials["hcl"].state == TrialState.PRUNED  # 2 of 4 epochs
     assert trials["err"].state == TrialState.FAIL and trials["none"].user_attrs["seed"] == 0
     assert trials["none"].intermediate_values == {1: 10.0, 2: 20.0}
+
+
+def test_grid_trial_recreated_after_a_kill_takes_over_the_lost_record(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, search_alg={"type": "grid"}, search={"loss.hard_negatives": {"grid": ["none", "hcl"]}})
+    cb = JournalCallback(spec, tmp_path / "j", "tiny", record=True)
+    none, hcl = {"loss.hard_negatives": "none"}, {"loss.hard_negatives": "hcl"}
+    for tid, c in (("x", none), ("y", hcl)):  # both started after Tune's last snapshot, then kill -9
+        cb.on_trial_start(0, [], _tune_trial(tid, c, 0))
+        cb.on_trial_result(0, [], _tune_trial(tid, c, 1), {"t2v_R1": 3.0, "epoch": 1})
+    restarted = [_tune_trial("y2", hcl, 0), _tune_trial("x2", none, 0)]  # same configs, new ids
+    fresh = JournalCallback(spec, tmp_path / "j", "tiny", record=True)
+    for t in restarted:
+        fresh.on_trial_start(0, restarted, t)
+    trials = _by_tune_id(tmp_path / "j")
+    assert sorted(trials) == ["x2", "y2"] and trials["x2"].params == none and trials["y2"].params == hcl
+    assert trials["x2"].user_attrs[RERUN_ATTR] == "x"
 
 
 def test_experiment_end_fails_running_trials_no_tune_trial_holds(tmp_path: Path) -> None:

@@ -32,8 +32,11 @@ from vlp_sweep.errors import UserError
 JOURNAL_FILE = "optuna.journal"
 TUNE_ID_ATTR = "tune_trial_id"
 # An Optuna trial asked for a Tune trial that a kill -9 lost (started after Ray's last experiment
-# snapshot) is handed to the trial that Tune re-creates in its place; this attribute keeps the lost id.
+# snapshot) is handed to the trial that Tune re-creates in its place. A RUNNING one gets the new id as
+# tune_trial_id and keeps the lost one in RERUN_ATTR; a finished one cannot change (Optuna freezes it),
+# so the study's user attribute RERUNS_ATTR maps every new id to the lost id it stands for.
 RERUN_ATTR = "rerun_of_tune_trial"
+RERUNS_ATTR = "reruns"
 ORPHAN_ATTR = "orphaned"  # FAIL-marked because no trial of the experiment ran it
 
 
@@ -87,6 +90,9 @@ class StudyLog:
             self._storage = storage
             self._ids = {t.user_attrs[TUNE_ID_ATTR]: t._trial_id for t in self._study.get_trials(deepcopy=False)
                          if TUNE_ID_ATTR in t.user_attrs}
+            for new, old in self._study.user_attrs.get(RERUNS_ATTR, {}).items():  # in the order handed over
+                if old in self._ids:
+                    self._ids.setdefault(new, self._ids[old])
         return self._study
 
     def remember(self, tune_id: str, trial: Any) -> None:
@@ -113,9 +119,11 @@ class StudyLog:
         self._ids[tune_id] = self.study.get_trials(deepcopy=False)[-1]._trial_id  # the driver is the only writer
 
     def report(self, tune_id: str, epoch: int, value: float) -> None:
-        """One evaluation as an intermediate value (each epoch once; a finished trial is left alone)."""
+        """One evaluation as an intermediate value at step = epoch. An epoch trained again (a trial resumed
+        from an older checkpoint, or re-run after a kill) replaces the earlier value, as in the leaderboard's
+        history; a finished trial is left alone."""
         ft = self.get(tune_id)
-        if ft is None or ft.state.is_finished() or epoch in ft.intermediate_values or not math.isfinite(value):
+        if ft is None or ft.state.is_finished() or not math.isfinite(value):
             return
         self._storage.set_trial_intermediate_value(ft._trial_id, epoch, value)
 
@@ -132,34 +140,34 @@ class StudyLog:
         self.study.tell(ft.number, state=TrialState[state], values=value)
         return state
 
-    def unclaimed_running(self, claimed: set[str]) -> list[int]:
-        """Numbers of RUNNING trials whose Tune trial is not in ``claimed``, oldest first."""
-        from optuna.trial import TrialState
-
-        return [t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                if t.user_attrs.get(TUNE_ID_ATTR) not in claimed]
+    def unclaimed(self, claimed: set[str], running_only: bool = False) -> list[int]:
+        """Numbers of the trials (oldest first) recorded for a Tune trial but held by none in ``claimed``."""
+        self._open()
+        held = {self._ids[k] for k in claimed if k in self._ids}
+        return [t.number for t in self.study.get_trials(deepcopy=False)
+                if TUNE_ID_ATTR in t.user_attrs and t._trial_id not in held
+                and not (running_only and t.state.is_finished())]
 
     def hand_over(self, number: int, tune_id: str) -> Any:
-        """Give the RUNNING trial ``number`` to a new Tune trial (see RERUN_ATTR); None if it has ended."""
+        """Give trial ``number``, whose Tune trial was lost, to the Tune trial re-created in its place.
+        A RUNNING trial continues under the new id; a finished one was already told, and is not again."""
         ft = self.study.get_trials(deepcopy=False)[number]
-        if ft.state.is_finished():
-            return None
-        storage = self._storage
-        old = ft.user_attrs.get(TUNE_ID_ATTR)
-        if old is not None:
-            storage.set_trial_user_attr(ft._trial_id, RERUN_ATTR, old)
-            self._ids.pop(old, None)
-        storage.set_trial_user_attr(ft._trial_id, TUNE_ID_ATTR, tune_id)
-        self._ids[tune_id] = ft._trial_id
-        return storage.get_trial(ft._trial_id)
+        internal, lost = ft._trial_id, ft.user_attrs[TUNE_ID_ATTR]
+        if not ft.state.is_finished():
+            self._storage.set_trial_user_attr(internal, TUNE_ID_ATTR, tune_id)
+            self._storage.set_trial_user_attr(internal, RERUN_ATTR, lost)
+        self.study.set_user_attr(RERUNS_ATTR, {**self.study.user_attrs.get(RERUNS_ATTR, {}), tune_id: lost})
+        self._ids[tune_id] = internal
+        return self._storage.get_trial(internal)
 
     def fail_unclaimed(self, claimed: set[str]) -> int:
-        """Mark FAIL (with ORPHAN_ATTR) every RUNNING trial no Tune trial of the experiment ran."""
+        """Mark FAIL (with ORPHAN_ATTR) every RUNNING trial that no Tune trial in ``claimed`` holds."""
         from optuna.trial import TrialState
 
-        numbers = self.unclaimed_running(claimed)
+        numbers = self.unclaimed(claimed, running_only=True)
+        trials = self.study.get_trials(deepcopy=False)
         for n in numbers:
-            self._storage.set_trial_user_attr(self.study.get_trials(deepcopy=False)[n]._trial_id, ORPHAN_ATTR, True)
+            self._storage.set_trial_user_attr(trials[n]._trial_id, ORPHAN_ATTR, True)
             self.study.tell(n, state=TrialState.FAIL)
         return len(numbers)
 

@@ -49,7 +49,19 @@ class JournalCallback(Callback):
             return
         params, dists = self._params(trial.config)
         attrs = {"seed": trial.config["run.seed"]} if "run.seed" in trial.config else {}
-        self.log.add_running(trial.trial_id, params, dists, attrs)
+        if self.log.get(trial.trial_id) is None and not self._take_lost(trial, params, attrs, trials):
+            self.log.add_running(trial.trial_id, params, dists, attrs)
+
+    def _take_lost(self, trial: Any, params: dict[str, Any], attrs: dict[str, Any], trials: list[Any]) -> bool:
+        """A trial Tune re-created after a kill -9 (same config, new id) takes over the lost one's record."""
+        present = {t.trial_id for t in trials if t is not trial}
+        study = self.log.study
+        for number in self.log.unclaimed(present):
+            ft = study.trials[number]
+            if ft.params == params and all(ft.user_attrs.get(k) == v for k, v in attrs.items()):
+                self.log.hand_over(number, trial.trial_id)
+                return True
+        return False
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:

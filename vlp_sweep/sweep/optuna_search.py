@@ -15,9 +15,11 @@ and its study lived only in the driver's memory. :class:`OptunaSearcher` instead
 
 Resume after kill -9: Tune restores this searcher from its last experiment snapshot (``save`` pickles
 no storage: the journal is reopened from its path). Optuna trials asked after that snapshot belong to
-Tune trials the restored experiment does not know; Tune re-creates them under new ids, and each new
-suggestion first takes over such an orphaned RUNNING trial (same params, ``rerun_of_tune_trial``
-records the lost id), so the study ends with one told trial per Tune trial and nothing left RUNNING.
+Tune trials the restored experiment does not know; Tune re-creates as many trials under new ids, and
+each of their suggestions takes over one such lost Optuna trial, oldest first, with its params: a
+RUNNING one continues under the new id (``rerun_of_tune_trial`` keeps the lost id); one already told
+(it ended before the kill) is not told again, the study's ``reruns`` attribute maps the new id to it.
+So the study ends with one told trial per Tune trial of the experiment and nothing left RUNNING.
 
 ``SeedRepeater`` repeats each suggestion over the sweep's seeds (``scheduler: none``): Optuna sees,
 per epoch, the mean over seeds and, at the end, the mean of each seed's best value (the leaderboard's
@@ -64,13 +66,9 @@ class OptunaSearcher(Searcher):
         return dict(trial.params)
 
     def _take_orphan(self, trial_id: str) -> Any:
-        if self._orphans is None:
-            self._orphans = self.log.unclaimed_running(self.known)
-        while self._orphans:
-            taken = self.log.hand_over(self._orphans.pop(0), trial_id)
-            if taken is not None:
-                return taken
-        return None
+        if self._orphans is None:  # first call since start or restore: trials lost with Tune's last snapshot
+            self._orphans = self.log.unclaimed(self.known)
+        return self.log.hand_over(self._orphans.pop(0), trial_id) if self._orphans else None
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if self.metric in result and "epoch" in result:
