@@ -41,7 +41,8 @@ def _by_tune_id(journal: Path) -> dict[str, optuna.trial.FrozenTrial]:
 
 
 def _run(s: Any, tid: str, curve: list[float], error: bool = False) -> None:
-    for epoch, v in enumerate(curve, 1):
+    """Tune's calls for one trial: the last result (the one a scheduler stops it on) only at completion."""
+    for epoch, v in enumerate(curve[:-1], 1):
         s.on_trial_result(tid, {"t2v_R1": v, "epoch": epoch})
     last = {"t2v_R1": curve[-1], "epoch": len(curve)} if curve else None
     s.on_trial_complete(tid, result=last, error=error)

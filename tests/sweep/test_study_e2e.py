@@ -78,7 +78,7 @@ def test_asha_stopped_trials_are_pruned_finished_complete_errors_fail(sweep_data
                        search={"optim.lr": {"choice": [1e-5, 3e-3]}, "data.path": {"choice": list(map(str, paths))}},
                        search_alg={"type": "optuna", "seed": 3, "n_startup_trials": 8},
                        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
-                       baseline={"run": True, "config": {"model.dropout": 0.4}})
+                       baseline={"run": True, "config": {"model.dropout": 0.4, "data.path": str(sweep_data)}})
     del space["base"]["data.path"]
     space["base"]["optim"]["epochs"] = 4
     path = write_space(tmp_path / "space.yaml", space)

@@ -7,7 +7,8 @@ and its study lived only in the driver's memory. :class:`OptunaSearcher` instead
 
 - ``suggest``: ``study.ask()``, the space sampled define-by-run (a conditional key only when its
   condition holds), the Tune trial id stored as the user attribute ``tune_trial_id``;
-- ``on_trial_result``: every evaluation's metric as an intermediate value at step = epoch;
+- ``on_trial_result``: every evaluation's metric as an intermediate value at step = epoch (Tune does not
+  pass the result a scheduler stops a trial on to ``on_trial_result``: ``on_trial_complete`` records it);
 - ``on_trial_complete``: FAIL on error; PRUNED when the trial trained fewer epochs than its own
   ``optim.epochs`` (early-stopped: the leaderboard's STOPPED); otherwise COMPLETE with the trial's
   BEST value over its evaluations (the leaderboard's ``best_*``, the promoted checkpoint's epoch).
@@ -79,6 +80,8 @@ class OptunaSearcher(Searcher):
         if ft is None or ft.state.is_finished():
             return
         result = result or {}
+        if not error and not result.get(FINAL_KEY):  # Tune withholds from on_trial_result the result it stops on
+            self.on_trial_result(trial_id, result)
         final = float(result[self.metric]) if result.get(FINAL_KEY) and self.metric in result else None
         self.log.finish(trial_id, int(result.get("epoch") or 0), self.max_epochs(ft.params), error, final)
 
@@ -138,6 +141,8 @@ class SeedRepeater(Repeater):
         if found is None:
             return
         group, members = found
+        if result and metric in result and "epoch" in result and not error:  # withheld from on_trial_result
+            self.on_trial_result(trial_id, result)
         self.ended[trial_id] = error
         if len(members) < self.repeat or not all(m in self.ended for m in members):
             return
