@@ -35,7 +35,8 @@ def _held_by(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
     """Tune trial id -> its Optuna trial (a rerun after a kill stands for the lost trial it replaced)."""
     out = {t.user_attrs[TUNE_ID_ATTR]: t for t in study.trials}
     for new, old in study.user_attrs.get("reruns", {}).items():
-        out.setdefault(new, out[old])
+        if old in out:  # a running trial handed over carries the new id itself
+            out.setdefault(new, out[old])
     return out
 
 
@@ -98,6 +99,24 @@ def test_grid_sweep_gets_a_journal_too(sweep_data: Path, tmp_path: Path) -> None
     assert set(board.status) == {"TERMINATED"} and len(board) == 2
     params = sorted(t.params["loss.hard_negatives"] for t in _study(tmp_path / "runs" / "grid").trials)
     assert params == ["none", "topk"]
+
+
+@slow
+def test_seeds_repeat_each_suggestion_and_optuna_sees_their_means(sweep_data: Path, tmp_path: Path) -> None:
+    space = tiny_space(sweep_data, seeds=[0, 1], num_samples=2, max_concurrent=2)
+    path = write_space(tmp_path / "space.yaml", space)
+    assert main(["run", str(path), "--name", "seeds", "--runs-root", str(tmp_path / "runs")]) == 0
+    run_dir = tmp_path / "runs" / "seeds"
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    hist = pd.read_parquet(run_dir / "history.parquet")
+    study = _study(run_dir)
+    assert len(board) == 4 and len(study.trials) == 2 and set(board.status) == {"TERMINATED"}
+    for t in study.trials:  # the primary trial of each group of seeds carries the group's numbers
+        group = board[board.group_id == board.set_index("trial_id").group_id[t.user_attrs[TUNE_ID_ATTR]]]
+        assert sorted(group.seed) == [0, 1]
+        mean_curve = hist[hist.trial_id.isin(group.trial_id)].groupby("epoch").t2v_R1.mean().to_dict()
+        assert t.state == TrialState.COMPLETE and t.value == pytest.approx(group.group_mean_t2v_R1.iloc[0])
+        assert t.intermediate_values == pytest.approx(mean_curve)
 
 
 def _wait_for(pred: Any, timeout: float) -> bool:

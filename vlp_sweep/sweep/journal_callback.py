@@ -55,9 +55,9 @@ class JournalCallback(Callback):
     def _take_lost(self, trial: Any, params: dict[str, Any], attrs: dict[str, Any], trials: list[Any]) -> bool:
         """A trial Tune re-created after a kill -9 (same config, new id) takes over the lost one's record."""
         present = {t.trial_id for t in trials if t is not trial}
-        study = self.log.study
+        trials_so_far = self.log.study.get_trials(deepcopy=False)
         for number in self.log.unclaimed(present):
-            ft = study.trials[number]
+            ft = trials_so_far[number]
             if ft.params == params and all(ft.user_attrs.get(k) == v for k, v in attrs.items()):
                 self.log.hand_over(number, trial.trial_id)
                 return True

@@ -24,7 +24,7 @@ So the study ends with one told trial per Tune trial of the experiment and nothi
 
 ``SeedRepeater`` repeats each suggestion over the sweep's seeds (``scheduler: none``): Optuna sees,
 per epoch, the mean over seeds and, at the end, the mean of each seed's best value (the leaderboard's
-``group_mean_best_<metric>``).
+``group_mean_<metric>``, a mean of ``best_<metric>``).
 """
 
 from __future__ import annotations
