@@ -13,7 +13,7 @@ from vlp_sweep import __version__
 from vlp_sweep.errors import UserError
 
 # noun -> module under vlp_sweep.cli; each module has register(subparsers) that sets `func`.
-COMMANDS = ("data", "train", "eval", "validate", "run", "status", "report", "promote")
+COMMANDS = ("data", "train", "eval", "validate", "run", "status", "report", "promote", "dashboard")
 
 
 class _Parser(argparse.ArgumentParser):

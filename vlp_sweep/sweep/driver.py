@@ -52,6 +52,9 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
         if not saved.is_file():
             raise UserError(f"no sweep to resume at {run_dir} (missing {SWEEP_FILE})")
         _check_same_space(spec, json.loads(saved.read_text()))
+        from vlp_sweep.sweep.journal import JOURNAL_FILE, check_journal
+
+        check_journal(run_dir / JOURNAL_FILE, name)  # before anything is written
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
     check_data(spec)
@@ -100,25 +103,25 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
                         f"(set resources.gpu: 0 to run on the CPU)")
 
 
-def _searcher(spec: Any, max_concurrent: int) -> Any:
-    from ray.tune.search import ConcurrencyLimiter, Repeater
+def _searcher(spec: Any, max_concurrent: int, journal: Path, study_name: str) -> Any:
+    from ray.tune.search import ConcurrencyLimiter
 
     if not spec.uses_optuna():
         return spec.variant_generator(max_concurrent)  # grid (or random with grid keys): seeded param_space
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from vlp_sweep.sweep.optuna_search import OptunaSearcher, SeedRepeater
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # metric and mode are given to the searcher and the scheduler, not to TuneConfig (Tune refuses
-    # them twice, and a wrapped OptunaSearch does not receive TuneConfig's).
-    searcher: Any = OptunaSearch(space=spec.define_by_run, metric=spec.metric, mode=spec.mode,
-                                 sampler=spec.optuna_sampler())
+    # them twice, and a wrapped searcher does not receive TuneConfig's).
+    searcher: Any = OptunaSearcher(spec, journal, study_name)
     if spec.runs_baseline:
         from vlp_sweep.sweep.baseline_trial import BaselineFirst
 
         searcher = BaselineFirst(searcher)
-    if len(spec.seeds) > 1:  # every suggested config runs once per seed; Optuna sees the mean
-        searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
+    if len(spec.seeds) > 1:  # every suggested config runs once per seed; Optuna sees the means
+        searcher = SeedRepeater(searcher, repeat=len(spec.seeds))
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
@@ -209,7 +212,11 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
                max_conc: int, max_epochs: int) -> Any:
     from ray import tune
 
-    searcher = _searcher(spec, max_conc)
+    from vlp_sweep.sweep.journal import JOURNAL_FILE
+    from vlp_sweep.sweep.journal_callback import JournalCallback
+
+    journal = (run_dir / JOURNAL_FILE).resolve()  # the study of the search, named after the sweep
+    searcher = _searcher(spec, max_conc, journal, name)
     total = spec.budget().get("trials")
     optuna = spec.uses_optuna()
     per_config = len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1
@@ -218,7 +225,8 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
                                max_concurrent_trials=None if optuna else max_conc, reuse_actors=True)
     run_cfg = tune.RunConfig(
         name=name, storage_path=storage, verbose=0,
-        callbacks=_callbacks(spec, name, run_dir, ctx, max_epochs, total),
+        callbacks=[*_callbacks(spec, name, run_dir, ctx, max_epochs, total),
+                   JournalCallback(spec, journal, name, record=not optuna)],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
                                                 checkpoint_score_attribute=spec.metric,
                                                 checkpoint_score_order=spec.mode),
