@@ -256,3 +256,27 @@ def test_foreign_journal_is_refused_and_a_missing_one_is_fine(tmp_path: Path) ->
     path.mkdir()
     with pytest.raises(UserError, match="not a file"):
         check_journal(path, "tiny")
+
+
+def test_shaped_and_coupled_keys_reach_the_trial_as_the_values_they_stand_for(tmp_path: Path) -> None:
+    # Optuna models a log-normal by its quantile u in (0, 1) and a coupled choice by its label: the trial
+    # must get the learning rate itself and every key the chosen setting sets, also for an orphan handed
+    # over after a resume (params read back from the journal).
+    search = {"optim.lr": {"lognormal": {"mu": -7.0, "sigma": 0.5}},
+              "size": {"choice": {"small": {"model.d_model": 32, "model.heads": 2},
+                                  "wide": {"model.d_model": 64, "model.heads": 4}}}}
+    space = tiny_space(tmp_path / "data", search=search)
+    for k in ("d_model", "heads"):
+        del space["base"]["model"][k]
+    spec = parse_space(space)
+    s = OptunaSearcher(spec, tmp_path / "optuna.journal", "tiny")
+    params = s.suggest("t1")
+    assert params is not None and 0.0 < params["optim.lr"] < 0.01  # e^-7 ~ 9e-4, not a quantile near 0.5
+    assert params["size"] in ("small", "wide")
+    width = {"small": 32, "wide": 64}[params["size"]]
+    assert params["model.d_model"] == width
+    cfg = spec.trial_config(params)
+    assert cfg.optim.lr == params["optim.lr"] and cfg.model.d_model == width
+    stored = _by_tune_id(tmp_path / "optuna.journal")["t1"]
+    assert 0.0 < stored.params["optim.lr"] < 1.0 and stored.params["optim.lr"] != params["optim.lr"]
+    assert s.trial_params(stored.params) == params
