@@ -22,6 +22,8 @@ from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, make_batch, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
+from vlp_sweep.train.health import HealthMonitor
+from vlp_sweep.train.health_config import HealthConfig
 from vlp_sweep.train.loss import ContrastiveLoss
 from vlp_sweep.train.metrics import retrieval_metrics
 from vlp_sweep.train.model import ModelArgs, VLPModel
@@ -40,6 +42,7 @@ class Evaluation:
     v2t_ranks: np.ndarray
     checkpoint: Path | None = None  # full checkpoint written for this evaluation (last.pt)
     checkpoint_sha256: str | None = None
+    health: dict[str, Any] = field(default_factory=dict)  # the checklist so far (health.COLUMNS)
 
 
 @dataclass
@@ -99,17 +102,20 @@ class _State:
     dist: DistContext = field(default_factory=DistContext)
     best_value: float | None = None  # select_metric of best.pt so far (kept across a resume) ...
     best_epoch: int | None = None  # ... and its epoch
+    health: HealthMonitor | None = None
 
 
 def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
         resume: str | Path | None = None, on_step: Callable[[int, int, int], None] | None = None,
-        dist: DistContext | None = None) -> FitResult:
+        dist: DistContext | None = None, health: HealthConfig | None = None) -> FitResult:
     """Train one configuration; call ``report(evaluation)`` after every evaluation.
 
     ``resume`` continues from a full checkpoint (bit-for-bit on the CPU with the same config);
     ``on_step(epoch, step_in_epoch, steps_per_epoch)`` is for progress bars. With ``dist`` (a
     process group already initialised, e.g. by Ray Train) the global batch is split across processes
-    and ``optim.batch_size`` is per process; only rank 0 writes checkpoints.
+    and ``optim.batch_size`` is per process; only rank 0 writes checkpoints. ``health`` sets the
+    thresholds of the checklist each evaluation carries (``Evaluation.health``); a NaN/inf loss or gradient
+    raises ``health.NonFiniteError``.
     """
     cfg = config if isinstance(config, TrainConfig) else make_config(config)
     if cfg.run.select_metric not in METRIC_NAMES:
@@ -117,6 +123,8 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     st = _setup(cfg, resume, dist or DistContext())
+    st.health = HealthMonitor(health or HealthConfig(), st.device,
+                              {"kpts": cfg.data.use_kpts, "siglip": cfg.data.use_siglip}, cfg.optim.epochs)
     history: list[Evaluation] = []
     best: Evaluation | None = None
     t_start = time.perf_counter()
@@ -129,6 +137,7 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
             ev.metrics |= {"loss": train_loss, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
                            "elapsed_s": time.perf_counter() - t_start}
             m = cfg.run.select_metric
+            ev.health = st.health.on_evaluation(ev.epoch, ev.metrics)
             best = ev if best is None or _better(ev.metrics[m], best.metrics[m], m) else best
             # best.pt is the best over a resume too; a NaN best never blocks a real number
             is_best = st.best_value is None or not math.isfinite(st.best_value) or \
@@ -251,11 +260,15 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
     total = torch.zeros((), device=st.device)
     steps = samples = 0
     for micro_batches in _batches(st, gen):
+        if st.health is not None:
+            st.health.observe(micro_batches[0])
         total += train_step(st, micro_batches)
         steps += 1
         samples += sum(len(b["tokens"]) for b in micro_batches)
         if on_step is not None:
             on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg, st.dist.world_size))
+    if st.health is not None:
+        st.health.end_epoch()
     st.epoch += 1
     return float(total) / max(steps, 1), samples
 
@@ -266,8 +279,12 @@ def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torc
     step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
     loss = step_fn(st, micro_batches)
     sum_gradients(st.model, st.dist)
+    grads = [p.grad for p in st.model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
     if st.cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
+        torch.nn.utils.clip_grads_with_norm_(st.model.parameters(), st.cfg.optim.grad_clip, norm)
+    if st.health is not None:  # a NaN/inf loss or gradient stops the run before the step spreads it
+        st.health.after_backward(loss, norm, st.epoch, st.step)
     st.opt.step()
     st.sched.step()
     st.opt.zero_grad(set_to_none=True)
