@@ -107,3 +107,28 @@ def test_leaderboard_and_history_hold_the_health_columns(tmp_path: Path) -> None
     hist = read_table(tmp_path / "history.parquet")
     assert list(hist[hist.trial_id == "a"].micro_batch) == [64, 32]
     assert list(hist[hist.trial_id == "a"].health) == ["pass", "warn"]
+
+
+def test_status_shows_health_next_to_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    run_dir = tmp_path / "runs" / "s"
+    lb = Leaderboard(run_dir, "s", "t2v_R1", "max", 6)
+    lb.start("run1", {"optim.epochs": 6}, {})
+    lb.result("run1", _result(3, samples_per_s=812.4, micro_batch=64, health="warn", health_flags="stall@2"))
+    lb.start("run2", {"optim.epochs": 6}, {})
+    lb.result("run2", _result(1, health="pass", health_flags="", micro_batch=128))
+    lb.start("done", {"optim.epochs": 6}, {})
+    lb.result("done", _result(6, health="fail", health_flags="missed eval_loss < 3 by epoch 5"))
+    lb.finish("done")
+    lb.write()
+    (run_dir / "sweep.json").write_text(json.dumps({"name": "s", "status": "running", "spec": {"metric": "t2v_R1"}}))
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    at = [i for i, ln in enumerate(out.splitlines()) if ln.strip() == "running"]  # the running trials' table
+    assert len(at) == 1
+    running = "\n".join(out.splitlines()[at[0]:])
+    lines = {ln.split()[1]: ln for ln in running.splitlines() if ln.split()[1:2] in (["run1"], ["run2"])}
+    assert "3/6" in lines["run1"] and "812" in lines["run1"] and "64" in lines["run1"]
+    assert "warn stall@2" in lines["run1"] and "pass" in lines["run2"] and "1/6" in lines["run2"]
+    assert "done" not in running and "fail missed eval_loss" in out  # in the leaderboard table

@@ -22,7 +22,7 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.report import baseline as base
-from vlp_sweep.report import budgets, expected_max, stats, trials
+from vlp_sweep.report import budgets, expected_max, monitoring, stats, trials
 from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
@@ -66,7 +66,8 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         expected_best=expected_max.analyse(slices, metric, mode, str((sweep.spec.get("search_alg") or {}).get("type"))),
         errors=trials.errors(sweep.board),
         curves=trials.curves(sweep.history, [str(t) for t in plotted["trial_id"]], metric, loss[0]),
-        curve_loss=loss, sources=_sources(sweep), notes=_notes(sweep, ranked, finished, data), resamples=resamples)
+        curve_loss=loss, sources=_sources(sweep), notes=_notes(sweep, ranked, finished, data), resamples=resamples,
+        monitoring=monitoring.analyse(sweep))
 
 
 def _nothing_finished(sweep: Sweep) -> str:
