@@ -98,9 +98,12 @@ def test_leaderboard_and_history_hold_the_health_columns(tmp_path: Path) -> None
     lb.start("b", {"optim.epochs": 4}, {})
     lb.result("b", _result(1, health="pass", health_finite="pass", health_flags=""))
     lb.finish("b", error="Traceback...\nvlp_sweep.train.health.NonFiniteError: non-finite training loss nan")
+    lb.start("c", {"optim.epochs": 4}, {})
+    lb.finish("c", error="vlp_sweep.train.oom.OutOfMemoryFloorError: out of memory at micro-batch 4 (...)")
     lb.write()
     board = read_table(tmp_path / "leaderboard.parquet").set_index("trial_id")
     a, b = board.loc["a"], board.loc["b"]
+    assert (board.loc["c", "health"], board.loc["c", "health_oom"]) == ("fail", "fail")
     assert (a.health, a.health_flags, a.micro_batch, a.oom_rescues, a.gpu_util) == ("warn", "plateau@1", 32, 1, 45.5)
     assert a.fed_kpts_dim == 231
     assert (b.status, b.health, b.health_finite, b.health_flags) == ("ERROR", "fail", "fail", "non-finite loss")

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from vlp_sweep.train.health_config import COLUMNS, INPUTS, ITEMS, Check, HealthConfig
+from vlp_sweep.train.oom import OomRescue
 
 __all__ = ["COLUMNS", "ITEMS", "HealthMonitor", "NonFiniteError", "health_columns"]
 
@@ -243,21 +244,20 @@ class HealthMonitor:
     """Everything the trainer tells about a run's health; ``on_evaluation`` turns it into the columns."""
 
     def __init__(self, cfg: HealthConfig, device: torch.device, configured: dict[str, bool],
-                 max_epochs: int) -> None:
+                 max_epochs: int, rescue: OomRescue | None = None) -> None:
         self.cfg, self.configured, self.max_epochs = cfg, configured, max_epochs
         self.inputs = FedInputs()
         self.guard = FiniteGuard(device, cfg.stop_on_nonfinite)
         self.gpu = DeviceMonitor(device)
+        self.rescue = rescue  # the out-of-memory rescue: how far it cut the micro-batches
         self.history: list[tuple[int, dict[str, float]]] = []
-        self.micro_batch: int | None = None  # clips per micro-batch really run (after any OOM rescue)
-        self.oom_events: list[str] = []  # e.g. "epoch 3 step 41: micro-batch 128 -> 64"
+        self.built: int | None = None  # clips per micro-batch as built (before any cut)
 
     def observe(self, batch: dict[str, torch.Tensor]) -> None:
         """A micro-batch about to be trained on."""
         self.inputs.observe(batch)
         self.gpu.sample()
-        if self.micro_batch is None:
-            self.micro_batch = len(batch["tokens"])
+        self.built = len(batch["tokens"])
 
     def after_backward(self, loss: torch.Tensor, grad_norm: torch.Tensor, epoch: int, step: int) -> None:
         self.guard.check(loss, grad_norm, epoch, step)
@@ -267,8 +267,9 @@ class HealthMonitor:
 
     def on_evaluation(self, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
         self.history.append((epoch, dict(metrics)))
+        micro = self.built if self.built is None or self.rescue is None else self.rescue.micro_batch(self.built)
         return health_columns(self.cfg, self.history, self.configured, self.inputs.summary(), self.max_epochs,
-                              self.gpu.summary(), self.micro_batch, self.oom_events)
+                              self.gpu.summary(), micro, self.rescue.events if self.rescue else [])
 
 
 def health_columns(cfg: HealthConfig, history: Sequence[tuple[int, dict[str, float]]], configured: dict[str, bool],

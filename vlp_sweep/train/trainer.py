@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
-from vlp_sweep.train.accumulate import accumulate_gradients
+from vlp_sweep.train.accumulate import LossFn, accumulate_gradients, cached_backward
 from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, make_batch, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
@@ -28,6 +28,7 @@ from vlp_sweep.train.health_config import HealthConfig
 from vlp_sweep.train.loss import ContrastiveLoss
 from vlp_sweep.train.metrics import retrieval_metrics
 from vlp_sweep.train.model import ModelArgs, VLPModel
+from vlp_sweep.train.oom import OomRescue
 from vlp_sweep.train.schedule import lr_factor
 from vlp_sweep.train.tokenizer import WordTokenizer
 
@@ -104,6 +105,7 @@ class _State:
     best_value: float | None = None  # select_metric of best.pt so far (kept across a resume) ...
     best_epoch: int | None = None  # ... and its epoch
     health: HealthMonitor | None = None
+    oom: OomRescue | None = None  # halves the micro-batch when a step runs out of device memory
 
 
 def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
@@ -124,8 +126,10 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     st = _setup(cfg, resume, dist or DistContext())
-    st.health = HealthMonitor(health or HealthConfig(), st.device,
-                              {"kpts": cfg.data.use_kpts, "siglip": cfg.data.use_siglip}, cfg.optim.epochs)
+    health = health or HealthConfig()
+    st.oom = OomRescue(health.min_micro_batch, st.device)
+    st.health = HealthMonitor(health, st.device, {"kpts": cfg.data.use_kpts, "siglip": cfg.data.use_siglip},
+                              cfg.optim.epochs, st.oom)
     history: list[Evaluation] = []
     best: Evaluation | None = None
     t_start = time.perf_counter()
@@ -277,8 +281,7 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
 def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
     """One optimizer step over ``micro_batches``; returns the loss on the device. Host syncs: one per
     micro-batch with length groups (their widths), none without."""
-    loss = accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, micro_batches,
-                                lambda: autocast_for(st.cfg, st.device))
+    loss = _backward(st, micro_batches)
     sum_gradients(st.model, st.dist)
     grads = [p.grad for p in st.model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads)
@@ -293,6 +296,29 @@ def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torc
         st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
     st.step += 1
     return loss
+
+
+def _backward(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """The step's forward and backward; out of device memory, the rescue cuts the micro-batches (oom.py)."""
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        return autocast_for(st.cfg, st.device)
+
+    def step(mbs: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+        return accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, mbs, autocast)
+
+    def cached(chunks: Sequence[dict[str, torch.Tensor]], scale: float) -> torch.Tensor:
+        return cached_backward(st.model, _scaled(st.crit, scale), chunks, autocast)
+
+    if st.oom is None:
+        return step(micro_batches)
+    return st.oom.run(micro_batches, st.cfg.optim.accum_mode, step, cached,
+                      lambda: st.opt.zero_grad(set_to_none=True), f"epoch {st.epoch + 1} step {st.step + 1}")
+
+
+def _scaled(loss_fn: LossFn, scale: float) -> LossFn:
+    if scale == 1.0:
+        return loss_fn
+    return lambda *args: {"loss": loss_fn(*args)["loss"] * scale}
 
 
 @torch.no_grad()
