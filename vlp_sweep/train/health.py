@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from vlp_sweep.errors import UserError
 from vlp_sweep.train.health_config import COLUMNS, INPUTS, ITEMS, Check, HealthConfig
 from vlp_sweep.train.oom import OomRescue
 
@@ -33,8 +34,9 @@ __all__ = ["COLUMNS", "ITEMS", "HealthMonitor", "NonFiniteError", "health_column
 _RANK = {"fail": 3, "warn": 2, "pass": 1, "n/a": 0}
 
 
-class NonFiniteError(RuntimeError):
-    """The loss or the gradients went NaN or inf: the run cannot recover, so it stops."""
+class NonFiniteError(UserError):
+    """The loss or the gradients went NaN or inf: the run cannot recover, so it stops (one line: the
+    settings caused it, e.g. a learning rate too high)."""
 
 
 def worst(statuses: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from vlp_sweep.errors import UserError
 from vlp_sweep.train.accumulate import rng_state, set_rng_state
 
 Batch = dict[str, Tensor]
@@ -29,8 +30,9 @@ CachedFn = Callable[[Sequence[Batch], float], Tensor]  # GradCache over chunks, 
 log = logging.getLogger(__name__)
 
 
-class OutOfMemoryFloorError(RuntimeError):
-    """Out of memory even at the smallest micro-batch the space allows (``health.min_micro_batch``)."""
+class OutOfMemoryFloorError(UserError):
+    """Out of memory even at the smallest micro-batch the space allows (``health.min_micro_batch``): one
+    line, the settings ask for more memory than the device has."""
 
 
 def split_batch(batch: Batch, parts: int) -> list[Batch]:
