@@ -71,12 +71,13 @@ def check_data(ckpt: dict[str, Any]) -> None:
                         f"{want[:12]}… then, {have[:12]}… now): cannot reproduce its metrics")
 
 
-def reevaluate(path: Path, expected: dict[str, float | None], device: str, tolerance: float) -> tuple[
-        dict[str, float], float, int, str]:
-    """(metrics, max |difference|, queries, split); a difference above ``tolerance`` is a UserError."""
+def reevaluate(path: Path, expected: dict[str, float | None], device: str, tolerance: float,
+               split: str | None = None) -> tuple[dict[str, float], float, int, str]:
+    """(metrics, max |difference|, queries, split) on ``split`` (default: the checkpoint's eval split);
+    a difference above ``tolerance`` is a UserError."""
     from vlp_sweep.train.evaluate import evaluate_checkpoint
 
-    ev = evaluate_checkpoint(path, device=device)
+    ev = evaluate_checkpoint(path, split=split, device=device)
     got = {m: float(ev.result.metrics[m]) for m in RETRIEVAL_METRICS}
     diffs = {m: abs(got[m] - float(v)) for m, v in expected.items() if v is not None and m in got}
     if not diffs:
@@ -91,9 +92,9 @@ def reevaluate(path: Path, expected: dict[str, float | None], device: str, toler
 
 
 def verify(path: Path, recorded_sha: str | None, epoch: int | None, expected: dict[str, float | None],
-           device: str = "auto", tolerance: float = TOLERANCE) -> Verified:
+           device: str = "auto", tolerance: float = TOLERANCE, split: str | None = None) -> Verified:
     sha = check_hash(path, recorded_sha)
     ckpt = check_load(path, epoch)
     check_data(ckpt)
-    metrics, diff, n, split = reevaluate(path, expected, device, tolerance)
+    metrics, diff, n, split = reevaluate(path, expected, device, tolerance, split)
     return Verified(path, sha, ckpt, metrics, diff, n, split, device, tolerance)

@@ -23,10 +23,11 @@ from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.sweep.leaderboard import read_table
 from vlp_sweep.sweep.params import contains
 from vlp_sweep.sweep.selection import trial_key
-from vlp_sweep.sweep.status import open_sweep
+from vlp_sweep.sweep.status import FINISHED, open_sweep
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
-FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
+__all__ = ["FINISHED", "Sweep", "load_sweep", "rank_trials", "resolve_metric", "sort_key", "trial_config",
+           "trial_params", "inactive_keys", "drawn_params", "is_baseline_trial", "searched_only"]
 TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
 
 
