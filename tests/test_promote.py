@@ -95,10 +95,26 @@ def test_eval_of_the_promoted_checkpoint_reproduces_the_promoted_metrics(
         promoted: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert main(["eval", "--ckpt", str(promoted / store.FULL), "--json", "--device", "cpu"]) == 0
-    got = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    got = json.loads(out.out)
     want = json.loads((promoted / store.MANIFEST).read_text())["metrics"]
     for k, v in got.items():
         assert v == pytest.approx(want[k], abs=1e-6), k
+    assert "reproduces the leaderboard of sweep small" in out.err and "14 metrics equal" in out.err
+
+
+def test_eval_says_when_a_promoted_checkpoint_does_not_reproduce_its_leaderboard(
+        sweep: SmallSweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = clone_sweep(sweep.run_dir, tmp_path / "runs" / "small")
+    assert _promote(run, tmp_path / "d") == 0
+    tid = _champion(tmp_path / "d")["trial_id"]
+    r5 = float(_board(run).set_index("trial_id").loc[tid, "best_t2v_R5"])
+    clone_sweep(run, tmp_path / "runs2" / "small", **{tid: {"best_t2v_R5": r5 + 2.5}})
+    shutil.rmtree(run)
+    shutil.move(tmp_path / "runs2" / "small", run)  # the leaderboard the manifest names now disagrees
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", str(tmp_path / "d" / store.FULL), "--device", "cpu"]) == 1
+    assert "does NOT reproduce the leaderboard of sweep small" in capsys.readouterr().out
 
 
 def test_promoting_the_champion_again_changes_nothing(sweep: SmallSweep, promoted: Path, tmp_path: Path,
