@@ -101,3 +101,42 @@ def test_a_min_metric_scores_higher_for_lower_values() -> None:
     keeper = SelectionScore("t2v_MedR", "min")
     s = [keeper({"t2v_MedR": v}, e) for e, v in enumerate([9.0, 4.0, 4.0, 6.0], start=1)]
     assert s[1] > s[0] and s[2] < s[1] and s[3] < s[1] and math.isclose(s[1], -4.0)
+
+
+# ---------------------------------------------------------------- end to end, with Ray
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_metric_ties_at_every_epoch_keeps_promotes_and_evals_the_named_checkpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10 forced: one eval clip, so R@1 is 100 (and rsum 600) at every epoch. The rule names epoch 1;
+    Ray scored on the metric itself kept the last epoch and deleted epoch 1 (keep_checkpoints 1)."""
+    from tests.sweep.conftest import tiny_space, write_space
+    from vlp_sweep.cli import main
+    from vlp_sweep.data.synth import synthesize
+    from vlp_sweep.promote import store
+    from vlp_sweep.sweep.leaderboard import read_table
+
+    data = synthesize(tmp_path / "data", train=96, dev=1, test=1, signers=3, heldout_signers=1, lexicon=20)
+    space = tiny_space(data, search={"optim.lr": {"choice": [2e-3]}}, search_alg={"type": "grid"},
+                       num_samples=1, max_concurrent=1, keep_checkpoints=1)
+    space["base"]["optim"]["epochs"] = 3
+    runs = tmp_path / "runs"
+    assert main(["run", str(write_space(tmp_path / "tie.yaml", space)), "--name", "tie",
+                 "--runs-root", str(runs)]) == 0
+    row = read_table(runs / "tie" / "leaderboard.parquet").iloc[0]
+    hist = read_table(runs / "tie" / "history.parquet")
+    assert row.status == "TERMINATED" and set(hist.t2v_R1) == {100.0} and set(hist.rsum) == {600.0}
+    assert row.best_epoch == 1 and Path(row.checkpoint_path).parent.name == "checkpoint_000000"
+    assert Path(row.checkpoint_path).is_file()
+    kept = {p.name for p in Path(row.checkpoint_path).parents[1].glob("checkpoint_*")}
+    assert kept <= {"checkpoint_000000", "checkpoint_000002"}  # the named one, and Ray's latest
+    capsys.readouterr()
+    assert main(["status", str(runs / "tie")]) == 0
+    assert "MISSING" not in capsys.readouterr().out
+    dest = tmp_path / "champ"
+    assert main(["promote", str(runs / "tie"), "--to", str(dest), "--device", "cpu"]) == 0
+    assert json.loads((dest / store.MANIFEST).read_text())["best_epoch"] == 1
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", str(dest / store.FULL), "--device", "cpu"]) == 0
+    assert "reproduces the leaderboard of sweep tie" in capsys.readouterr().out
