@@ -31,10 +31,13 @@ def promoted_manifest(ckpt: str | Path) -> dict[str, Any] | None:
 
 def recorded_numbers(manifest: Mapping[str, Any]) -> tuple[dict[str, float], str]:
     """(metrics, where they come from): the sweep's leaderboard row of the promoted trial at the promoted
-    epoch when the run folder still has it, else the metrics the manifest copied at promote time."""
+    epoch when the run folder still has it, else the metrics the manifest copied at promote time (and
+    always those for a candidate of another stage than the search, e.g. a confirmation on test)."""
     tid, epoch, sweep = manifest.get("trial_id"), manifest.get("best_epoch"), manifest.get("sweep")
     board_path = Path(str(manifest.get("run_dir", ""))) / "leaderboard.parquet"
     try:
+        if manifest.get("stage", "search") != "search":
+            raise LookupError("not a leaderboard number")
         board = read_table(board_path)
         row = board[(board["trial_id"] == tid) & (board["best_epoch"] == epoch)].iloc[0]
     except Exception:  # the run folder moved or was deleted, or the trial is no longer in it
@@ -44,11 +47,12 @@ def recorded_numbers(manifest: Mapping[str, Any]) -> tuple[dict[str, float], str
     return metrics, f"the leaderboard of sweep {sweep} ({board_path}), trial {tid} at epoch {epoch}"
 
 
-def reproduction_line(ckpt: str | Path, got: Mapping[str, float], device: str,
+def reproduction_line(ckpt: str | Path, got: Mapping[str, float], split: str, device: str,
                       tolerance: float = TOLERANCE) -> tuple[bool, str] | None:
-    """(reproduced, one line saying so) for a promoted checkpoint; None when ``ckpt`` is not one."""
+    """(reproduced, one line saying so) for a promoted checkpoint evaluated on ``split``; None when
+    ``ckpt`` is not one, or its numbers were measured on another split."""
     manifest = promoted_manifest(ckpt)
-    if manifest is None:
+    if manifest is None or (manifest.get("verification") or {}).get("eval_split", split) != split:
         return None
     want, where = recorded_numbers(manifest)
     worst = largest_diff(got, {m: want.get(m) for m in RETRIEVAL_METRICS})
