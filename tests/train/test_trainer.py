@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import subprocess
 import sys
@@ -62,6 +63,30 @@ def test_naive_accumulation_differs_from_full_batch(tiny_data: Path) -> None:
     naive_backward(naive.model, naive.crit, parts)
     diff = max(float((a - b).abs().max()) for a, b in zip(_grads(full).values(), _grads(naive).values()))
     assert diff > 1e-4  # fewer negatives per micro-batch: a different gradient
+
+
+def _one_step(st: T._State) -> None:
+    T.train_step(st, next(T._batches(st, T._seed_epoch(st.cfg.run.seed, 0, st.device))))
+
+
+def test_a_scale_started_at_the_cap_moves_down(tiny_data: Path) -> None:
+    # Option C's log(100) arm: at random init a sharper softmax costs loss, so the scale must fall.
+    # With the old clamp inside the loss it got no gradient and stayed at 100 for ever.
+    st = T._setup(make_config(tiny_config(tiny_data, **{"loss.temperature": "log(100)"})), None)
+    assert float(st.model.logit_scale.detach().exp()) == pytest.approx(100.0)
+    for _ in range(3):
+        _one_step(st)
+    assert float(st.model.logit_scale.detach().exp()) < 99.5
+
+
+@pytest.mark.parametrize(("start", "want"), [(-1.0, 0.0), (7.0, math.log(50.0))])
+def test_the_scale_parameter_is_clamped_into_0_and_log_cap_after_a_step(tiny_data: Path, start: float,
+                                                                       want: float) -> None:
+    st = T._setup(make_config(tiny_config(tiny_data, **{"loss.max_logit_scale": 50.0, "optim.lr": 1e-6})), None)
+    with torch.no_grad():
+        st.model.logit_scale.fill_(start)
+    _one_step(st)
+    assert float(st.model.logit_scale.detach()) == pytest.approx(want, abs=1e-6)
 
 
 class _Stop(Exception):

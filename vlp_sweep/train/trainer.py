@@ -272,8 +272,8 @@ def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torc
     st.opt.step()
     st.sched.step()
     st.opt.zero_grad(set_to_none=True)
-    with torch.no_grad():  # keep the learnable scale inside the clamp (as CLIP does)
-        st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
+    with torch.no_grad():  # the loss does not clamp (it would stop the gradient): the parameter is, as in open_clip
+        st.model.logit_scale.clamp_(0.0, math.log(st.cfg.loss.max_logit_scale))
     st.step += 1
     return loss
 
