@@ -14,11 +14,13 @@ import torch
 from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
 from vlp_sweep.errors import UserError
+from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.train import trainer as T
 from vlp_sweep.train.accumulate import cached_backward, naive_backward
 from vlp_sweep.train.batching import make_batch
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.evaluate import evaluate_checkpoint
+from vlp_sweep.train.loss import ContrastiveLoss
 
 
 def test_overfits_tiny_dataset_to_perfect_recall(tiny_data: Path) -> None:
@@ -87,6 +89,27 @@ def test_the_scale_parameter_is_clamped_into_0_and_log_cap_after_a_step(tiny_dat
         st.model.logit_scale.fill_(start)
     _one_step(st)
     assert float(st.model.logit_scale.detach()) == pytest.approx(want, abs=1e-6)
+
+
+@pytest.mark.parametrize("hard", ["none", "hcl", "vsepp", "topk"])
+def test_plain_infonce_is_reported_beside_each_modes_loss(tiny_data: Path, hard: str) -> None:
+    cfg = make_config(tiny_config(tiny_data, **{"optim.epochs": 1, "loss.hard_negatives": hard,
+                                                "loss.hcl_beta": 2.0, "loss.vsepp_weight": 5.0, "loss.topk_k": 2,
+                                                "loss.topk_weight": 4.0}))
+    st = T._setup(cfg, None)
+    train = T._train_epoch(st)[0]
+    ev = T._evaluate(st)
+    # eval_infonce: plain symmetric InfoNCE over the eval split at the model's scale, duplicates masked.
+    t, v = T.embed_split(st.model, st.eval, cfg, st.device)
+    plain = ContrastiveLoss(make_config({"loss.hard_negatives": "none"}).loss)
+    want = plain(v, t, st.model.logit_scale.detach(), st.eval.text_ids)["loss"]
+    assert ev.metrics["eval_infonce"] == pytest.approx(float(want), rel=1e-6)
+    if hard == "none":
+        assert ev.metrics["eval_loss"] == ev.metrics["eval_infonce"] and train["loss"] == train["infonce"]
+    else:  # each mode's own loss means something else; the plain one is still there to compare on
+        assert abs(ev.metrics["eval_loss"] - ev.metrics["eval_infonce"]) > 1e-3
+        assert abs(train["loss"] - train["infonce"]) > 1e-3
+    assert MODE["infonce"] == MODE["eval_infonce"] == "min" and {"infonce", "eval_infonce"} <= set(METRIC_NAMES)
 
 
 class _Stop(Exception):
