@@ -24,8 +24,9 @@ from vlp_sweep.errors import UserError
 from vlp_sweep.train.accumulate import rng_state, set_rng_state
 
 Batch = dict[str, Tensor]
-StepFn = Callable[[Sequence[Batch]], Tensor]  # the normal step: forward + backward over the micro-batches
-CachedFn = Callable[[Sequence[Batch], float], Tensor]  # GradCache over chunks, the loss scaled by a factor
+Losses = dict[str, Tensor]  # what a step returns: its loss (and e.g. its plain InfoNCE), detached
+StepFn = Callable[[Sequence[Batch]], Losses]  # the normal step: forward + backward over the micro-batches
+CachedFn = Callable[[Sequence[Batch], float], Losses]  # GradCache over chunks, the losses scaled by a factor
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class OomRescue:
         return math.ceil(built / self.split)
 
     def run(self, micro_batches: Sequence[Batch], mode: str, step: StepFn, cached: CachedFn,
-            zero_grad: Callable[[], None], where: str) -> Tensor:
+            zero_grad: Callable[[], None], where: str) -> Losses:
         """One step's forward and backward: ``step`` as long as nothing ran out of memory, then the chunks
         through ``cached``. ``mode`` is ``optim.accum_mode``; ``where`` names the step in messages."""
         start = rng_state(self.device)
@@ -70,12 +71,13 @@ class OomRescue:
                 torch.cuda.empty_cache()
             self._halve(len(micro_batches[0]["tokens"]), reason, where)
 
-    def _split_step(self, micro_batches: Sequence[Batch], mode: str, cached: CachedFn) -> Tensor:
+    def _split_step(self, micro_batches: Sequence[Batch], mode: str, cached: CachedFn) -> Losses:
         chunks = [split_batch(b, self.split) for b in micro_batches]
         if mode == "cached":
             return cached([c for cs in chunks for c in cs], 1.0)
-        # naive: each micro-batch sees only its own negatives, its loss divided by their number
-        return torch.stack([cached(cs, 1.0 / len(chunks)) for cs in chunks]).sum()
+        # naive: each micro-batch sees only its own negatives, its losses divided by their number
+        outs = [cached(cs, 1.0 / len(chunks)) for cs in chunks]
+        return {k: torch.stack([o[k] for o in outs]).sum() for k in outs[0]}
 
     def _halve(self, built: int, reason: str, where: str) -> None:
         now, after = self.micro_batch(built), math.ceil(built / (self.split * 2))

@@ -39,7 +39,7 @@ class Evaluation:
 
     epoch: int  # 1-based number of epochs done
     step: int  # optimizer steps done
-    metrics: dict[str, float]  # METRIC_NAMES + lr, logit_scale, samples_per_s, epoch_s, elapsed_s
+    metrics: dict[str, float]  # METRIC_NAMES (loss, infonce too) + lr, logit_scale, samples_per_s, epoch_s, elapsed_s
     t2v_ranks: np.ndarray  # [N] per-query ranks on the eval split (1 = best)
     v2t_ranks: np.ndarray
     checkpoint: Path | None = None  # full checkpoint written for this evaluation (last.pt)
@@ -135,11 +135,11 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     t_start = time.perf_counter()
     while st.epoch < cfg.optim.epochs:
         t0 = time.perf_counter()
-        train_loss, samples = _train_epoch(st, on_step)
+        train_losses, samples = _train_epoch(st, on_step)
         epoch_s = time.perf_counter() - t0
         if st.epoch % cfg.run.eval_every == 0 or st.epoch == cfg.optim.epochs:
             ev = _evaluate(st)
-            ev.metrics |= {"loss": train_loss, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
+            ev.metrics |= {**train_losses, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
                            "elapsed_s": time.perf_counter() - t_start}
             m = cfg.run.select_metric
             ev.health = st.health.on_evaluation(ev.epoch, ev.metrics)
@@ -259,15 +259,18 @@ def _batches(st: _State, gen: torch.Generator) -> Iterator[list[dict[str, torch.
                for i in range(accum)]
 
 
-def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[float, int]:
+def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[dict[str, float],
+                                                                                            int]:
+    """One epoch; returns the mean ``loss`` and ``infonce`` over its steps, and the clips seen."""
     st.model.train()
     gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device, st.dist.rank)
-    total = torch.zeros((), device=st.device)
+    total = torch.zeros(2, device=st.device)  # loss, infonce: summed on the device, one sync per epoch
     steps = samples = 0
     for micro_batches in _batches(st, gen):
         if st.health is not None:
             st.health.observe(micro_batches[0])
-        total += train_step(st, micro_batches)
+        out = train_step(st, micro_batches)
+        total += torch.stack([out["loss"], out["infonce"]])
         steps += 1
         samples += sum(len(b["tokens"]) for b in micro_batches)
         if on_step is not None:
@@ -275,38 +278,39 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
     if st.health is not None:
         st.health.end_epoch()
     st.epoch += 1
-    return float(total) / max(steps, 1), samples
+    loss, infonce = (total / max(steps, 1)).tolist()
+    return {"loss": loss, "infonce": infonce}, samples
 
 
-def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """One optimizer step over ``micro_batches``; returns the loss on the device. Host syncs: one per
-    micro-batch with length groups (their widths), none without."""
-    loss = _backward(st, micro_batches)
+def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One optimizer step over ``micro_batches``; returns ``loss`` and ``infonce`` on the device. Host
+    syncs: one per micro-batch with length groups (their widths), none without."""
+    losses = _backward(st, micro_batches)
     sum_gradients(st.model, st.dist)
     grads = [p.grad for p in st.model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads)
     if st.cfg.optim.grad_clip > 0:
         torch.nn.utils.clip_grads_with_norm_(st.model.parameters(), st.cfg.optim.grad_clip, norm)
     if st.health is not None:  # a NaN/inf loss or gradient stops the run before the step spreads it
-        st.health.after_backward(loss, norm, st.epoch, st.step)
+        st.health.after_backward(losses["loss"], norm, st.epoch, st.step)
     st.opt.step()
     st.sched.step()
     st.opt.zero_grad(set_to_none=True)
-    with torch.no_grad():  # keep the learnable scale inside the clamp (as CLIP does)
-        st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
+    with torch.no_grad():  # the loss does not clamp (it would stop the gradient): the parameter is, as in open_clip
+        st.model.logit_scale.clamp_(0.0, math.log(st.cfg.loss.max_logit_scale))
     st.step += 1
-    return loss
+    return losses
 
 
-def _backward(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+def _backward(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The step's forward and backward; out of device memory, the rescue cuts the micro-batches (oom.py)."""
     def autocast() -> contextlib.AbstractContextManager[Any]:
         return autocast_for(st.cfg, st.device)
 
-    def step(mbs: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+    def step(mbs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         return accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, mbs, autocast)
 
-    def cached(chunks: Sequence[dict[str, torch.Tensor]], scale: float) -> torch.Tensor:
+    def cached(chunks: Sequence[dict[str, torch.Tensor]], scale: float) -> dict[str, torch.Tensor]:
         return cached_backward(st.model, _scaled(st.crit, scale), chunks, autocast)
 
     if st.oom is None:
@@ -318,7 +322,7 @@ def _backward(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch
 def _scaled(loss_fn: LossFn, scale: float) -> LossFn:
     if scale == 1.0:
         return loss_fn
-    return lambda *args: {"loss": loss_fn(*args)["loss"] * scale}
+    return lambda *args: {k: v * scale for k, v in loss_fn(*args).items()}
 
 
 @torch.no_grad()
@@ -344,22 +348,25 @@ def _evaluate(st: _State) -> Evaluation:
     groups = st.eval.text_ids if st.cfg.run.eval_dedup else None
     res = retrieval_metrics(text=t, video=v, groups=groups, ties=EVAL_TIES)
     metrics = dict(res.metrics)
-    metrics["eval_loss"] = _eval_loss(st, t, v)
+    metrics |= _eval_losses(st, t, v)
     metrics["lr"] = float(st.opt.param_groups[0]["lr"])
     metrics["logit_scale"] = float(st.model.logit_scale.detach().exp())
     return Evaluation(st.epoch, st.step, metrics, res.t2v_ranks, res.v2t_ranks)
 
 
 @torch.no_grad()
-def _eval_loss(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024) -> float:
-    """Mean contrastive loss over consecutive blocks of the eval split (the full N x N is not needed)."""
-    losses = []
+def _eval_losses(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024) -> dict[str, float]:
+    """``eval_loss`` (the trial's own loss) and ``eval_infonce`` (plain InfoNCE at the same logit scale):
+    means over consecutive blocks of the eval split (the full N x N is not needed)."""
+    rows = []
     for i in range(0, len(t), block):
         if len(t) - i < 2:
             break
         sl = slice(i, i + block)
-        losses.append(float(st.crit.loss(v[sl], t[sl], st.model.logit_scale, st.eval.text_ids[sl])["loss"]))
-    return float(np.mean(losses)) if losses else float("nan")
+        out = st.crit.loss(v[sl], t[sl], st.model.logit_scale, st.eval.text_ids[sl])
+        rows.append((float(out["loss"]), float(out["infonce"])))
+    loss, infonce = np.mean(rows, axis=0).tolist() if rows else (math.nan, math.nan)
+    return {"eval_loss": loss, "eval_infonce": infonce}
 
 
 def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
