@@ -118,7 +118,8 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     process group already initialised, e.g. by Ray Train) the global batch is split across processes
     and ``optim.batch_size`` is per process; only rank 0 writes checkpoints. ``health`` sets the
     thresholds of the checklist each evaluation carries (``Evaluation.health``); a NaN/inf loss or gradient
-    raises ``health.NonFiniteError``.
+    raises ``health.NonFiniteError``; a step out of device memory is redone at half the micro-batch, down to
+    ``health.min_micro_batch`` (``oom.py``).
     """
     cfg = config if isinstance(config, TrainConfig) else make_config(config)
     if cfg.run.select_metric not in METRIC_NAMES:
