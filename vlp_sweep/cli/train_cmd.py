@@ -25,11 +25,13 @@ def register(sub: Any) -> None:
 def load_config_file(path: str) -> dict[str, Any]:
     import yaml
 
+    from vlp_sweep.yamlio import safe_load
+
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
