@@ -44,7 +44,22 @@ def run(args: argparse.Namespace) -> int:
 
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
-    return 0
+    if outcome.status == "interrupted":
+        print(f"interrupted: resume with  vlp-sweep run {_resume_args(args, run_dir.name)} --resume", file=sys.stderr)
+    return outcome.exit_code
+
+
+def _resume_args(args: argparse.Namespace, name: str) -> str:
+    """The command line that continues this sweep (same space, name, storage and cluster)."""
+    import shlex
+
+    parts = [args.space, "--name", name]
+    for flag, value in (("--address", args.address), ("--storage", args.storage),
+                        ("--max-concurrent", args.max_concurrent),
+                        ("--runs-root", None if args.runs_root == "runs" else args.runs_root)):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(str(p)) for p in parts)
 
 
 def _print_warnings(spec: Any) -> None:
