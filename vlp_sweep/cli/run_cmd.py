@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     spec = load_space(args.space)
     _print_warnings(spec)
     opts = SweepOptions(name=args.name, resume=args.resume, address=args.address, storage=args.storage,
-                        max_concurrent=args.max_concurrent, runs_root=args.runs_root, dry_run=args.dry_run)
+                        max_concurrent=args.max_concurrent, runs_root=args.runs_root, dry_run=args.dry_run,
+                        quiet=not getattr(args, "debug", False))
     outcome = run_sweep(spec, opts)
     args.exit_hard = outcome.ray_started  # read by cli.console: skip the interpreter's teardown
     run_dir = outcome.run_dir

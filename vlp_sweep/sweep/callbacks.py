@@ -10,6 +10,7 @@ from typing import Any
 from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 
+from vlp_sweep.output import live_line
 from vlp_sweep.sweep.leaderboard import Leaderboard
 
 MIN_WRITE_INTERVAL_S = 1.0
@@ -107,15 +108,14 @@ def _trial_error(trial: Any) -> str:
 
 
 class ProgressCallback(Callback):
-    """One compact line per event: done / running / errored and the best so far."""
+    """Compact progress: done / running / errored, the best so far and the last event; a live line on a
+    terminal, one whole line per event in a log (vlp_sweep.output.LiveLine); errors are kept as lines."""
 
     def __init__(self, metric: str, mode: str, total: int | None):
         self.metric, self.mode, self.total = metric, mode, total
         self.t0 = time.time()
 
-    def _line(self, trials: list[Any], event: str) -> None:
-        from rich.console import Console
-
+    def _text(self, trials: list[Any], event: str) -> str:
         states = [t.status for t in trials]
         done = sum(s == "TERMINATED" for s in states)
         running = sum(s == "RUNNING" for s in states)
@@ -127,19 +127,21 @@ class ProgressCallback(Callback):
                 best, best_id = v, t.trial_id
         total = f"/{self.total}" if self.total else ""
         best_s = f"best {self.metric} {best:.2f} ({best_id})" if best is not None else "best -"
-        Console(stderr=True, highlight=False).print(
-            f"[{time.time() - self.t0:6.0f}s] {done}{total} done  {running} running  {errored} errored  "
-            f"{best_s}  | {event}")
+        return (f"[{time.time() - self.t0:6.0f}s] {done}{total} done  {running} running  {errored} errored  "
+                f"{best_s}  | {event}")
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(trials, f"start {trial.trial_id}")
+        live_line().update(self._text(trials, f"start {trial.trial_id}"))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(trials, f"done {trial.trial_id} at epoch {(trial.last_result or {}).get('epoch')}")
+        live_line().update(self._text(trials, f"done {trial.trial_id} at epoch "
+                                              f"{(trial.last_result or {}).get('epoch')}"))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(trials, f"ERROR {trial.trial_id}: {_trial_error(trial)}")
+        live_line().event(self._text(trials, f"ERROR {trial.trial_id}: {_trial_error(trial)}"))
 
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        live_line().close()
 
 
 class QuietWandbCallback(WandbLoggerCallback):

@@ -1,6 +1,8 @@
 """The sweep driver: the only module that starts Ray. A YAML space in, a Tune experiment out.
 
-    runs/<name>/sweep.json          what was launched (spec, fingerprint, storage, status)
+    runs/<name>/sweep.json          what was launched (spec, fingerprint, storage, status, datasets)
+    runs/<name>/driver.lock         held while a driver runs the sweep (lock.py)
+    runs/<name>/driver.log          Ray's, W&B's and PyTorch's own log lines (output.py)
     runs/<name>/leaderboard.parquet one row per trial        (leaderboard.py)
     runs/<name>/history.parquet     one row per evaluation
     runs/<name>/ranks.parquet       per-query ranks per evaluation
@@ -22,6 +24,7 @@ from vlp_sweep.atomic import write_text
 from vlp_sweep.errors import UserError
 
 SWEEP_FILE = "sweep.json"
+LOG_FILE = "driver.log"  # Ray's, W&B's and PyTorch's own log lines (shown on the terminal with --debug)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class SweepOptions:
     max_concurrent: int | None = None
     runs_root: str = "runs"
     dry_run: bool = False
+    quiet: bool = False  # libraries' log lines go to runs/NAME/driver.log, not the terminal
 
 
 def check_name(name: str) -> str:
@@ -57,7 +61,7 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
         from vlp_sweep.sweep.journal import JOURNAL_FILE, check_journal
 
         check_journal(run_dir / JOURNAL_FILE, name)  # before anything is written
-    elif run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name not in (LOCK_FILE, LOG_FILE) for p in run_dir.iterdir()):
         raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
     check_data(spec)
     ctx = {"spec": spec.to_dict(), "cwd": os.getcwd(), "select_metric": spec.metric,
@@ -174,6 +178,7 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
     max_conc = opts.max_concurrent or spec.max_concurrent
     if opts.dry_run:
         return SweepOutcome(run_dir)
+    from vlp_sweep.output import quiet_fds
     from vlp_sweep.sweep.lock import SweepLock
     from vlp_sweep.sweep.outcome import run_and_record
     from vlp_sweep.sweep.signals import StopOnSignal
@@ -184,7 +189,8 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
     def mark(status: str, reason: str | None = None) -> None:
         _write_sweep_file(run_dir, spec, name, storage, status, reason)
 
-    with SweepLock(run_dir), StopOnSignal(on_force=lambda _: mark("interrupted")) as stop:
+    with SweepLock(run_dir), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
+            StopOnSignal(on_force=lambda _: mark("interrupted")) as stop:
 
         def fit() -> None:
             # ray.init puts Ray's native SIGTERM handler (a stack dump, then abort) over ours: take it back.
@@ -261,6 +267,7 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
 def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status: str,
                       reason: str | None = None) -> None:
     from vlp_sweep import __version__
+    from vlp_sweep.sweep.datasets import dataset_entries
 
     path = run_dir / SWEEP_FILE
     old = json.loads(path.read_text()) if path.is_file() else {}
@@ -268,6 +275,8 @@ def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status:
            "experiment_path": f"{storage.rstrip('/')}/{name}", "status": status, "tool_version": __version__,
            "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    # Where the data came from (the report reads it): read when the driver starts, carried over after.
+    doc["datasets"] = old["datasets"] if status != "running" and "datasets" in old else dataset_entries(spec)
     if reason:
         doc["reason"] = reason  # why the status is "failed"
     write_text(path, json.dumps(doc, indent=2, default=str))

@@ -50,7 +50,9 @@ class StopOnSignal:
                  say: Callable[[str], None] | None = None) -> None:
         self.signum: int | None = None
         self.on_force = on_force
-        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+        from vlp_sweep.output import say as say_on_terminal  # the real terminal, also while output is quiet
+
+        self.say: Callable[[str], None] = say or say_on_terminal
         self._old: dict[int, Any] = {}
 
     @property
