@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -72,14 +73,9 @@ def quiet_python(log_path: str | os.PathLike[str], enabled: bool = True) -> Iter
     if not enabled:
         yield
         return
-    handler: logging.Handler | None = None
     loggers = [logging.getLogger(n) for n in (*NOISY_LOGGERS, "py.warnings")]
     saved = [(lg, lg.propagate, list(lg.handlers)) for lg in loggers]
-    try:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_path, delay=True)
-    except OSError:  # no writable place for a log: drop the noise rather than fail the command
-        handler = logging.NullHandler()
+    handler = _QuietFileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     with warnings.catch_warnings():
         logging.captureWarnings(True)
@@ -93,6 +89,24 @@ def quiet_python(log_path: str | os.PathLike[str], enabled: bool = True) -> Iter
             for lg, propagate, handlers in saved:
                 lg.handlers, lg.propagate = handlers, propagate
             handler.close()
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """Opens the log only when a record comes; a log that cannot be written (read-only folder, full
+    disk) drops the record instead of printing logging's own error report on the terminal."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path, delay=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
 
 
 class LiveLine:
@@ -114,7 +128,7 @@ class LiveLine:
     def update(self, text: str) -> None:
         """The current state: rewritten in place on a terminal (cut to its width), a line elsewhere."""
         out = self._out()
-        text = " ".join(text.split())  # one line, always
+        text = _one_line(text)
         if self._tty():
             width = shutil.get_terminal_size((100, 24)).columns
             out.write("\r" + text[: max(width - 1, 10)] + "\x1b[K")
@@ -129,7 +143,7 @@ class LiveLine:
         if self._live:
             out.write("\r\x1b[K")
             self._live = False
-        out.write(" ".join(text.split()) + "\n")
+        out.write(_one_line(text) + "\n")
         out.flush()
 
     def close(self) -> None:
@@ -140,6 +154,12 @@ class LiveLine:
 
 
 _LINE = LiveLine()
+_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+def _one_line(text: str) -> str:
+    """Line breaks (an exception's message) become spaces: a line is one event."""
+    return _BREAKS.sub(" ", text.strip())
 
 
 def live_line() -> LiveLine:

@@ -10,6 +10,7 @@ from typing import Any
 from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 
+from vlp_sweep.errors import UserError
 from vlp_sweep.output import live_line
 from vlp_sweep.sweep.leaderboard import Leaderboard
 
@@ -21,6 +22,9 @@ class LeaderboardCallback(Callback):
 
     Rows are keyed by the experiment's own trial list (the ``trials`` argument Tune passes), never by
     scanning folders: after a resume, trials restarted under new ids replace their old rows.
+
+    A write that fails (full disk, read-only folder) raises a UserError naming the file out of the
+    event, which ends Tune's loop: the sweep stops, and the previous complete tables stay (atomic writes).
     """
 
     def __init__(self, run_dir: str, sweep: str, metric: str, mode: str, max_epochs: int, ctx: dict[str, Any]):
@@ -28,6 +32,7 @@ class LeaderboardCallback(Callback):
         self.ctx = ctx
         self.board: Leaderboard | None = None
         self.last_write = 0.0
+        self.write_failed = False
 
     def setup(self, *args: Any, **info: Any) -> None:
         # Runs at the start of a fresh and of a restored experiment: reopen what was written before.
@@ -48,8 +53,14 @@ class LeaderboardCallback(Callback):
                 self._start(t)
         # Per-epoch results and checkpoints are written at most once a second (fewer rewrites under
         # readers' feet); starts, ends and errors at once, so the final tables are always complete.
+        if self.write_failed:  # the sweep is stopping for it: let the other callbacks finish
+            return
         if force or time.time() - self.last_write >= MIN_WRITE_INTERVAL_S:
-            lb.write()
+            try:
+                lb.write()
+            except UserError:  # full disk, read-only runs/ (write_table_atomic): stop the sweep
+                self.write_failed = True
+                raise
             self.last_write = time.time()
 
     def _start(self, trial: Any) -> None:

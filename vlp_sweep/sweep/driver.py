@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vlp_sweep.atomic import write_text
-from vlp_sweep.errors import UserError
+from vlp_sweep.errors import UserError, write_error
 
 SWEEP_FILE = "sweep.json"
 LOG_FILE = "driver.log"  # Ray's, W&B's and PyTorch's own log lines (shown on the terminal with --debug)
@@ -279,4 +279,7 @@ def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status:
     doc["datasets"] = old["datasets"] if status != "running" and "datasets" in old else dataset_entries(spec)
     if reason:
         doc["reason"] = reason  # why the status is "failed"
-    write_text(path, json.dumps(doc, indent=2, default=str))
+    try:
+        write_text(path, json.dumps(doc, indent=2, default=str))
+    except OSError as e:  # full disk, read-only runs/
+        raise write_error(path, e) from None

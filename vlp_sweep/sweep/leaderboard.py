@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
+from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
 
 # Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR,
@@ -86,9 +87,14 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def write_table_atomic(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
+    """Replace ``path`` whole; a failed write (full disk, read-only folder) leaves the previous complete
+    file and raises a UserError naming ``path``."""
     table = pa.Table.from_pylist(rows, schema=schema)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 def finite_float(x: Any) -> float | None:

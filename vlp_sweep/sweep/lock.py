@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlp_sweep.errors import UserError
+from vlp_sweep.errors import UserError, write_error
 
 __all__ = ["LOCK_FILE", "DriverInfo", "SweepLock", "driver_alive", "refuse_if_running"]
 
@@ -51,9 +51,12 @@ class SweepLock:
 
     def acquire(self) -> None:
         self._made_dir = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        # os.open makes the descriptor non-inheritable (PEP 446): Ray's processes never hold the lock.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            # os.open makes the descriptor non-inheritable (PEP 446): Ray's processes never hold the lock.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # read-only runs/, full disk
+            raise write_error(self.path, e) from None
         for attempt in range(_RETRIES):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -62,5 +62,5 @@ def _close_board(run_dir: Path) -> None:
 
 def _mark_quietly(mark: Mark, status: str, reason: str) -> None:
     # The failure may be the disk itself (read-only, full): the original error is the one to report.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, UserError):
         mark(status, reason)
