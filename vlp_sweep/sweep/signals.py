@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -61,6 +62,8 @@ class StopOnSignal:
         return 0 if self.signum is None else 128 + self.signum
 
     def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python delivers signals to the main thread only; a sweep run from a thread keeps Tune's
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # read by tune.run when it starts: SIGINT is ours
         for s in SIGNALS:
             self._old.setdefault(s, signal.getsignal(s))
