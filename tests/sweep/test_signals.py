@@ -151,3 +151,25 @@ def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
     hist = pd.read_parquet(run_dir / "history.parquet")
     assert not hist.duplicated(["trial_id", "epoch"]).any()
     assert sorted(hist.groupby("trial_id").epoch.max()) == [3, 3, 3]
+
+
+def test_a_user_error_wrapped_by_tune_comes_out_as_itself(tmp_path: Path) -> None:
+    from ray.tune.error import TuneError
+
+    from vlp_sweep.errors import UserError
+
+    marks: list[tuple[str, str | None]] = []
+
+    def fit() -> None:  # what Tune does with an exception raised in a callback, then Tuner.fit on top
+        try:
+            try:
+                raise UserError("cannot write runs/s/leaderboard.parquet: No space left on device")
+            except Exception:
+                raise TuneError("Traceback ...") from None  # noqa: B904 - Tune's own way
+        except TuneError as e:
+            raise TuneError("The Ray Tune run failed.") from e
+
+    with pytest.raises(UserError, match="No space left") as e:
+        run_and_record(fit, StopOnSignal(), tmp_path, lambda s, r=None: marks.append((s, r)), started=lambda: True)
+    assert e.value.__cause__ is None
+    assert marks == [("failed", "cannot write runs/s/leaderboard.parquet: No space left on device")]

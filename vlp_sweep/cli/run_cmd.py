@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from vlp_sweep.sweep.status import print_status
 
+    if not (run_dir / "sweep.json").is_file():  # a signal while Ray was starting: nothing to show
+        print(f"interrupted before sweep '{run_dir.name}' started; nothing was run", file=sys.stderr)
+        return outcome.exit_code
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
     if outcome.status == "interrupted":

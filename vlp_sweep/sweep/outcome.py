@@ -18,7 +18,7 @@ from pathlib import Path
 from vlp_sweep.errors import UserError
 from vlp_sweep.sweep.signals import Interrupted, StopOnSignal
 
-__all__ = ["run_and_record", "failure_reason"]
+__all__ = ["failure_reason", "run_and_record", "user_error_in"]
 
 Mark = Callable[[str, "str | None"], None]
 
@@ -27,6 +27,19 @@ def failure_reason(err: BaseException) -> str:
     """One line for ``sweep.json`` ``reason``."""
     text = str(err).strip().splitlines()
     return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {text[0] if text else ''}".strip()
+
+
+def user_error_in(err: BaseException) -> UserError | None:
+    """The UserError behind ``err``: Tune wraps an exception raised in a callback (a leaderboard that
+    cannot be written) in a TuneError that carries it only as the cause or context."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, UserError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def run_and_record(fit: Callable[[], object], stop: StopOnSignal, run_dir: Path, mark: Mark,
@@ -41,8 +54,11 @@ def run_and_record(fit: Callable[[], object], stop: StopOnSignal, run_dir: Path,
     except Interrupted:
         status = "interrupted"
     except BaseException as e:
+        user = user_error_in(e)
         if started():
-            _mark_quietly(mark, "failed", failure_reason(e))
+            _mark_quietly(mark, "failed", failure_reason(user or e))
+        if user is not None:
+            raise user from None  # one line for the user, not Tune's wrapping of it
         raise
     else:
         status = "interrupted" if stop.signum is not None else "finished"
