@@ -189,8 +189,12 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
     def mark(status: str, reason: str | None = None) -> None:
         _write_sweep_file(run_dir, spec, name, storage, status, reason)
 
+    def interrupted(_: int) -> None:
+        if (run_dir / SWEEP_FILE).is_file():
+            mark("interrupted")
+
     with SweepLock(run_dir), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
-            StopOnSignal(on_force=lambda _: mark("interrupted")) as stop:
+            StopOnSignal(on_force=interrupted, on_stop=interrupted) as stop:
 
         def fit() -> None:
             # ray.init puts Ray's native SIGTERM handler (a stack dump, then abort) over ours: take it back.

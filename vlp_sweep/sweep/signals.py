@@ -19,6 +19,7 @@ Python's own KeyboardInterrupt would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -43,14 +44,15 @@ class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, which 
 class StopOnSignal:
     """Owns SIGINT and SIGTERM while the driver runs (``with StopOnSignal(...) as stop:``).
 
-    ``on_force(signum)`` runs before a second signal ends the process (write the status there);
-    ``say(line)`` prints a line to the user.
+    ``on_stop(signum)`` runs on the first signal, ``on_force(signum)`` before a second signal ends
+    the process (write the status there); ``say(line)`` prints a line to the user.
     """
 
     def __init__(self, on_force: Callable[[int], None] | None = None,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None,
+                 on_stop: Callable[[int], None] | None = None) -> None:
         self.signum: int | None = None
-        self.on_force = on_force
+        self.on_force, self.on_stop = on_force, on_stop
         from vlp_sweep.output import say as say_on_terminal  # the real terminal, also while output is quiet
 
         self.say: Callable[[str], None] = say or say_on_terminal
@@ -92,6 +94,11 @@ class StopOnSignal:
         name = signal.Signals(signum).name
         self.say(f"{name}: stopping the sweep; running trials keep their last checkpoint "
                  f"({'press Ctrl-C' if signum == signal.SIGINT else 'signal'} again to quit at once)")
+        if self.on_stop is not None:
+            # At once: a SIGTERM sent to the whole process group (a batch scheduler's preemption) also
+            # ends Ray's own processes, and the driver may not live to finish the clean stop.
+            with contextlib.suppress(Exception):
+                self.on_stop(signum)
         tune_stop = signal.getsignal(signal.SIGUSR1)  # Tune's handler once tune.run has started
         if not callable(tune_stop):
             raise Interrupted(signum)
