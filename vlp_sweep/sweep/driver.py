@@ -90,9 +90,10 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
             ray.init(address=address, _node_ip_address="127.0.0.1", **kwargs)  # a cluster on loopback
         elif address:
             ray.init(address=address, **kwargs)
-        else:
-            # Loopback only: a local sweep never listens on the machine's network interfaces.
-            ray.init(_node_ip_address="127.0.0.1", **kwargs)
+        else:  # our own Ray, every server on loopback (see ray_local)
+            from vlp_sweep.sweep.ray_local import init_local
+
+            init_local(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"cannot start or join Ray{f' at {address}' if address else ''}: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
