@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
-from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 
 from vlp_sweep.sweep.leaderboard import Leaderboard
@@ -139,13 +137,3 @@ class ProgressCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._line(trials, f"ERROR {trial.trial_id}: {_trial_error(trial)}")
-
-
-
-class QuietWandbCallback(WandbLoggerCallback):
-    """Ray's W&B callback (one W&B run per trial; offline runs sync later with `wandb sync DIR`)."""
-
-    def __del__(self) -> None:
-        # Ray's __del__ runs again at interpreter exit, when Ray's module globals are gone: ignore that.
-        with contextlib.suppress(Exception):
-            super().__del__()

@@ -145,13 +145,12 @@ def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epo
     cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
                       ProgressCallback(spec.metric, spec.mode, total)]
     if spec.wandb.mode != "disabled":
-        from vlp_sweep.sweep.callbacks import QuietWandbCallback
+        from vlp_sweep.sweep.wandb_logger import WandbLogger
 
         (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-        cbs.append(QuietWandbCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
-                                       tags=list(spec.wandb.tags), mode=spec.wandb.mode,
-                                       dir=str(run_dir.resolve()),
-                                       excludes=["t2v_ranks", "v2t_ranks", "node_id", "checkpoint_path"]))
+        cbs.append(WandbLogger(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
+                               tags=list(spec.wandb.tags), mode=spec.wandb.mode, dir=str(run_dir.resolve()),
+                               excludes=["t2v_ranks", "v2t_ranks", "node_id", "checkpoint_path"]))
     return cbs
 
 
