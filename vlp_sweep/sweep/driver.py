@@ -94,7 +94,8 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
             from vlp_sweep.sweep.ray_local import init_local
 
             init_local(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # ConnectionError, ValueError, or a bare Exception when a node times out starting
+        ray.shutdown()  # whatever part of a local Ray did start
         raise UserError(f"cannot start or join Ray{f' at {address}' if address else ''}: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     gpus = ray.cluster_resources().get("GPU", 0)
