@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
-from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 
 from vlp_sweep.errors import UserError
@@ -167,11 +165,3 @@ class ProgressCallback(Callback):
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         live_line().close()
 
-
-class QuietWandbCallback(WandbLoggerCallback):
-    """Ray's W&B callback (one W&B run per trial; offline runs sync later with `wandb sync DIR`)."""
-
-    def __del__(self) -> None:
-        # Ray's __del__ runs again at interpreter exit, when Ray's module globals are gone: ignore that.
-        with contextlib.suppress(Exception):
-            super().__del__()
