@@ -59,3 +59,8 @@ def test_gpu_stages_need_a_stage_name(tmp_path: Path) -> None:
         out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_issue6.sh"), *args], capture_output=True,
                              text=True, cwd=ROOT, env=env)
         assert out.returncode != 0 and words in out.stderr  # before touching the kit or the GPU
+
+
+def test_health_benchmark_smoke() -> None:
+    out = _run("bench_health.py", "--smoke", "--device", "cpu")
+    assert "without health" in out and "overhead" in out
