@@ -66,6 +66,7 @@ def main() -> None:
         for on in (False, True):  # interleaved, so a busy machine slows both alike
             watch(st, on)
             times[on].append(timed_steps(st, steps, gen))
+        print(f"round: without {times[False][-1]:.4f} s/step, with {times[True][-1]:.4f} s/step", flush=True)
     off, on = statistics.median(times[False]), statistics.median(times[True])
     print(f"scale: {s}  rounds {rounds} x {steps} steps")
     per_round = " ".join(f"{100 * (b / a - 1):+.1f}%" for a, b in zip(times[False], times[True]))
