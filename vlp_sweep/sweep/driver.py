@@ -4,6 +4,7 @@
     runs/<name>/leaderboard.parquet one row per trial        (leaderboard.py)
     runs/<name>/history.parquet     one row per evaluation
     runs/<name>/ranks.parquet       per-query ranks per evaluation
+    runs/<name>/confirm.parquet     the confirmation stage, one row per config x seed (confirm.py)
     runs/<name>/wandb/              W&B runs (offline ones sync later with `wandb sync`)
     <storage>/<name>/               Ray Tune's experiment (trial folders, checkpoints); by default
                                     <storage> = runs, so this is runs/<name> too
@@ -190,6 +191,9 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
         tuner = _new_tuner(spec, name, run_dir, ctx, storage, trainable, max_conc, max_epochs)
     try:
         tuner.fit()
+        from vlp_sweep.sweep.confirm import run_confirmation
+
+        run_confirmation(spec, name, run_dir, storage, ctx)  # no-op without confirm: or after an interruption
     finally:
         _write_sweep_file(run_dir, spec, name, storage, "finished")
         import gc

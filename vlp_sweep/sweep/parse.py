@@ -24,10 +24,12 @@ The native format::
     wandb: {mode: offline, project: vlp-sweep, entity: null, tags: []}
     baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
+    confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sweep/confirm.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from vlp_sweep.sweep.sections import (
     get_int,
     get_str,
     metric_name,
+    parse_confirm,
     parse_metric_table,
     parse_resources,
     parse_scheduler,
@@ -120,7 +123,19 @@ class _Parser:
             source=self.w.source, format=fmt, warnings=tuple(self.warnings), lines=tuple(self.lines.items()))
         if spec.runs_baseline:
             self._check_baseline_run(spec)
-        return spec
+        return self._with_confirm(spec)
+
+    def _with_confirm(self, spec: SweepSpec) -> SweepSpec:
+        """The confirmation stage, checked against the search it follows."""
+        splits = (str(spec.fixed("data.train_split")), str(spec.fixed("data.eval_split")))
+        confirm = parse_confirm(self.d, self.w, spec.num_samples * (spec.grid_size() or 1), spec.seeds, splits)
+        if confirm is not None and spec.resources.workers > 1:
+            raise self._err("confirm", "the confirmation stage runs one process per trial; it does not support "
+                                       "resources.workers > 1 yet (set confirm: none)", line_of(self.d, "confirm"))
+        raw = self.d.get("confirm")
+        line = line_of(raw, "split") if isinstance(raw, Mapping) else None
+        lines = spec.lines + ((("confirm.split", line),) if line else ())
+        return dataclasses.replace(spec, confirm=confirm, lines=lines)
 
     def _check_baseline_run(self, spec: SweepSpec) -> None:
         line = line_of(section(self.d, "baseline", self.w), "run")
