@@ -26,7 +26,8 @@ def check_data(spec: Any) -> DataCheck:
     """Check that every dataset a trial can use exists and fits the space: ``data.path`` (fixed or
     searched; relative paths from the current directory) is a packed dataset with the train and
     eval splits (and the confirmation's held-out split), and has siglip.npy when a trial can turn
-    ``data.use_siglip`` on; then the schedule check on the training-set sizes. Raises a one-line UserError naming the key."""
+    ``data.use_siglip`` on; then the schedule check on the training-set sizes. Raises a one-line
+    UserError naming the key."""
     from vlp_sweep.data.packed import load_packed
     from vlp_sweep.sweep import wandb_format
     from vlp_sweep.sweep.schedule_check import schedule_warnings
