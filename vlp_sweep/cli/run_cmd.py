@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
 
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
+    if (run_dir / "confirm.parquet").is_file():
+        from vlp_sweep.sweep.leaderboard import read_table
+
+        rows = read_table(run_dir / "confirm.parquet")
+        failed = int((rows["status"] != "TERMINATED").sum())
+        print(f"confirmation: {len(rows)} runs ({failed} failed): {run_dir}/confirm.parquet")
     return 0
 
 
