@@ -14,6 +14,7 @@ from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
 from vlp_sweep.errors import UserError
 from vlp_sweep.train import trainer as T
+from vlp_sweep.train.accumulate import cached_backward, naive_backward
 from vlp_sweep.train.batching import make_batch
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.evaluate import evaluate_checkpoint
@@ -46,8 +47,8 @@ def test_cached_accumulation_equals_full_batch_gradients(tiny_data: Path, hard: 
     cached, parts = _state_and_batches(tiny_data, 4, 3)
     for st in (full, cached):
         st.crit.cfg = make_config({"loss.hard_negatives": hard}).loss
-    T._naive_step(full, [big])
-    T._cached_step(cached, parts)
+    naive_backward(full.model, full.crit, [big])
+    cached_backward(cached.model, cached.crit, parts)
     g_full, g_cached = _grads(full), _grads(cached)
     assert g_full.keys() == g_cached.keys()
     for name in g_full:
@@ -57,8 +58,8 @@ def test_cached_accumulation_equals_full_batch_gradients(tiny_data: Path, hard: 
 def test_naive_accumulation_differs_from_full_batch(tiny_data: Path) -> None:
     full, [big] = _state_and_batches(tiny_data, 12, 1)
     naive, parts = _state_and_batches(tiny_data, 4, 3)
-    T._naive_step(full, [big])
-    T._naive_step(naive, parts)
+    naive_backward(full.model, full.crit, [big])
+    naive_backward(naive.model, naive.crit, parts)
     diff = max(float((a - b).abs().max()) for a, b in zip(_grads(full).values(), _grads(naive).values()))
     assert diff > 1e-4  # fewer negatives per micro-batch: a different gradient
 

@@ -19,6 +19,7 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.train.accumulate import accumulate_gradients
 from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, make_batch, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
@@ -263,8 +264,8 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
 def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
     """One optimizer step over ``micro_batches``; returns the loss on the device. Host syncs: one per
     micro-batch with length groups (their widths), none without."""
-    step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
-    loss = step_fn(st, micro_batches)
+    loss = accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, micro_batches,
+                                lambda: autocast_for(st.cfg, st.device))
     sum_gradients(st.model, st.dist)
     if st.cfg.optim.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
@@ -275,61 +276,6 @@ def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torc
         st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
     st.step += 1
     return loss
-
-
-def _naive_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """Accumulation as the plan's script did it: each micro-batch sees only its own negatives."""
-    total = torch.zeros((), device=st.device)
-    for b in micro_batches:
-        with autocast_for(st.cfg, st.device):
-            out = st.model(b)
-        loss = st.crit(out["video"], out["text"], out["logit_scale"], b["text_ids"])["loss"] / len(micro_batches)
-        loss.backward()
-        total += loss.detach()
-    return total
-
-
-def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)
-
-
-def _cached_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """GradCache: the loss over the whole effective batch, so accumulation really adds negatives.
-
-    1) embed every micro-batch without a graph; 2) loss and its gradient w.r.t. the embeddings;
-    3) re-embed each micro-batch with a graph (same dropout RNG) and backprop the cached gradients.
-    Parameter gradients equal those of one full-batch step, at the cost of a second forward.
-    """
-    states, plans, videos, texts = [], [], [], []
-    with torch.no_grad():
-        for b in micro_batches:
-            states.append(_rng_state(st.device))
-            plans.append(st.model.group_plan(b))  # the same groups in both passes, one host sync
-            with autocast_for(st.cfg, st.device):
-                out = st.model(b, plans[-1])
-            videos.append(out["video"])
-            texts.append(out["text"])
-    v = torch.cat(videos).requires_grad_()
-    t = torch.cat(texts).requires_grad_()
-    ids = torch.cat([b["text_ids"] for b in micro_batches])
-    loss = st.crit(v, t, st.model.logit_scale, ids)["loss"]
-    loss.backward()  # grads for v, t and the logit scale
-    assert v.grad is not None and t.grad is not None
-    start = 0
-    for b, state, plan in zip(micro_batches, states, plans):
-        n = len(b["tokens"])
-        _set_rng_state(state, st.device)
-        with autocast_for(st.cfg, st.device):
-            out = st.model(b, plan)
-        torch.autograd.backward([out["video"], out["text"]], [v.grad[start:start + n], t.grad[start:start + n]])
-        start += n
-    return loss.detach()
 
 
 @torch.no_grad()
