@@ -94,12 +94,15 @@ def test_configs_are_ranked_by_their_mean_over_seeds_baseline_and_unfinished_lef
     assert [g["group_id"] for g in rank_groups(board, "t2v_R1", "min")] == ["C", "A", "B"]  # rsum: higher wins
 
 
-def test_the_selected_epoch_is_the_best_dev_value_earliest_on_a_tie_never_a_nan() -> None:
+def test_the_selected_epoch_follows_the_selection_rule_never_a_nan() -> None:
     h = [{"epoch": 1, "t2v_R1": 5.0}, {"epoch": 2, "t2v_R1": 9.0}, {"epoch": 3, "t2v_R1": 9.0},
          {"epoch": 4, "t2v_R1": math.nan}]
     assert best_epoch(h, "t2v_R1", "max") == 2
     assert best_epoch(h, "t2v_R1", "min") == 1
     assert best_epoch([{"epoch": 1, "t2v_R1": math.nan}, {"epoch": 2, "t2v_R1": math.nan}], "t2v_R1", "max") == 1
+    # the sweep's one rule (selection.py): a tie on the metric goes to the higher rsum before the earlier epoch
+    assert best_epoch([{"epoch": 1, "t2v_R1": 9.0, "rsum": 50.0}, {"epoch": 2, "t2v_R1": 9.0, "rsum": 60.0}],
+                      "t2v_R1", "max") == 2
 
 
 def test_confirm_table_keeps_a_failed_trial_as_an_error_row(sweep_data: Path, tmp_path: Path) -> None:

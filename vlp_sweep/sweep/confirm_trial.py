@@ -10,30 +10,23 @@ the selected checkpoint as its checkpoint.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from vlp_sweep.sweep.selection import best_evaluation
 
 SELECTED = "selected.pt"  # the checkpoint of the selected epoch, beside the trainer's last.pt
 HISTORY = "history.json"
 
 
 def best_epoch(history: list[dict[str, Any]], metric: str, mode: str) -> int:
-    """The selected epoch of a dev history: the best ``metric`` in ``mode``, the earliest on a tie; an epoch
-    without a finite value is chosen only when no epoch has one (the leaderboard's best_* rule).
-
-    Stand-in for the sweep's one best-checkpoint rule (``sweep/selection.py``, being written for issue 10)."""
-    sign = 1.0 if mode == "max" else -1.0
-
-    def key(h: dict[str, Any]) -> tuple[bool, float, int]:
-        v = h.get(metric)
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            return True, sign * float(v), -int(h["epoch"])
-        return False, 0.0, -int(h["epoch"])
-
-    return int(max(history, key=key)["epoch"])
+    """The selected epoch of a dev history, by the sweep's one best-checkpoint rule (``selection.py``:
+    the metric, then rsum, then the earlier epoch)."""
+    best = best_evaluation(history, metric, mode)
+    assert best is not None, "no evaluation to select from"
+    return int(best["epoch"])
 
 
 def confirm_config(candidate: dict[str, Any], seed: int, ctx: dict[str, Any], out_dir: str) -> Any:
