@@ -155,3 +155,17 @@ def test_a_sweep_without_the_stage_says_its_numbers_are_selection_numbers(tmp_pa
     rep = build_report(load_sweep(run), resamples=200)
     assert rep.confirmed is None
     assert "no confirmation stage (confirm: none)" in to_markdown(document(rep, set()))
+
+
+def test_promote_candidates_put_the_dev_winner_first_with_its_test_numbers(tmp_path: Path) -> None:
+    from vlp_sweep.promote.confirmed import from_confirmation, has_confirmation
+
+    sweep = load_sweep(_confirmed_sweep(tmp_path, dev={"c1": 20.0, "c2": 30.0, "baseline": 50.0},
+                                        test={"c1": 0.9, "c2": 0.1, "baseline": 0.1}))
+    assert has_confirmation(sweep)
+    cands = from_confirmation(sweep, None, "t2v_R1", "max")
+    # c2 wins on dev (the baseline is never a candidate), however much better c1 is on test
+    assert [c.params["config_id"] for c in cands] == ["c2", "c2", "c1", "c1"]
+    row = sweep.confirm[sweep.confirm["trial_id"] == cands[0].trial_id].iloc[0]
+    assert cands[0].split == "test" and cands[0].stage == "confirmation"
+    assert cands[0].metrics["t2v_R1"] == row["test_t2v_R1"] and cands[0].epoch == row["selected_epoch"]

@@ -150,3 +150,12 @@ def test_confirmation_stage_end_to_end_and_eval_reproduces_its_test_numbers(
     assert got["t2v_R1"] == pytest.approx(r["test_t2v_R1"]) and got["rsum"] == pytest.approx(r["test_rsum"])
     ranks = read_table(tmp_path / "runs/c/confirm_ranks.parquet")
     assert len(ranks) == len(rows) * 4 and {len(x) for x in ranks[ranks["split"] == "test"]["ranks"]} == {16}
+    # promote installs the confirmed winner's best-dev run and records its test numbers; eval reproduces them
+    assert main(["promote", "runs/c", "--to", "champ", "--no-wandb", "--device", "cpu"]) == 0
+    manifest = json.loads((tmp_path / "champ/promoted.json").read_text())
+    top = rows[rows["config_id"] == "c1"].sort_values(["dev_t2v_R1", "seed"], ascending=[False, True]).iloc[0]
+    assert manifest["stage"] == "confirmation" and manifest["trial_id"] == top["trial_id"]
+    assert manifest["verification"]["eval_split"] == "test" and manifest["value"] == top["test_t2v_R1"]
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", "champ/vlp_best_full.pt", "--split", "test"]) == 0
+    assert "reproduces the numbers promoted.json recorded" in capsys.readouterr().out
