@@ -159,3 +159,17 @@ def test_confirmation_stage_end_to_end_and_eval_reproduces_its_test_numbers(
     capsys.readouterr()
     assert main(["eval", "--ckpt", "champ/vlp_best_full.pt", "--split", "test"]) == 0
     assert "reproduces the numbers promoted.json recorded" in capsys.readouterr().out
+
+
+def test_a_resume_keeps_the_saved_choice_and_says_when_the_search_changed(sweep_data: Path, tmp_path: Path) -> None:
+    from vlp_sweep.sweep.confirm import CANDIDATES_FILE, load_or_choose
+
+    spec = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [1]}))
+    pd.DataFrame([_row("a1", "A", 10.0), _row("b1", "B", 5.0)]).to_parquet(tmp_path / "leaderboard.parquet")
+    said: list[str] = []
+    first = load_or_choose(spec, tmp_path, {}, said.append)
+    assert first["c1"]["search_trials"] == ["a1"] and (tmp_path / CANDIDATES_FILE).is_file() and not said
+    # a trial Ray had not recorded as ended ran again on resume and now ranks first
+    pd.DataFrame([_row("a1", "A", 10.0), _row("b1", "B", 50.0)]).to_parquet(tmp_path / "leaderboard.parquet")
+    again = load_or_choose(spec, tmp_path, {}, said.append)
+    assert again == first and len(said) == 1 and "ranking changed" in said[0]

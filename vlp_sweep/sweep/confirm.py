@@ -89,12 +89,19 @@ def search_finished(run_dir: Path, expected: int) -> str | None:
     return None
 
 
-def load_or_choose(spec: Any, run_dir: Path, ctx: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The candidates of an earlier start of the stage (resume), else chosen now and saved."""
+def load_or_choose(spec: Any, run_dir: Path, ctx: dict[str, Any],
+                   say: Any = print) -> dict[str, dict[str, Any]]:
+    """The candidates of an earlier start of the stage (resume), else chosen now and saved. A resume whose
+    search results changed since (a trial Ray had not yet recorded as ended ran again) keeps the saved
+    choice, so the stage's trials stay one experiment, and says so in one line."""
     path = run_dir / CANDIDATES_FILE
-    if path.is_file():
-        return dict(json.loads(path.read_text())["candidates"])
     cands = choose_candidates(spec, run_dir, ctx)
+    if path.is_file():
+        saved = dict(json.loads(path.read_text())["candidates"])
+        if [c["search_trials"] for c in saved.values()] != [c["search_trials"] for c in cands.values()]:
+            say(f"warning: the search's ranking changed since the confirmation chose its configurations; keeping "
+                f"the saved choice (delete {path} and {run_dir / EXPERIMENT} to choose again)")
+        return saved
     write_text(path, json.dumps({"metric": spec.metric, "mode": spec.mode, "confirm": spec.confirm.to_dict(),
                                  "candidates": cands}, indent=1, default=str))
     return cands
@@ -112,7 +119,7 @@ def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dic
     if why:
         console.print(f"confirmation stage not started: {why}", markup=False)
         return None
-    cands = load_or_choose(spec, run_dir, ctx)
+    cands = load_or_choose(spec, run_dir, ctx, lambda line: console.print(line, markup=False))
     if not any(c["role"] == "top" for c in cands.values()):
         console.print("confirmation stage not started: no searched configuration finished", markup=False)
         return None
