@@ -13,6 +13,7 @@ leaderboard's ``best_<metric>`` (the search's selection numbers), then ``rsum``,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +108,14 @@ def load_or_choose(spec: Any, run_dir: Path, ctx: dict[str, Any],
     return cands
 
 
-def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dict[str, Any]) -> Path | None:
+def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dict[str, Any],
+                     stopped: Callable[[], bool] = lambda: False) -> Path | None:
     """Run (or resume) the stage after the search; writes confirm.parquet and returns its path, or None
-    when there is no stage or the search did not finish (interrupted: ``--resume`` continues both)."""
+    when there is no stage, or the search did not finish, or a stop signal came (Ctrl-C, SIGTERM: the
+    stage's Tune loop stops cleanly and ``--resume`` continues it)."""
     from rich.console import Console
 
-    if spec.confirm is None:
+    if spec.confirm is None or stopped():
         return None
     console = Console(stderr=True, highlight=False)
     why = search_finished(run_dir, spec.budget()["trials"])
@@ -128,6 +131,8 @@ def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dic
     from vlp_sweep.sweep.confirm_tuner import fit_confirmation
 
     results = fit_confirmation(spec, name, cands, storage, ctx)
+    if stopped():  # unfinished trials are not failures: the table waits for --resume
+        return None
     from vlp_sweep.sweep.confirm_table import write_confirm
 
     return write_confirm(run_dir, name, spec, cands, results)
