@@ -68,7 +68,7 @@ def test_naive_accumulation_differs_from_full_batch(tiny_data: Path) -> None:
 
 
 def _one_step(st: T._State) -> None:
-    T.train_step(st, next(T._batches(st, T._seed_epoch(st.cfg.run.seed, 0, st.device))))
+    T.train_step(st, next(T._batches(st, *T._seed_epoch(st.cfg.run.seed, 0, st.device))))
 
 
 def test_a_scale_started_at_the_cap_moves_down(tiny_data: Path) -> None:
