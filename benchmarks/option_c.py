@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # search_table's setti
 from search_table import BASE, DATA  # noqa: E402
 
 INITS = {"0.07": 0.07, "log(100)": "log(100)"}
+SMOKE_DATA = {**DATA, "train": 48, "dev": 16, "test": 4}
 
 
 def run(data: str, init: Any, seed: int, epochs: int) -> dict[str, Any]:
@@ -42,14 +44,26 @@ def run(data: str, init: Any, seed: int, epochs: int) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="packed dataset folder; made (search_table's corpus) if missing")
+    p.add_argument("--data", help="packed dataset folder; made (search_table's corpus) if missing")
     p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--smoke", action="store_true", help="a tiny corpus in a temporary folder, 2 epochs, 1 seed")
     a = p.parse_args()
+    if a.smoke:
+        with tempfile.TemporaryDirectory(prefix="vlp-optc-") as tmp:
+            a.data, a.epochs, a.seeds = str(Path(tmp) / "data"), 2, [0]
+            _measure(a, SMOKE_DATA)
+    elif not a.data:
+        p.error("--data is required (or --smoke)")
+    else:
+        _measure(a, DATA)
+
+
+def _measure(a: argparse.Namespace, corpus: dict[str, int]) -> None:
     if not Path(a.data).exists():
         from vlp_sweep.data.synth import synthesize
 
-        synthesize(a.data, **DATA)
+        synthesize(a.data, **corpus)
     import vlp_sweep
 
     print(f"vlp_sweep from {Path(vlp_sweep.__file__).parent}; data {a.data}; {a.epochs} epochs; seeds {a.seeds}")
