@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
 from vlp_sweep.metric_names import METRIC_NAMES
-from vlp_sweep.sweep.selection import best_evaluation
+from vlp_sweep.sweep.selection import best_evaluation, trial_key
 
 # Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR.
 GROUP_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "rsum")
@@ -198,8 +198,7 @@ class Leaderboard:
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = [dict(r) for r in self.rows.values()]
         self._group_stats(rows)
-        sign = -1 if self.mode == "max" else 1
-        rows.sort(key=lambda r: (r.get(f"best_{self.metric}") is None, sign * (r.get(f"best_{self.metric}") or 0.0)))
+        rows.sort(key=lambda r: trial_key(r, self.metric, self.mode))  # best first, by the selection rule
         write_table_atomic(rows, LEADERBOARD_SCHEMA, self.dir / "leaderboard.parquet")
         hist = sorted(self.history.values(), key=lambda h: (h["trial_id"], h["epoch"]))
         write_table_atomic(hist, HISTORY_SCHEMA, self.dir / "history.parquet")
