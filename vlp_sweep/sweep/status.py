@@ -49,6 +49,7 @@ def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
 
 def print_status(run_dir: str | Path) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     meta, board = open_sweep(run_dir)
@@ -73,9 +74,9 @@ def print_status(run_dir: str | Path) -> None:
     errors = board[board["status"] == "ERROR"]
     for _, r in errors.iterrows():
         console.print(f"[red]ERROR[/red] {r.trial_id}: {r.error}")
-    for tid, path in missing.items():
-        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {tid}: {path} (deleted or moved since the sweep "
-                      "recorded it; promote skips this trial)", markup=True, highlight=False)
+    for tid, path in missing.items():  # escaped: a path may contain [brackets]
+        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {escape(tid)}: {escape(path)} (deleted or moved "
+                      "since the sweep recorded it; promote skips this trial)", highlight=False)
 
 
 def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:
