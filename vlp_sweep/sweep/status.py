@@ -49,6 +49,7 @@ def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
 
 def print_status(run_dir: str | Path) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     meta, board = open_sweep(run_dir)
@@ -78,7 +79,7 @@ def print_status(run_dir: str | Path) -> None:
     for _, r in errors.iterrows():
         console.print(f"[red]ERROR[/red] {r.trial_id}: {rich_escape(str(r.error))}", markup=True, highlight=False)
     for tid, path in missing.items():
-        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {tid}: {path} (deleted or moved since the sweep "
+        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(tid)}: {rich_escape(path)} (deleted or moved since the sweep "
                       "recorded it; promote skips this trial)", markup=True, highlight=False)
 
 
