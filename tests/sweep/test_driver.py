@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.ray_procs import alive, stop_processes, tree
 from tests.sweep.conftest import REPO, tiny_space, write_space
 from tests.sweep.wandb_offline import history
 from vlp_sweep.cli import main
@@ -78,12 +79,18 @@ def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_dat
     hist = pd.read_parquet(run_dir / "history.parquet")
     assert sorted(hist[hist.trial_id == ok.trial_id].epoch) == [1, 2]
     assert ok.best_t2v_R1 == hist[hist.trial_id == ok.trial_id].t2v_R1.max()
+    # The plain InfoNCE (comparable across hard-negative modes) reaches history, leaderboard and W&B.
+    ok_hist = hist[hist.trial_id == ok.trial_id]
+    assert ok_hist[["infonce", "eval_infonce"]].notna().all().all()
+    assert ok.last_eval_infonce == ok_hist.sort_values("epoch").eval_infonce.iloc[-1]
+
     def logged() -> list[dict[str, object]]:
         return [r for f in (run_dir / "wandb").glob("offline-run-*/run-*.wandb") for r in history(f)]
 
     # W&B's service process may still be writing the offline file when the sweep returns.
     assert _wait_for(lambda: {r["epoch"] for r in logged() if "t2v_R1" in r} == {1, 2}, 30), logged()
     assert any(r.get("t2v_R1") == ok.best_t2v_R1 for r in logged())
+    assert any(r.get("eval_infonce") == ok.last_eval_infonce for r in logged())
 
 
 def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
@@ -96,7 +103,8 @@ def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 
 @slow
-def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path, tmp_path: Path) -> None:
+def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path, tmp_path: Path,
+                                                                outside_survives: None) -> None:
     # With a baseline trial: the restored searcher must not hand it out again.
     space = tiny_space(sweep_data, num_samples=3, max_concurrent=1,
                        baseline={"run": True, "config": {"model.dropout": 0.4}})
@@ -117,10 +125,10 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
     assert _wait_for(one_done_one_running, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
     before = read_table(run_dir / "leaderboard.parquet")
     done_before = set(before[before.status == "TERMINATED"].trial_id)
+    local_ray = tree(proc.pid)  # the driver and the local Ray it started: GCS, raylet, workers
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    # The killed driver's local Ray processes live on; stop them as a user would.
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    stop_processes(alive(local_ray))  # what outlived its driver; never `ray stop` (every Ray on the machine)
     out = subprocess.run([sys.executable, "-m", "vlp_sweep", *args, "--resume"], cwd=REPO, text=True,
                          capture_output=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr

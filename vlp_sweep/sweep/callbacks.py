@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
-from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 
 from vlp_sweep.errors import UserError
@@ -106,6 +104,19 @@ class LeaderboardCallback(Callback):
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self._sync(trials)
+        self._warn_missing()
+
+    def _warn_missing(self) -> None:
+        """Ray's retention follows the selection rule, so every named checkpoint should be on disk; say
+        so loudly if one is not (a retention that disagrees with the leaderboard, or a file deleted by hand)."""
+        import sys
+
+        import pandas as pd
+
+        from vlp_sweep.sweep.status import missing_checkpoints
+
+        for tid, path in missing_checkpoints(pd.DataFrame(list(self._lb().rows.values()))):
+            print(f"warning: trial {tid}: the checkpoint the leaderboard names is missing: {path}", file=sys.stderr)
 
 
 def _trial_error(trial: Any) -> str:
@@ -157,11 +168,3 @@ class ProgressCallback(Callback):
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         live_line().close()
 
-
-class QuietWandbCallback(WandbLoggerCallback):
-    """Ray's W&B callback (one W&B run per trial; offline runs sync later with `wandb sync DIR`)."""
-
-    def __del__(self) -> None:
-        # Ray's __del__ runs again at interpreter exit, when Ray's module globals are gone: ignore that.
-        with contextlib.suppress(Exception):
-            super().__del__()

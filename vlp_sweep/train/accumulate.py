@@ -1,8 +1,8 @@
 """Gradient accumulation over the micro-batches of one optimizer step: naive and cached (GradCache).
 
 Both functions run forward and backward only: they add the step's parameter gradients to ``.grad``
-and return the step's loss (detached, on the device). The all-reduce across processes, clipping and
-the optimizer step stay with the caller (``trainer.train_step``).
+and return the step's ``loss`` and plain ``infonce`` (detached, on the device). The all-reduce across
+processes, clipping and the optimizer step stay with the caller (``trainer.train_step``).
 
 - ``naive_backward``: what the plan's script did; each micro-batch's loss sees only its own
   negatives, and the gradients of the micro-batch losses (each divided by their number) add up.
@@ -10,7 +10,7 @@ the optimizer step stay with the caller (``trainer.train_step``).
   accumulation really adds negatives. Its parameter gradients equal those of one full-batch step.
 
 A ``loss_fn`` is called as ``loss_fn(video, text, logit_scale, text_ids)`` and returns a dict with
-``loss`` (the contrastive loss, e.g. :class:`~vlp_sweep.train.distributed.GatheredLoss`).
+``loss`` (what to backprop) and ``infonce`` (e.g. :class:`~vlp_sweep.train.distributed.GatheredLoss`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ RngState = tuple[Tensor, Tensor | None]
 
 
 def accumulate_gradients(mode: str, model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
-                         autocast: Autocast = contextlib.nullcontext) -> Tensor:
+                         autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
     """Backward over one optimizer step's ``micro_batches``: ``mode`` is ``optim.accum_mode``.
 
     A single micro-batch is the full batch: both modes are the same there, and naive is cheaper.
@@ -42,21 +42,22 @@ def accumulate_gradients(mode: str, model: VLPModel, loss_fn: LossFn, micro_batc
 
 
 def naive_backward(model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
-                   autocast: Autocast = contextlib.nullcontext) -> Tensor:
-    """Each micro-batch sees only its own negatives; returns the mean of the micro-batch losses."""
-    total = torch.zeros((), device=_device(micro_batches))
+                   autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
+    """Each micro-batch sees only its own negatives; returns the means over the micro-batches."""
+    zero = torch.zeros((), device=_device(micro_batches))
+    total = {"loss": zero, "infonce": zero}
     for b in micro_batches:
         with autocast():
             out = model(b)
-        loss = loss_fn(out["video"], out["text"], out["logit_scale"], b["text_ids"])["loss"] / len(micro_batches)
-        loss.backward()
-        total += loss.detach()
+        res = loss_fn(out["video"], out["text"], out["logit_scale"], b["text_ids"])
+        (res["loss"] / len(micro_batches)).backward()
+        total = {k: v + res[k].detach() / len(micro_batches) for k, v in total.items()}
     return total
 
 
 def cached_backward(model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
-                    autocast: Autocast = contextlib.nullcontext) -> Tensor:
-    """GradCache: the loss over the whole effective batch; returns that loss.
+                    autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
+    """GradCache: the loss over the whole effective batch; returns it (and its plain InfoNCE).
 
     1) embed every micro-batch without a graph; 2) the loss and its gradient w.r.t. the embeddings;
     3) re-embed each micro-batch with a graph (the same dropout RNG, the same length groups) and
@@ -75,8 +76,8 @@ def cached_backward(model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Ba
     v = torch.cat(videos).requires_grad_()
     t = torch.cat(texts).requires_grad_()
     ids = torch.cat([b["text_ids"] for b in micro_batches])
-    loss = loss_fn(v, t, model.logit_scale, ids)["loss"]
-    loss.backward()  # grads for v, t and the logit scale
+    res = loss_fn(v, t, model.logit_scale, ids)
+    res["loss"].backward()  # grads for v, t and the logit scale
     assert v.grad is not None and t.grad is not None
     start = 0
     for b, state, plan in zip(micro_batches, states, plans):
@@ -86,7 +87,7 @@ def cached_backward(model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Ba
             out = model(b, plan)
         torch.autograd.backward([out["video"], out["text"]], [v.grad[start:start + n], t.grad[start:start + n]])
         start += n
-    return loss.detach()
+    return {"loss": res["loss"].detach(), "infonce": res["infonce"].detach()}
 
 
 def rng_state(device: torch.device) -> RngState:
