@@ -108,7 +108,7 @@ def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm"])
 def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
-        sweep_data: Path, tmp_path: Path, sig: int, group: bool) -> None:
+        sweep_data: Path, tmp_path: Path, sig: int, group: bool, outside_survives: None) -> None:
     # Ctrl-C with W&B on: its actor's core_worker warning must land in driver.log, not in the output.
     wandb = {"mode": "offline", "project": "t"} if group else {"mode": "disabled"}
     space = tiny_space(sweep_data, num_samples=3, max_concurrent=2, wandb=wandb)
