@@ -43,6 +43,8 @@ def test_make_quickstart_launches_reports_promotes_and_the_promoted_file_reprodu
     for argv in steps:
         proc = _vlp(argv, tmp_path)
         assert proc.returncode == 0, f"{argv}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        for noise in ("core_worker", "_WandbLoggingActor", "wandb:", "Traceback"):  # library lines: in log files
+            assert noise not in proc.stdout + proc.stderr, f"{argv}: {noise!r} in {proc.stdout}{proc.stderr}"
         outputs[argv[0]] = proc.stdout
     run = tmp_path / "runs" / "qs"
     assert (tmp_path / "reports" / "qs" / "report.html").is_file()
