@@ -59,6 +59,15 @@ class WandbLogger(LoggerCallback):
         self.started: set[str] = set()
         self.errors: list[str] = []
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config (callbacks included) into the experiment folder: leave out the queue
+        # and the thread, which hold locks; an unpickled logger starts afresh.
+        return {"init_kwargs": self.init_kwargs, "excludes": self.excludes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.init_kwargs, self.excludes = state["init_kwargs"], state["excludes"]
+        self.items, self.thread, self.started, self.errors = queue.Queue(), None, set(), []
+
     def _put(self, item: tuple[str, str, Any] | None) -> None:
         if self.thread is None:
             self.thread = threading.Thread(target=self._work, name="vlp-wandb", daemon=True)
