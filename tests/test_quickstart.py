@@ -54,6 +54,8 @@ def test_make_quickstart_launches_reports_promotes_and_the_promoted_file_reprodu
     for argv in steps:
         code, out = _vlp(argv, tmp_path)
         assert code == 0, f"{argv}: {out[-5000:]}"
+        for noise in ("core_worker", "_WandbLoggingActor", "wandb:", "Traceback"):  # library lines: in log files
+            assert noise not in out, f"{argv}: {noise!r} in {out}"
         outputs[argv[0]] = out
     run = tmp_path / "runs" / "qs"
     assert (tmp_path / "reports" / "qs" / "report.html").is_file()
