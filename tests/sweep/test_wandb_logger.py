@@ -44,11 +44,20 @@ def test_runs_are_written_per_trial(tmp_path: Path) -> None:
     cb.log_trial_end(b, failed=True)
     cb.on_experiment_end([a, b])
     assert not cb.errors
-    runs = {f.parent.name.split("-")[-1]: history(f) for f in (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")}
-    assert set(runs) == {"aaaa0001", "bbbb0002"}
-    assert [r["t2v_R1"] for r in runs["aaaa0001"]] == [10.0, 20.0]
-    assert [r["t2v_R1"] for r in runs["bbbb0002"]] == [-1.0, -1.0]
-    assert all("t2v_ranks" not in r for rows in runs.values() for r in rows)
+
+    def runs() -> dict[str, list[dict[str, Any]]]:
+        files = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+        return {f.parent.name.split("-")[-1]: history(f) for f in files}
+
+    # W&B's service process may still be writing the offline files when finish() returns.
+    deadline = time.time() + 30
+    while sum(len(rows) for rows in runs().values()) < 4 and time.time() < deadline:
+        time.sleep(0.5)
+    got = runs()
+    assert set(got) == {"aaaa0001", "bbbb0002"}
+    assert [r["t2v_R1"] for r in got["aaaa0001"]] == [10.0, 20.0]
+    assert [r["t2v_R1"] for r in got["bbbb0002"]] == [-1.0, -1.0]
+    assert all("t2v_ranks" not in r for rows in got.values() for r in rows)
 
 
 def test_results_never_wait_for_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
