@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ def test_split_result_logs_numbers_and_moves_ids_to_the_config() -> None:
 
 
 def test_runs_are_written_per_trial(tmp_path: Path) -> None:
-    cb = WandbLogger(project="p", group="g", mode="offline", dir=str(tmp_path), excludes=["t2v_ranks"])
+    made = WandbLogger(project="p", group="g", mode="offline", dir=str(tmp_path), excludes=["t2v_ranks"])
+    made._put(("noop", "x", None))  # a running thread and a queue with locks: Tune still pickles it (tuner.pkl)
+    cb = pickle.loads(pickle.dumps(made))
+    made.on_experiment_end([])
     a, b = FakeTrial("aaaa0001", tmp_path), FakeTrial("bbbb0002", tmp_path)
     cb.log_trial_start(a)
     cb.log_trial_start(b)
