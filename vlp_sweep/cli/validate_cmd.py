@@ -93,7 +93,7 @@ def _settings(spec: Any) -> list[str]:
             if spec.baseline.run else ""
         out.append(f"baseline: {spec.baseline.name}: {metrics or '-'}{conf}{runs}")
     if spec.confirm is not None:
-        base = " + the baseline config" if spec.confirms_baseline else ""
+        base = " (the baseline config's included)" if spec.confirms_baseline else ""
         out.append(f"confirm: {spec.confirm.describe()}; {b['confirm_trials']} trials{base}, "
                    f"{b['confirm_max_epochs']} epochs at most")
     else:

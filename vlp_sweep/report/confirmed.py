@@ -40,6 +40,8 @@ def analyse(sweep: Sweep, metric: str, mode: str, resamples: int, seed: int) -> 
     ranks = _test_ranks(sweep.confirm_ranks)
     out.configs = [_config(cid, rows, ranks, metric, resamples, seed, _varying(sweep.confirm))
                    for cid, rows in sweep.confirm.groupby("config_id", sort=False)]
+    for c in out.configs:
+        c.inactive = _inactive(sweep, c)
     out.n_queries = next((c.test.n for c in out.configs if c.test is not None), None)
     out.comparisons = _comparisons(out.configs, ranks, metric, resamples, seed)
     _pick_winner(out, mode)
@@ -65,6 +67,17 @@ def _varying(table: pd.DataFrame) -> list[str]:
     configs = [json.loads(c) for c in table.drop_duplicates("config_id")["config_json"]]
     keys = sorted({k for c in configs for k in c})
     return [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
+
+
+def _inactive(sweep: Sweep, c: ConfirmedConfig) -> frozenset[str]:
+    """The conditional keys the config's search trial did not draw (shown as base values, as the leaderboard does)."""
+    from vlp_sweep.report.select import inactive_keys
+
+    board = sweep.board
+    if board.empty or not c.search_trials or c.role != "top":
+        return frozenset()
+    rows = board[board["trial_id"] == c.search_trials[0]]
+    return inactive_keys(rows.iloc[0], sweep.spec.get("search") or {}) if len(rows) else frozenset()
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -159,6 +159,7 @@ class ConfirmedConfig:
     runs: list[ConfirmedRun]
     dev_mean: float | None  # mean over finished seeds of the dev metric at the selected epoch
     test: stats.Interval | None  # mean over finished seeds, two-level bootstrap interval (seeds, queries)
+    inactive: frozenset[str] = frozenset()  # conditional keys its search trial did not draw (base value applied)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlp_sweep.report.render.blocks import Block, fmt, fmt_ci, pct, signed
+from vlp_sweep.report.render.blocks import INACTIVE, INACTIVE_NOTE, Block, fmt, fmt_ci, pct, signed
 from vlp_sweep.report.stats import format_p
 from vlp_sweep.report.types import ConfirmedConfig, Report
 from vlp_sweep.report.values import value_label
@@ -27,7 +27,8 @@ def _config_table(rep: Report) -> Block:
     headers = ["config", "search trials", *keys, f"search {m} (selection)", f"dev {m}, mean over seeds (selection)",
                f"{conf.split} {m}, mean [{pct(rep.level)} CI]", "per seed"]
     rows = [[c.config_id + (" (winner)" if c.config_id == conf.winner else ""), ", ".join(c.search_trials) or "-",
-             *[value_label(c.config.get(k)) for k in keys], fmt(c.search_value, m), fmt(c.dev_mean, m),
+             *[value_label(c.config.get(k)) + (INACTIVE if k in c.inactive else "") for k in keys],
+             fmt(c.search_value, m), fmt(c.dev_mean, m),
              fmt_ci(c.test, m), _runs_cell(c, m)] for c in conf.configs]
     return Block("table", headers=headers, rows=rows, text_cols=(0, 1), wrap_cols=(len(headers) - 1,))
 
@@ -68,6 +69,8 @@ def confirmed(rep: Report, images: set[str]) -> list[Block]:
                        f"the {conf.split} column is not. Interval: bootstrap over seeds, then queries "
                        f"({rep.resamples} resamples). The winner is chosen by its dev mean over seeds, never by "
                        f"the {conf.split} split."), _config_table(rep)]
+    if any(c.inactive for c in conf.configs):
+        out.append(Block("p", INACTIVE_NOTE + "."))
     if conf.test_best and conf.winner and conf.test_best != conf.winner:
         out.append(Block("note", f"The configuration chosen on dev ({conf.winner}) is not the best on the "
                                  f"{conf.split} split ({conf.test_best}): the dev ranking did not hold."))
