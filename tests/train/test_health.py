@@ -110,3 +110,16 @@ def test_nan_stops_the_run_at_once(tiny_data: Path, monkeypatch: pytest.MonkeyPa
         T.fit(tiny_config(tiny_data, **{"optim.epochs": 3}), seen.append)
     assert calls["n"] == 5  # nothing ran after the poisoned step
     assert len(seen) == 1
+
+
+def test_train_command_reports_a_nan_in_one_line(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.cli import main
+
+    forward = VLPModel.forward
+    monkeypatch.setattr(VLPModel, "forward", lambda self, *a, **kw: {
+        **(out := forward(self, *a, **kw)), "video": out["video"] * math.inf})  # type: ignore[arg-type]
+    sets = [f"{k}={v}" for k, v in tiny_config(tiny_data, **{"optim.epochs": 1}).items()]
+    assert main(["train", *[x for s in sets for x in ("--set", s)], "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "non-finite training loss" in err[0] and "epoch 1, step 1" in err[0]
