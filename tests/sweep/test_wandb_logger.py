@@ -90,15 +90,3 @@ def test_results_never_wait_for_wandb(tmp_path: Path, monkeypatch: pytest.Monkey
     cb.on_experiment_end([t])
     assert cb.thread is not None and not cb.thread.is_alive()
 
-
-def test_logger_survives_the_pickle_tune_makes_of_its_run_config(tmp_path):
-    # Tune pickles the run config, callbacks included, into the experiment folder before the first trial.
-    import pickle
-
-    from vlp_sweep.sweep.wandb_logger import WandbLogger
-
-    logger = WandbLogger(project="p", group="g", mode="offline", dir=str(tmp_path), excludes=["x"])
-    logger._put(("noop", "t", None))  # starts the thread and fills the queue: the state that held locks
-    copy = pickle.loads(pickle.dumps(logger))
-    assert copy.init_kwargs == logger.init_kwargs and copy.excludes == {"x"}
-    assert copy.thread is None and copy.items.empty()

@@ -49,7 +49,6 @@ def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
 
 def print_status(run_dir: str | Path) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     meta, board = open_sweep(run_dir)
@@ -77,7 +76,8 @@ def print_status(run_dir: str | Path) -> None:
         console.print(_running_table(running))
     errors = board[board["status"] == "ERROR"]
     for _, r in errors.iterrows():
-        console.print(f"[red]ERROR[/red] {r.trial_id}: {rich_escape(str(r.error))}", markup=True, highlight=False)
+        console.print(f"[red]ERROR[/red] {r.trial_id}: {rich_escape(str(r.error))}", markup=True,
+                      highlight=False)
     for tid, path in missing.items():
         console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(tid)}: {rich_escape(path)} (deleted or moved since the sweep "
                       "recorded it; promote skips this trial)", markup=True, highlight=False)
