@@ -92,6 +92,12 @@ def _settings(spec: Any) -> list[str]:
         runs = f"; runs as a trial ({spec.baseline_config().optim.epochs} epochs, never stopped early)" \
             if spec.baseline.run else ""
         out.append(f"baseline: {spec.baseline.name}: {metrics or '-'}{conf}{runs}")
+    if spec.confirm is not None:
+        base = " (the baseline config's included)" if spec.confirms_baseline else ""
+        out.append(f"confirm: {spec.confirm.describe()}; {b['confirm_trials']} trials{base}, "
+                   f"{b['confirm_max_epochs']} epochs at most")
+    else:
+        out.append("confirm: none (no confirmation stage: the report's verdicts are selection numbers)")
     for level, table in spec.targets:
         out.append(f"target {level}: {', '.join(f'{k} {v:g}' for k, v in table)}")
     h = spec.health

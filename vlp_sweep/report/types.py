@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlp_sweep.report import stats
+from vlp_sweep.report import seed_stats, stats
 
 
 @dataclass
@@ -135,6 +135,61 @@ class ExpectedBest:
 
 
 @dataclass
+class ConfirmedRun:
+    """One confirmation trial (a configuration with one fresh seed): its row of confirm.parquet."""
+
+    trial_id: str
+    seed: int
+    status: str  # TERMINATED | ERROR
+    selected_epoch: int | None
+    dev: float | None  # the metric on the eval split at the selected epoch (a selection number)
+    test: float | None  # the same checkpoint on the held-out split
+    error: str = ""
+
+
+@dataclass
+class ConfirmedConfig:
+    """A configuration of the confirmation stage, over its seeds."""
+
+    config_id: str  # c1, c2, ... in search order, or baseline
+    role: str  # top | baseline
+    search_trials: list[str]  # the search trials that ran it
+    search_value: float | None  # its mean best dev metric in the search (a selection number)
+    config: dict[str, Any]  # the keys that differ between the confirmed configurations
+    runs: list[ConfirmedRun]
+    dev_mean: float | None  # mean over finished seeds of the dev metric at the selected epoch
+    test: stats.Interval | None  # mean over finished seeds, two-level bootstrap interval (seeds, queries)
+    inactive: frozenset[str] = frozenset()  # conditional keys its search trial did not draw (base value applied)
+
+
+@dataclass
+class ConfirmedComparison:
+    """A confirmed configuration against the baseline on the same test queries, pooled over seeds."""
+
+    config_id: str
+    result: seed_stats.SeedComparison | None
+    p_holm: float | None  # Holm-adjusted across the stage's comparisons
+    verdict: str  # "better", "worse", "not distinguishable", or why there is no comparison
+
+
+@dataclass
+class Confirmed:
+    """The confirmation stage's result: the report's headline (``confirmed.py``)."""
+
+    metric: str
+    split: str  # the held-out split
+    seeds: list[int]
+    n_queries: int | None
+    configs: list[ConfirmedConfig] = field(default_factory=list)
+    comparisons: list[ConfirmedComparison] = field(default_factory=list)
+    winner: str | None = None  # the configuration promote installs: the best dev mean over seeds
+    holds: bool | None = None  # the winner is better than the baseline after Holm (None: no baseline)
+    test_best: str | None = None  # the configuration with the best test mean (differs from winner: noted)
+    headline: str = ""
+    note: str = ""  # why there is no stage, or what is missing
+
+
+@dataclass
 class TrialHealth:
     """One trial's row of the monitoring checklist (the leaderboard's health columns)."""
 
@@ -200,6 +255,7 @@ class Report:
     curve_loss: tuple[str, str]  # (history column, why that one) for the loss panel of the learning curves
     sources: list[str]
     notes: list[str] = field(default_factory=list)
+    confirmed: Confirmed | None = None  # None: the sweep has no confirmation stage
     monitoring: Monitoring = field(default_factory=Monitoring)
     resamples: int = stats.RESAMPLES
     level: float = stats.LEVEL

@@ -28,7 +28,7 @@ from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
 from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
-from vlp_sweep.sweep.selection import best_evaluation
+from vlp_sweep.sweep.selection import best_evaluation, trial_key
 from vlp_sweep.train.health_config import COLUMNS as HEALTH_COLUMNS
 from vlp_sweep.train.health_config import HISTORY_HEALTH
 
@@ -234,8 +234,7 @@ class Leaderboard:
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = [dict(r) for r in self.rows.values()]
         self._group_stats(rows)
-        sign = -1 if self.mode == "max" else 1
-        rows.sort(key=lambda r: (r.get(f"best_{self.metric}") is None, sign * (r.get(f"best_{self.metric}") or 0.0)))
+        rows.sort(key=lambda r: trial_key(r, self.metric, self.mode))  # best first, by the selection rule
         write_table_atomic(rows, LEADERBOARD_SCHEMA, self.dir / "leaderboard.parquet")
         hist = sorted(self.history.values(), key=lambda h: (h["trial_id"], h["epoch"]))
         write_table_atomic(hist, HISTORY_SCHEMA, self.dir / "history.parquet")

@@ -24,11 +24,13 @@ The native format::
     wandb: {mode: offline, project: vlp-sweep, entity: null, tags: []}
     baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
+    confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sweep/confirm.py
     health: {window: 5, min_micro_batch: 2, checks: [{metric: eval_loss, below: 3.0, by_epoch: 100}]}
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from vlp_sweep.sweep.sections import (
     get_int,
     get_str,
     metric_name,
+    parse_confirm,
     parse_metric_table,
     parse_resources,
     parse_scheduler,
@@ -124,7 +127,19 @@ class _Parser:
         if spec.runs_baseline:
             self._check_baseline_run(spec)
         self._check_micro_floor(spec)
-        return spec
+        return self._with_confirm(spec)
+
+    def _with_confirm(self, spec: SweepSpec) -> SweepSpec:
+        """The confirmation stage, checked against the search it follows."""
+        splits = (str(spec.fixed("data.train_split")), str(spec.fixed("data.eval_split")))
+        confirm = parse_confirm(self.d, self.w, spec.num_samples * (spec.grid_size() or 1), spec.seeds, splits)
+        if confirm is not None and spec.resources.workers > 1:
+            raise self._err("confirm", "the confirmation stage runs one process per trial; it does not support "
+                                       "resources.workers > 1 yet (set confirm: none)", line_of(self.d, "confirm"))
+        raw = self.d.get("confirm")
+        line = line_of(raw, "split") if isinstance(raw, Mapping) else None
+        lines = spec.lines + ((("confirm.split", line),) if line else ())
+        return dataclasses.replace(spec, confirm=confirm, lines=lines)
 
     def _check_micro_floor(self, spec: SweepSpec) -> None:
         """The out-of-memory rescue halves a micro-batch down to health.min_micro_batch: a trial starting

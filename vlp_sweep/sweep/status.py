@@ -76,10 +76,11 @@ def print_status(run_dir: str | Path) -> None:
         console.print(_running_table(running))
     errors = board[board["status"] == "ERROR"]
     for _, r in errors.iterrows():
-        console.print(f"[red]ERROR[/red] {r.trial_id}: {rich_escape(str(r.error))}", markup=True, highlight=False)
+        console.print(f"[red]ERROR[/red] {r.trial_id}: {rich_escape(str(r.error))}", markup=True,
+                      highlight=False)
     for tid, path in missing.items():
-        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {tid}: {path} (deleted or moved since the sweep "
-                      "recorded it; promote skips this trial)", markup=True, highlight=False)
+        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(tid)}: {rich_escape(path)} (deleted or "
+                      "moved since the sweep recorded it; promote skips this trial)", markup=True, highlight=False)
 
 
 def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:

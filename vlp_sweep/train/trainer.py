@@ -79,12 +79,19 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractC
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> torch.Generator:
-    """Every epoch's randomness derives from (seed, epoch): a resumed run replays it exactly. The batch
-    generator is the same on every process (same permutation); dropout differs per process."""
+def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> tuple[torch.Generator,
+                                                                                    torch.Generator]:
+    """Every epoch's randomness derives from (seed, epoch, rank): a resumed run replays it exactly.
+
+    Returns (batches, augmentation). The batch generator is the same on every process, so all draw one
+    permutation and the global batch is consistent; augmentation (crop window, speed, affine, noise,
+    masks) and dropout differ per process, or clip j of every process's shard would get the same draws.
+    """
     s = (seed * 1_000_003 + epoch * 7919) % (2**63)
     torch.manual_seed(s + 104_729 * rank)  # dropout
-    return torch.Generator(device=device).manual_seed(s + 1)  # batches and augmentation
+    aug_seed = int(np.random.SeedSequence([seed % 2**63, epoch, rank, 1]).generate_state(1, np.uint64)[0])
+    return (torch.Generator(device=device).manual_seed(s + 1),
+            torch.Generator(device=device).manual_seed(aug_seed))
 
 
 @dataclass
@@ -249,25 +256,28 @@ def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
         raise UserError(f"checkpoint does not fit this model ({first})") from None
 
 
-def _batches(st: _State, gen: torch.Generator) -> Iterator[list[dict[str, torch.Tensor]]]:
-    """One epoch of optimizer steps, each a list of ``grad_accum`` micro-batches (drop_last)."""
+def _batches(st: _State, gen: torch.Generator,
+             aug_gen: torch.Generator | None = None) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """One epoch of optimizer steps, each a list of ``grad_accum`` micro-batches (drop_last): the
+    permutation drawn from ``gen`` (shared by all processes), augmentation from ``aug_gen`` (this
+    process's own; ``gen`` when not given)."""
     n, accum, world = len(st.train), st.cfg.optim.grad_accum, st.dist.world_size
     micro = _micro_size(n, st.cfg, world) * world  # a global micro-batch; each process takes its shard
     perm = torch.randperm(n, device=st.device, generator=gen)
     for s in range(_steps_per_epoch(n, st.cfg, world)):
         chunk = perm[s * micro * accum:(s + 1) * micro * accum]
-        yield [make_batch(st.train, shard(chunk[i * micro:(i + 1) * micro], st.dist), st.cfg.data, st.cfg.aug, gen)
-               for i in range(accum)]
+        yield [make_batch(st.train, shard(chunk[i * micro:(i + 1) * micro], st.dist), st.cfg.data, st.cfg.aug,
+                          aug_gen or gen) for i in range(accum)]
 
 
 def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[dict[str, float],
                                                                                             int]:
     """One epoch; returns the mean ``loss`` and ``infonce`` over its steps, and the clips seen."""
     st.model.train()
-    gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device, st.dist.rank)
+    gen, aug_gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device, st.dist.rank)
     total = torch.zeros(2, device=st.device)  # loss, infonce: summed on the device, one sync per epoch
     steps = samples = 0
-    for micro_batches in _batches(st, gen):
+    for micro_batches in _batches(st, gen, aug_gen):
         if st.health is not None:
             st.health.observe(micro_batches[0])
         out = train_step(st, micro_batches)

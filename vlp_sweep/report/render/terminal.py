@@ -79,13 +79,15 @@ def _table(rep: Report) -> Any:
 
 def summary_lines(rep: Report) -> list[str]:
     """One line per comparison, target, and analysis (importance, expected best), then the errors."""
-    out = []
+    out = [f"confirmed: {rep.confirmed.headline}"] if rep.confirmed is not None else []
+    out += [f"confirmed {c.config_id}: FAILED seed {r.seed}: {r.error}" for c in (rep.confirmed.configs if
+            rep.confirmed else []) for r in c.runs if r.status != "TERMINATED"]
     for c in rep.comparisons:
         r = c.result
         if r is None:
             out.append(f"{c.label}: {c.note}")
             continue
-        out.append(f"{c.label} ({c.a} vs {c.b}): {r.metric} {signed(r.diff)} [{signed(r.low)}, "
+        out.append(f"{c.label} (selection numbers, {c.a} vs {c.b}): {r.metric} {signed(r.diff)} [{signed(r.low)}, "
                    f"{signed(r.high)}]: {r.verdict()}" + (f" ({c.note})" if c.note else ""))
     unjudged = " (other data), not judged" if rep.data.synthetic else ""
     for row in rep.targets:
