@@ -1,5 +1,6 @@
 """The README's main job, as `make quickstart` runs it: the real quickstart space on the synthetic corpus,
-then report, promote and eval of the promoted file (which must reproduce the leaderboard)."""
+then report, promote (the confirmed winner) and eval of the promoted file on test (which must reproduce
+the numbers promote recorded)."""
 
 from __future__ import annotations
 
@@ -53,10 +54,16 @@ def test_make_quickstart_launches_reports_promotes_and_the_promoted_file_reprodu
     for argv in steps:
         code, out = _vlp(argv, tmp_path)
         assert code == 0, f"{argv}: {out[-5000:]}"
+        for noise in ("core_worker", "_WandbLoggingActor", "wandb:", "Traceback"):  # library lines: in log files
+            assert noise not in out, f"{argv}: {noise!r} in {out}"
         outputs[argv[0]] = out
     run = tmp_path / "runs" / "qs"
     assert (tmp_path / "reports" / "qs" / "report.html").is_file()
     manifest = json.loads((run / "promoted" / "promoted.json").read_text())
     assert manifest["sweep"] == "qs" and manifest["verification"]["max_abs_diff"] <= 1e-6
-    assert "reproduces the leaderboard of sweep qs" in outputs["eval"]
+    # the quickstart confirms: promote installs the confirmed winner, whose test numbers eval --split test reproduces
+    assert manifest["stage"] == "confirmation" and manifest["verification"]["eval_split"] == "test"
+    assert (run / "confirm.parquet").is_file() and "Confirmed result" in outputs["report"] + \
+        (tmp_path / "reports" / "qs" / "report.md").read_text()
+    assert "reproduces the numbers promoted.json recorded for sweep qs" in outputs["eval"]
     assert f"trial {manifest['trial_id']}" in outputs["eval"] and "skipped" not in outputs["promote"]
