@@ -96,7 +96,7 @@ def _text_features(ds: PackedDataset, rows: pd.DataFrame, device: torch.device, 
     if ds.text_features is None:
         raise UserError(f"{ds.root}: data.use_text_features is true but the dataset has no text_features.npy "
                         "(vlp-sweep data import --text-features DIR)")
-    at = pd.Index(ds.manifest["id"].astype(str)).get_indexer(rows["id"].astype(str))
+    at = pd.Index(ds.manifest["id"].astype(str)).get_indexer(pd.Index(rows["id"].astype(str)))
     return torch.from_numpy(np.asarray(ds.text_features[at])).to(device=device, dtype=dtype)
 
 

@@ -44,6 +44,7 @@ MIN_GROUP_ROWS = 16
 
 
 Group = tuple[torch.Tensor, int, bool]  # (row indices, width, any masked slot left)
+Plan = list[list[Group] | None]  # per input (video, text): its groups, None = that input not grouped
 
 
 def plan_groups(masks: list[torch.Tensor], groups: int, multiple: int = 8,
@@ -123,14 +124,15 @@ class VLPModel(nn.Module):
         self._text_fn = torch.compile(self._text, dynamic=True)
         self._compiled = True
 
-    def group_plan(self, batch: dict[str, Any]) -> list[list[Group]] | None:
+    def group_plan(self, batch: dict[str, Any]) -> Plan | None:
         """The length groups of a batch's video and text (one host sync); None when grouping is off.
         GradCache computes it once per micro-batch and hands it to both of its passes."""
         if self.length_buckets <= 0:
             return None
         if self.args.text_feature_dim > 0:  # no token sequence to cut: the text side is one vector per clip
             return [plan_groups([batch["frame_mask"]], self.length_buckets)[0], None]
-        return plan_groups([batch["frame_mask"], batch["token_mask"]], self.length_buckets)
+        video, text = plan_groups([batch["frame_mask"], batch["token_mask"]], self.length_buckets)
+        return [video, text]
 
     def _grouped(self, encode: Callable[..., torch.Tensor], inputs: list[torch.Tensor | None],
                  mask: torch.Tensor, groups: list[Group] | None) -> torch.Tensor:
@@ -177,7 +179,7 @@ class VLPModel(nn.Module):
             pooled = masked_mean(enc(x, src_key_padding_mask=~mask), mask)
         return head(norm(pooled))
 
-    def forward(self, batch: dict[str, Any], plan: list[list[Group]] | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, Any], plan: Plan | None = None) -> dict[str, torch.Tensor]:
         """``plan``: the batch's :meth:`group_plan` when already computed (else computed here)."""
         plan = plan if plan is not None else self.group_plan(batch)
         video_groups, text_groups = plan if plan is not None else (None, None)
