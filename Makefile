@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (each sets itself up first):
-#   make quickstart   the main job: synthetic sign corpus -> a CPU sweep -> leaderboard + report
+#   make quickstart   the main job: synthetic sign corpus -> a CPU sweep -> leaderboard + report ->
+#                     the best trial promoted into runs/NAME/promoted -> eval of the promoted file
 #   make test         lint, type-check and the whole test suite (what CI runs)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,9 +23,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 data/quickstart/meta.json: | setup
 	$(VS) data synth --out data/quickstart
 
+# The three uses, one after another: launch, read, promote (and check that the promoted file gives the
+# leaderboard's numbers again: eval exits 1 if it does not).
 quickstart: setup data/quickstart/meta.json
 	$(VS) run search_spaces/quickstart.yaml --name $(NAME)
 	$(VS) report runs/$(NAME)
+	$(VS) promote runs/$(NAME) --to runs/$(NAME)/promoted
+	$(VS) eval --ckpt runs/$(NAME)/promoted/vlp_best_full.pt
 
 lint: setup
 	$(VENV)/bin/ruff check vlp_sweep tests benchmarks

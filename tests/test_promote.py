@@ -95,10 +95,26 @@ def test_eval_of_the_promoted_checkpoint_reproduces_the_promoted_metrics(
         promoted: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert main(["eval", "--ckpt", str(promoted / store.FULL), "--json", "--device", "cpu"]) == 0
-    got = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    got = json.loads(out.out)
     want = json.loads((promoted / store.MANIFEST).read_text())["metrics"]
     for k, v in got.items():
         assert v == pytest.approx(want[k], abs=1e-6), k
+    assert "reproduces the leaderboard of sweep small" in out.err and "14 metrics equal" in out.err
+
+
+def test_eval_says_when_a_promoted_checkpoint_does_not_reproduce_its_leaderboard(
+        sweep: SmallSweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = clone_sweep(sweep.run_dir, tmp_path / "runs" / "small")
+    assert _promote(run, tmp_path / "d") == 0
+    tid = _champion(tmp_path / "d")["trial_id"]
+    r5 = float(_board(run).set_index("trial_id").loc[tid, "best_t2v_R5"])
+    clone_sweep(run, tmp_path / "runs2" / "small", **{tid: {"best_t2v_R5": r5 + 2.5}})
+    shutil.rmtree(run)
+    shutil.move(tmp_path / "runs2" / "small", run)  # the leaderboard the manifest names now disagrees
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", str(tmp_path / "d" / store.FULL), "--device", "cpu"]) == 1
+    assert "does NOT reproduce the leaderboard of sweep small" in capsys.readouterr().out
 
 
 def test_promoting_the_champion_again_changes_nothing(sweep: SmallSweep, promoted: Path, tmp_path: Path,
@@ -206,6 +222,47 @@ def test_tie_break_metric_then_rsum_then_earlier_epoch_then_id() -> None:
         {"trial_id": "f", "best_t2v_R1": None, "best_rsum": 500.0, "best_epoch": 1}])
     assert list(rank_trials(rows, "t2v_R1", "max").trial_id) == ["e", "b", "c", "d", "a"]
     assert list(rank_trials(rows, "t2v_R1", "min").trial_id) == ["b", "c", "d", "a", "e"]
+
+
+# ---------------------------------------------------------------- missing checkpoints
+
+
+def _ranked(run: Path) -> pd.DataFrame:
+    return rank_trials(_board(run)[lambda b: b.status == "TERMINATED"], "t2v_R1", "max")
+
+
+def test_a_missing_best_checkpoint_is_flagged_and_promote_falls_back(sweep: SmallSweep, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.report.build import build_report
+    from vlp_sweep.report.select import load_sweep
+
+    run = clone_sweep(sweep.run_dir, tmp_path / "runs" / "small")
+    first, second = _ranked(run).iloc[0], _ranked(run).iloc[1]
+    Path(first["checkpoint_path"]).unlink()
+    capsys.readouterr()
+    assert main(["status", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"MISSING CHECKPOINT {first['trial_id']}" in out and out.count("MISSING CHECKPOINT") == 1
+    notes = build_report(load_sweep(run), resamples=100).notes
+    assert [n for n in notes if "checkpoint is missing" in n and first["trial_id"] in n]
+    assert _promote(run, tmp_path / "d") == 0
+    lines = capsys.readouterr().out.splitlines()
+    skipped = [ln for ln in lines if "skipped" in ln]
+    assert len(skipped) == 1 and first["trial_id"] in skipped[0] and second["trial_id"] in skipped[0]
+    assert _champion(tmp_path / "d")["trial_id"] == second["trial_id"]
+    # Asked for by name, the missing one is an error, not a fallback.
+    assert _promote(run, tmp_path / "d2", "--trial", first["trial_id"]) == 2
+    _one_line_error(capsys, "checkpoint not found")
+
+
+def test_every_checkpoint_missing_is_one_line_naming_the_sweep(sweep: SmallSweep, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    run = clone_sweep(sweep.run_dir, tmp_path / "runs" / "small")
+    for p in _ranked(run)["checkpoint_path"]:
+        Path(p).unlink()
+    assert _promote(run, tmp_path / "d") == 2
+    _one_line_error(capsys, "sweep small", "every finished trial's checkpoint is missing", "3 of 3")
+    assert not (tmp_path / "d").exists()
 
 
 # ---------------------------------------------------------------- a kill part-way

@@ -41,7 +41,7 @@ class DataConfig:
 
 
 # Keys checked together (a LinkedKeysError names them); a search space checks their combinations.
-LINKED_KEYS = (("model.d_model", "model.heads"),)
+LINKED_KEYS = (("model.d_model", "model.heads"), ("loss.temperature", "loss.max_logit_scale"))
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    temperature: float = _f(0.07, "initial temperature: 0.07 = logit scale log(1/0.07); 'log(100)' = 0.01",
-                            lo=0.0, lo_open=True)
+    temperature: float = _f(0.07, "initial temperature: 0.07 = logit scale log(1/0.07); 'log(100)' = 0.01 "
+                                  "(<= 1: the logit scale never goes below 1)", lo=0.0, lo_open=True, hi=1.0)
     learn_temperature: bool = _f(True, "learn the logit scale")
-    max_logit_scale: float = _f(100.0, "clamp of exp(logit scale)", lo=1.0)
+    max_logit_scale: float = _f(100.0, "cap of exp(logit scale): the parameter is clamped into "
+                                       "[0, log(cap)] after each optimizer step, never inside the loss", lo=1.0)
     dedup_texts: bool = _f(True, "clips with identical texts are not negatives of each other")
     hard_negatives: str = _f("none", "option D", choices=("none", "hcl", "vsepp", "topk"))
     hcl_beta: float = _f(0.5, "HCL concentration on hard negatives", lo=0.0)
@@ -81,6 +82,14 @@ class LossConfig:
     vsepp_weight: float = _f(1.0, "weight of the VSE++ hinge added to InfoNCE", lo=0.0)
     topk_k: int = _f(5, "top-k: hardest negatives per row upweighted", lo=1)
     topk_weight: float = _f(2.0, "top-k: factor on those negatives' softmax mass", lo=1.0)
+
+    def __post_init__(self) -> None:
+        # A start above the cap would be clamped down after the first step: not the temperature asked for.
+        # The relative slack lets 'log(100)' (1 / 0.01 in float64) start exactly at a cap of 100.
+        if 1.0 / self.temperature > self.max_logit_scale * (1 + 1e-9):
+            raise LinkedKeysError(f"loss.temperature ({self.temperature:g}) would start the logit scale at "
+                                  f"{1.0 / self.temperature:g}, above loss.max_logit_scale ({self.max_logit_scale:g})",
+                                  ("loss.temperature", "loss.max_logit_scale"))
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,9 @@ from vlp_sweep import __version__
 from vlp_sweep.cli import main
 from vlp_sweep.data.layout import synthetic_layout
 from vlp_sweep.data.packed import load_packed
-from vlp_sweep.data.synth import (
-    BuiltinLexicon,
-    generate,
-    make_bank,
-    make_params,
-    sign_order,
-    synthesize,
-    text_of,
-)
+from vlp_sweep.data.synth import generate, make_params, synthesize
+from vlp_sweep.data.synth.glosses import make_bank
+from vlp_sweep.data.synth.language import BuiltinLexicon, sign_order, text_of
 from vlp_sweep.errors import UserError
 
 PHOENIX = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "phoenix14t" / "corpus.csv"

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from tests.sweep.conftest import tiny_space
 from vlp_sweep.sweep.callbacks import LeaderboardCallback
 from vlp_sweep.sweep.space import parse_space
@@ -28,3 +30,21 @@ def test_a_grid_trial_records_only_the_conditional_keys_that_applied(tmp_path: P
     assert json.loads(rows["a"]["params"]) == {"loss.hard_negatives": "none", "run.seed": 0}
     assert json.loads(rows["b"]["params"]) == {"loss.hard_negatives": "hcl", "loss.hcl_beta": 0.9, "run.seed": 0}
     assert rows["a"]["loss_hcl_beta"] == 0.5 and rows["b"]["loss_hcl_beta"] == 0.9  # the config each ran with
+
+
+def test_the_end_of_a_sweep_warns_about_a_named_checkpoint_that_is_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cb = LeaderboardCallback(str(tmp_path / "run"), "s", "t2v_R1", "max", 2, {})
+    kept = tmp_path / "b" / "full.pt"
+    kept.parent.mkdir()
+    kept.write_bytes(b"x")
+    lb = cb._lb()
+    for tid, path in (("a", tmp_path / "gone" / "full.pt"), ("b", kept)):
+        lb.start(tid, {}, {})
+        lb.result(tid, {"epoch": 1, "t2v_R1": 5.0})
+        lb.checkpoint(tid, 1, str(path))
+        lb.finish(tid)
+    cb.on_experiment_end([SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")])
+    gone = tmp_path / "gone" / "full.pt"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"warning: trial a: the checkpoint the leaderboard names is missing: {gone}"]

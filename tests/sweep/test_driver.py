@@ -78,12 +78,18 @@ def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_dat
     hist = pd.read_parquet(run_dir / "history.parquet")
     assert sorted(hist[hist.trial_id == ok.trial_id].epoch) == [1, 2]
     assert ok.best_t2v_R1 == hist[hist.trial_id == ok.trial_id].t2v_R1.max()
+    # The plain InfoNCE (comparable across hard-negative modes) reaches history, leaderboard and W&B.
+    ok_hist = hist[hist.trial_id == ok.trial_id]
+    assert ok_hist[["infonce", "eval_infonce"]].notna().all().all()
+    assert ok.last_eval_infonce == ok_hist.sort_values("epoch").eval_infonce.iloc[-1]
+
     def logged() -> list[dict[str, object]]:
         return [r for f in (run_dir / "wandb").glob("offline-run-*/run-*.wandb") for r in history(f)]
 
     # W&B's service process may still be writing the offline file when the sweep returns.
     assert _wait_for(lambda: {r["epoch"] for r in logged() if "t2v_R1" in r} == {1, 2}, 30), logged()
     assert any(r.get("t2v_R1") == ok.best_t2v_R1 for r in logged())
+    assert any(r.get("eval_infonce") == ok.last_eval_infonce for r in logged())
 
 
 def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]

@@ -620,10 +620,33 @@ def test_linked_keys_pass_when_every_combination_a_trial_can_draw_fits() -> None
              "parameters": {"model.d_model": {"value": 96}, "model.heads": {"value": 6},
                             "optim.lr": {"values": [0.001, 0.002]}}}
     assert dict(parse_space(wandb).base)["model.heads"] == 6
-    # Ranges too wide to enumerate are left to the trials that draw a bad pair, with a warning.
-    wide = {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [2, 4]}}
+    # Ranges too wide to enumerate are checked at their ends; the pairs between are left to the trials
+    # that draw a bad pair, with a warning.
+    wide = {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [1, 2]}}
     spec = parse_space({"name": "x", "search": wide})
     assert len(spec.search) == 2 and any("too many values to check every pair" in w for w in spec.warnings)
+    with pytest.raises(UserError, match=r"search\.model\.heads: model\.d_model \(64\) must be divisible by "
+                                        r"model\.heads \(3\)"):
+        parse_space({"name": "x", "search": {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [2, 4]}}})
+
+
+def test_a_temperature_that_starts_above_the_cap_is_rejected_in_a_search_space() -> None:
+    # A choice: every pair is checked; the error names the key and the cap.
+    both = {"loss.temperature": {"choice": [0.07, "log(100)"]}}
+    assert len(parse_space({"name": "x", "search": both}).search) == 1
+    with pytest.raises(UserError, match=r"search\.loss\.temperature: loss\.temperature \(0\.01\) would start the "
+                                        r"logit scale at 100, above loss\.max_logit_scale \(50\)"):
+        parse_space({"name": "x", "base": {"loss.max_logit_scale": 50}, "search": both})
+    # A range: its low end (a temperature a trial can draw) is checked against the cap.
+    with pytest.raises(UserError, match=r"search\.loss\.temperature: loss\.temperature \(0\.005\)"):
+        parse_space({"name": "x", "search": {"loss.temperature": {"loguniform": [0.005, 0.1]}}})
+    spec = parse_space({"name": "x", "search": {"loss.temperature": {"loguniform": [0.01, 0.1]},
+                                                "loss.max_logit_scale": {"choice": [100, 200]}}})
+    assert len(spec.search) == 2
+    with pytest.raises(UserError, match=r"base\.loss\.max_logit_scale: loss\.temperature \(0\.01\)"):
+        parse_space({"name": "x", "base": {"loss.temperature": "log(100)", "loss.max_logit_scale": 20}})
+    with pytest.raises(UserError, match=r"loss\.max_logit_scale: must be >= 1"):
+        parse_space({"name": "x", "base": {"loss.max_logit_scale": 0}})
 
 
 COUPLED = """\

@@ -14,8 +14,9 @@ WORDS = ["red", "blue", "green", "cold", "warm", "rain", "snow", "sun", "wind", 
 
 
 def make_tiny(out: Path, n_train: int = 24, n_dev: int = 16, siglip_dim: int = 8, seed: int = 0,
-              duplicate_texts: bool = False) -> Path:
-    """Each clip: a fixed random pose pattern (+ noise) and a 3-word caption unique to the clip."""
+              duplicate_texts: bool = False, texts: list[str] | None = None) -> Path:
+    """Each clip: a fixed random pose pattern (+ noise) and a 3-word caption unique to the clip
+    (``texts``: the captions of clips 0, 1, ... instead)."""
     rng = np.random.default_rng(seed)
     k = len(synthetic_layout().names)
     clips = []
@@ -28,6 +29,8 @@ def make_tiny(out: Path, n_train: int = 24, n_dev: int = 16, siglip_dim: int = 8
         conf = np.ones((t, k))
         words = [WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(3)] + [f"w{i}"]
         text = "same text" if duplicate_texts and i in (0, 1) else " ".join(words)
+        if texts is not None and i < len(texts):
+            text = texts[i]
         clip = {"id": f"c{i:03d}", "split": "train" if i < n_train else "dev", "text": text,
                 "keypoints": kp, "confidence": conf}
         if siglip_dim:

@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
 from vlp_sweep.train import trainer as T
+from vlp_sweep.train.accumulate import accumulate_gradients
 from vlp_sweep.train.batching import make_batch
 from vlp_sweep.train.distributed import DistContext, shard, sum_gradients
 
@@ -27,7 +28,7 @@ def _grads(data: Path, mode: str, ctx: DistContext) -> dict[str, torch.Tensor]:
     per_step = GLOBAL // accum
     batches = [make_batch(st.train, shard(idx[i * per_step:(i + 1) * per_step], ctx), cfg.data, None, None)
                for i in range(accum)]
-    (T._cached_step if mode == "cached" else T._naive_step)(st, batches)
+    accumulate_gradients(mode, st.model, st.crit, batches)
     sum_gradients(st.model, ctx)
     return {n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None}
 

@@ -201,6 +201,7 @@ def test_cached_accumulation_is_exact_for_a_user_model_with_dropout(user_module:
     """GradCache replays the module's RNG: its gradients equal one full-batch step over the same
     dropout masks (each micro-batch's forward drawn from the RNG state it started from)."""
     from vlp_sweep.train import trainer as T
+    from vlp_sweep.train.accumulate import cached_backward
 
     cfg = make_config(cfg_for(tiny_data, f"{user_module}:build", dropout=0.3) | {
         "optim.grad_accum": 3, "optim.accum_mode": "cached", "optim.batch_size": 6, "optim.grad_clip": 0.0})
@@ -209,7 +210,7 @@ def test_cached_accumulation_is_exact_for_a_user_model_with_dropout(user_module:
     micro = next(T._batches(st, gen))
     torch.manual_seed(5)
     start = torch.get_rng_state()
-    cached_loss = T._cached_step(st, micro)
+    cached_loss = cached_backward(st.model, st.crit, micro)["loss"]
     cached = {n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None}
     st.model.zero_grad(set_to_none=True)
     # Reference: the micro-batches' forwards with a graph, drawn from the same RNG sequence, one loss.

@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch.nn.functional import normalize
 
-from vlp_sweep.config import LossConfig
+from vlp_sweep.cli import main
+from vlp_sweep.config import LossConfig, make_config
+from vlp_sweep.errors import UserError
 from vlp_sweep.train.loss import ContrastiveLoss
 
 F64 = torch.float64
@@ -65,7 +67,7 @@ def is_negative(i: int, j: int, ids: list[int] | None, cfg: LossConfig) -> bool:
 
 def ref_loss(video: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, ids: list[int] | None,
              cfg: LossConfig) -> dict[str, torch.Tensor]:
-    scale = torch.clamp(torch.exp(logit_scale), max=cfg.max_logit_scale)
+    scale = torch.exp(logit_scale)  # no clamp: the trainer clamps the parameter, not the loss
     b = len(video)
     plain, reweighted, hinge = [], [], []
     for queries, keys in ((video, text), (text, video)):  # video->text, then text->video
@@ -223,16 +225,17 @@ def test_rows_without_negatives(mode: str, ids: list[int]) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_scale_clamped_at_max_without_gradient(mode: str) -> None:
+@pytest.mark.parametrize("scale", [100.0, 200.0])
+def test_scale_at_or_above_the_cap_still_gets_a_gradient(mode: str, scale: float) -> None:
+    # exp(log 100) is 100.0000076 in float32: a clamp at 100 inside the loss would stop this gradient,
+    # and a run started at log(100) could never move its scale (option C would compare a frozen scale).
     video, text = make_batch(6, seed=7)
-    v = video.float().requires_grad_()
-    ls = torch.tensor(math.log(200.0), requires_grad=True)
-    out = ContrastiveLoss(replace(BASE, hard_negatives=mode))(v, text.float(), ls)
+    ls = torch.tensor(math.log(scale), requires_grad=True)
+    out = ContrastiveLoss(replace(BASE, hard_negatives=mode))(video.float(), text.float(), ls)
     out["loss"].backward()
-    assert out["scale"].item() == pytest.approx(100.0)
-    assert ls.grad is not None and float(ls.grad) == 0.0
-    assert v.grad is not None and v.grad.abs().sum() > 0
-    compare(replace(BASE, hard_negatives=mode), video, text, scale=200.0, ids=[0, 1, 1, 2, 3, 4])
+    assert out["scale"].item() == pytest.approx(scale, rel=1e-6)
+    assert ls.grad is not None and float(ls.grad) != 0.0
+    compare(replace(BASE, hard_negatives=mode), video, text, scale=scale, ids=[0, 1, 1, 2, 3, 4])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -288,3 +291,26 @@ def test_unknown_mode_is_an_error() -> None:
     video, text = make_batch(3, seed=12)
     with pytest.raises(ValueError, match="hard_negatives"):
         ContrastiveLoss(replace(BASE, hard_negatives="bogus"))(video.float(), text.float(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"loss.max_logit_scale": 0}, r"^loss\.max_logit_scale: must be >= 1\.0, got 0\.0$"),
+    ({"loss.max_logit_scale": -5.0}, r"^loss\.max_logit_scale: must be >= 1\.0"),
+    ({"loss.temperature": 2.0}, r"^loss\.temperature: must be <= 1\.0, got 2\.0$"),
+    ({"loss.temperature": "log(200)"}, r"^loss\.temperature \(0\.005\) would start the logit scale at 200, above "
+                                        r"loss\.max_logit_scale \(100\)$"),
+    ({"loss.temperature": "log(100)", "loss.max_logit_scale": 50}, r"^loss\.temperature \(0\.01\) .* \(50\)$"),
+])
+def test_a_scale_setting_the_trainer_cannot_honour_is_one_line_naming_the_key(
+        over: dict[str, object], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(UserError, match=message):
+        make_config(over)
+    args = [a for k, v in over.items() for a in ("--set", f"{k}={v}")]
+    assert main(["train", *args, "--set", "data.path=/nonexistent"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: loss.")
+
+
+def test_log_100_starts_exactly_at_the_default_cap() -> None:
+    cfg = make_config({"loss.temperature": "log(100)"})
+    assert cfg.loss.temperature == 0.01 and cfg.logit_scale_init == pytest.approx(math.log(100.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import subprocess
 import sys
@@ -13,10 +14,13 @@ import torch
 from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
 from vlp_sweep.errors import UserError
+from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.train import trainer as T
+from vlp_sweep.train.accumulate import cached_backward, naive_backward
 from vlp_sweep.train.batching import make_batch
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.evaluate import evaluate_checkpoint
+from vlp_sweep.train.loss import ContrastiveLoss
 
 
 def test_overfits_tiny_dataset_to_perfect_recall(tiny_data: Path) -> None:
@@ -46,8 +50,8 @@ def test_cached_accumulation_equals_full_batch_gradients(tiny_data: Path, hard: 
     cached, parts = _state_and_batches(tiny_data, 4, 3)
     for st in (full, cached):
         st.crit.cfg = make_config({"loss.hard_negatives": hard}).loss
-    T._naive_step(full, [big])
-    T._cached_step(cached, parts)
+    naive_backward(full.model, full.crit, [big])
+    cached_backward(cached.model, cached.crit, parts)
     g_full, g_cached = _grads(full), _grads(cached)
     assert g_full.keys() == g_cached.keys()
     for name in g_full:
@@ -57,10 +61,55 @@ def test_cached_accumulation_equals_full_batch_gradients(tiny_data: Path, hard: 
 def test_naive_accumulation_differs_from_full_batch(tiny_data: Path) -> None:
     full, [big] = _state_and_batches(tiny_data, 12, 1)
     naive, parts = _state_and_batches(tiny_data, 4, 3)
-    T._naive_step(full, [big])
-    T._naive_step(naive, parts)
+    naive_backward(full.model, full.crit, [big])
+    naive_backward(naive.model, naive.crit, parts)
     diff = max(float((a - b).abs().max()) for a, b in zip(_grads(full).values(), _grads(naive).values()))
     assert diff > 1e-4  # fewer negatives per micro-batch: a different gradient
+
+
+def _one_step(st: T._State) -> None:
+    T.train_step(st, next(T._batches(st, T._seed_epoch(st.cfg.run.seed, 0, st.device))))
+
+
+def test_a_scale_started_at_the_cap_moves_down(tiny_data: Path) -> None:
+    # Option C's log(100) arm: at random init a sharper softmax costs loss, so the scale must fall.
+    # With the old clamp inside the loss it got no gradient and stayed at 100 for ever.
+    st = T._setup(make_config(tiny_config(tiny_data, **{"loss.temperature": "log(100)"})), None)
+    assert float(st.model.logit_scale.detach().exp()) == pytest.approx(100.0)
+    for _ in range(3):
+        _one_step(st)
+    assert float(st.model.logit_scale.detach().exp()) < 99.5
+
+
+@pytest.mark.parametrize(("start", "want"), [(-1.0, 0.0), (7.0, math.log(50.0))])
+def test_the_scale_parameter_is_clamped_into_0_and_log_cap_after_a_step(tiny_data: Path, start: float,
+                                                                       want: float) -> None:
+    st = T._setup(make_config(tiny_config(tiny_data, **{"loss.max_logit_scale": 50.0, "optim.lr": 1e-6})), None)
+    with torch.no_grad():
+        st.model.logit_scale.fill_(start)
+    _one_step(st)
+    assert float(st.model.logit_scale.detach()) == pytest.approx(want, abs=1e-6)
+
+
+@pytest.mark.parametrize("hard", ["none", "hcl", "vsepp", "topk"])
+def test_plain_infonce_is_reported_beside_each_modes_loss(tiny_data: Path, hard: str) -> None:
+    cfg = make_config(tiny_config(tiny_data, **{"optim.epochs": 1, "loss.hard_negatives": hard,
+                                                "loss.hcl_beta": 2.0, "loss.vsepp_weight": 5.0, "loss.topk_k": 2,
+                                                "loss.topk_weight": 4.0}))
+    st = T._setup(cfg, None)
+    train = T._train_epoch(st)[0]
+    ev = T._evaluate(st)
+    # eval_infonce: plain symmetric InfoNCE over the eval split at the model's scale, duplicates masked.
+    t, v = T.embed_split(st.model, st.eval, cfg, st.device)
+    plain = ContrastiveLoss(make_config({"loss.hard_negatives": "none"}).loss)
+    want = plain(v, t, st.model.logit_scale.detach(), st.eval.text_ids)["loss"]
+    assert ev.metrics["eval_infonce"] == pytest.approx(float(want), rel=1e-6)
+    if hard == "none":
+        assert ev.metrics["eval_loss"] == ev.metrics["eval_infonce"] and train["loss"] == train["infonce"]
+    else:  # each mode's own loss means something else; the plain one is still there to compare on
+        assert abs(ev.metrics["eval_loss"] - ev.metrics["eval_infonce"]) > 1e-3
+        assert abs(train["loss"] - train["infonce"]) > 1e-3
+    assert MODE["infonce"] == MODE["eval_infonce"] == "min" and {"infonce", "eval_infonce"} <= set(METRIC_NAMES)
 
 
 class _Stop(Exception):

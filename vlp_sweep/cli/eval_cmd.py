@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         for d, name in (("t2v", "text->video"), ("v2t", "video->text")):
             print(f"{name:12s} R@1 {m[f'{d}_R1']:6.2f}  R@5 {m[f'{d}_R5']:6.2f}  R@10 {m[f'{d}_R10']:6.2f}  "
                   f"MedR {m[f'{d}_MedR']:g}  MeanR {m[f'{d}_MeanR']:.1f}   (N = {len(ev.split)})")
+    reproduced = _check_promoted(args, m, str(ev.checkpoint["config"]["data"]["eval_split"]))
     n = min(args.examples, len(ev.split))
     if n:
         queries = list(range(0, len(ev.split), max(1, len(ev.split) // n)))[:n]
@@ -42,4 +43,20 @@ def run(args: argparse.Namespace) -> int:
             for r, (j, s) in enumerate(hits, 1):
                 mark = "*" if gid[j] == gid[q] else " "
                 print(f"  {mark} {r}. {ids[j]:<24s} {s:+.3f}  \"{texts[j][:70]}\"")
-    return 0
+    return 0 if reproduced is not False else 1
+
+
+def _check_promoted(args: argparse.Namespace, metrics: dict[str, float], trained_split: str) -> bool | None:
+    """For a promoted checkpoint on its own data and on the split it was promoted on: print whether it
+    reproduces the sweep's leaderboard (stderr under --json, so stdout stays JSON). None: no claim."""
+    import sys
+
+    from vlp_sweep.promote.reproduce import reproduction_line
+
+    if args.data:
+        return None
+    checked = reproduction_line(args.ckpt, metrics, args.split or trained_split, args.device)
+    if checked is None:
+        return None
+    print(checked[1], file=sys.stderr if args.json else sys.stdout)
+    return checked[0]

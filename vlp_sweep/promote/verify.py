@@ -13,6 +13,7 @@ few ranks; use the same device, or a larger ``--tolerance`` knowingly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,29 +72,39 @@ def check_data(ckpt: dict[str, Any]) -> None:
                         f"{want[:12]}… then, {have[:12]}… now): cannot reproduce its metrics")
 
 
-def reevaluate(path: Path, expected: dict[str, float | None], device: str, tolerance: float) -> tuple[
-        dict[str, float], float, int, str]:
-    """(metrics, max |difference|, queries, split); a difference above ``tolerance`` is a UserError."""
+def reevaluate(path: Path, expected: dict[str, float | None], device: str, tolerance: float,
+               split: str | None = None) -> tuple[dict[str, float], float, int, str]:
+    """(metrics, max |difference|, queries, split) on ``split`` (default: the checkpoint's eval split);
+    a difference above ``tolerance`` is a UserError."""
     from vlp_sweep.train.evaluate import evaluate_checkpoint
 
-    ev = evaluate_checkpoint(path, device=device)
+    ev = evaluate_checkpoint(path, split=split, device=device)
     got = {m: float(ev.result.metrics[m]) for m in RETRIEVAL_METRICS}
-    diffs = {m: abs(got[m] - float(v)) for m, v in expected.items() if v is not None and m in got}
-    if not diffs:
+    largest = largest_diff(got, expected)
+    if largest is None:
         raise UserError(f"{path}: the leaderboard row has no retrieval metrics to compare with")
-    worst = max(diffs, key=lambda m: diffs[m])
+    worst, diff = largest
     split = str(ev.checkpoint["config"]["data"]["eval_split"])
-    if diffs[worst] > tolerance:
+    if diff > tolerance:
         raise UserError(f"{path}: re-evaluation on {split} does not reproduce the leaderboard: {worst} "
                         f"{got[worst]:.4f} vs {float(expected[worst] or 0):.4f} (tolerance {tolerance:g}; "
                         f"evaluated on {device})")
-    return got, diffs[worst], len(ev.split), split
+    return got, diff, len(ev.split), split
+
+
+def largest_diff(got: Mapping[str, float], expected: Mapping[str, float | None]) -> tuple[str, float] | None:
+    """(metric, |got - expected|) of the metric that differs most among those both have; None if none."""
+    diffs = {m: abs(got[m] - float(v)) for m, v in expected.items() if v is not None and m in got}
+    if not diffs:
+        return None
+    worst = max(diffs, key=lambda m: diffs[m])
+    return worst, diffs[worst]
 
 
 def verify(path: Path, recorded_sha: str | None, epoch: int | None, expected: dict[str, float | None],
-           device: str = "auto", tolerance: float = TOLERANCE) -> Verified:
+           device: str = "auto", tolerance: float = TOLERANCE, split: str | None = None) -> Verified:
     sha = check_hash(path, recorded_sha)
     ckpt = check_load(path, epoch)
     check_data(ckpt)
-    metrics, diff, n, split = reevaluate(path, expected, device, tolerance)
+    metrics, diff, n, split = reevaluate(path, expected, device, tolerance, split)
     return Verified(path, sha, ckpt, metrics, diff, n, split, device, tolerance)

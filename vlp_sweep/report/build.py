@@ -28,6 +28,7 @@ from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
 from vlp_sweep.report.select import Sweep, rank_trials, resolve_metric, searched_only
 from vlp_sweep.report.types import DataSource, Report
+from vlp_sweep.sweep.status import missing_checkpoints
 
 CURVES = 8  # learning curves drawn (the top trials)
 
@@ -92,6 +93,9 @@ def _notes(sweep: Sweep, ranked: pd.DataFrame, finished: pd.DataFrame, data: Dat
         notes.append(f"{stopped} finished trial{'s were' if stopped != 1 else ' was'} stopped early by the "
                      "scheduler: their best_* numbers come from fewer epochs (effects, importance and the expected "
                      "best compare trials at equal budgets)")
+    for tid, path in missing_checkpoints(sweep.board):
+        notes.append(f"trial {tid}: its checkpoint is missing ({path}: deleted or moved since the sweep recorded "
+                     "it): its numbers stand, but promote skips it")
     spec = sweep.spec
     has_plan_numbers = bool(spec.get("targets")) or bool((spec.get("baseline") or {}).get("metrics"))
     if data.synthetic and has_plan_numbers:

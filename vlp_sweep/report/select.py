@@ -1,16 +1,16 @@
 """Open a sweep folder's tables, resolve a metric, and rank trials (shared by ``report`` and ``promote``).
 
-Ranking (the documented tie-break): the metric in its direction, then ``rsum`` (higher is better:
-the sum of all six R@k, so a tie on one recall is broken by the others), then the earlier
-``best_epoch`` (the same quality reached with less training), then ``trial_id`` (so the order never
-depends on the file's row order). All values are the leaderboard's ``best_*`` columns, which hold
-the metrics of the epoch whose checkpoint the row records.
+Ranking: the selection rule of ``vlp_sweep.sweep.selection`` (the same one that picks each trial's
+best epoch and that Ray's checkpoint retention follows): the metric in its direction, then ``rsum``
+(higher is better: the sum of all six R@k, so a tie on one recall is broken by the others), then the
+earlier ``best_epoch`` (the same quality reached with less training), then ``trial_id`` (so the order
+never depends on the file's row order). All values are the leaderboard's ``best_*`` columns, which
+hold the metrics of the epoch whose checkpoint the row records.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,12 @@ from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.sweep.leaderboard import read_table
 from vlp_sweep.sweep.params import contains
-from vlp_sweep.sweep.status import open_sweep
+from vlp_sweep.sweep.selection import trial_key
+from vlp_sweep.sweep.status import FINISHED, open_sweep
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
-FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
+__all__ = ["FINISHED", "Sweep", "load_sweep", "rank_trials", "resolve_metric", "sort_key", "trial_config",
+           "trial_params", "inactive_keys", "drawn_params", "is_baseline_trial", "searched_only"]
 TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
 
 
@@ -84,21 +86,9 @@ def resolve_metric(metric: str | None, spec: dict[str, Any]) -> tuple[str, str]:
     return name, mode
 
 
-def _num(x: Any, default: float) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return default
-    return v if math.isfinite(v) else default
-
-
 def sort_key(row: Mapping[Any, Any], metric: str, mode: str) -> tuple[float, float, float, str]:
-    """Smaller sorts first: better metric, higher rsum, earlier best epoch, then trial id."""
-    sign = -1.0 if mode == "max" else 1.0
-    return (sign * _num(row.get(f"best_{metric}"), -sign * math.inf),
-            -_num(row.get("best_rsum"), -math.inf),
-            _num(row.get("best_epoch"), math.inf),
-            str(row.get("trial_id")))
+    """Smaller sorts first: the selection rule over trials (``vlp_sweep.sweep.selection.trial_key``)."""
+    return trial_key(row, metric, mode)
 
 
 def rank_trials(board: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:

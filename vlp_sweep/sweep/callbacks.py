@@ -94,6 +94,19 @@ class LeaderboardCallback(Callback):
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self._sync(trials)
+        self._warn_missing()
+
+    def _warn_missing(self) -> None:
+        """Ray's retention follows the selection rule, so every named checkpoint should be on disk; say
+        so loudly if one is not (a retention that disagrees with the leaderboard, or a file deleted by hand)."""
+        import sys
+
+        import pandas as pd
+
+        from vlp_sweep.sweep.status import missing_checkpoints
+
+        for tid, path in missing_checkpoints(pd.DataFrame(list(self._lb().rows.values()))):
+            print(f"warning: trial {tid}: the checkpoint the leaderboard names is missing: {path}", file=sys.stderr)
 
 
 def _trial_error(trial: Any) -> str:

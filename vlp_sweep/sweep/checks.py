@@ -99,19 +99,24 @@ class Checks:
         for keys in LINKED_KEYS:
             setters = tuple(p.key for p in search if set(p.sets()) & set(keys))
             if not setters:
-                self.fixed_pair(base, "base")
+                self.fixed_pair({k: base[k] for k in keys if k in base}, "base")
                 continue
             involved = with_parents(setters, search)
-            value_sets = [p.distribution.enumerate() for p in involved]
-            if any(vs is None for vs in value_sets) or math.prod(len(vs or ()) for vs in value_sets) > 4096:
+            listed = [p.distribution.enumerate() for p in involved]
+            # A range too long to list is checked at its two ends (values a trial can draw), so a bad
+            # pair there is still caught; the pairs between stay unchecked.
+            value_sets = [vs if vs is not None else list(p.distribution.check_points())
+                          for p, vs in zip(involved, listed, strict=True)]
+            if None in listed or math.prod(len(vs) for vs in value_sets) > 4096:
                 self.warnings.append(f"{' and '.join(keys)} are searched over too many values to check every "
                                      "pair: trials that draw a pair the trainer rejects will fail")
-                continue
+                if math.prod(len(vs) for vs in value_sets) > 4096:
+                    continue
             pairs = self._pairs(keys, involved, value_sets, search, base)
             bad = []
             for pair, key in pairs.items():
                 try:
-                    make_config(base, dict(zip(keys, pair, strict=True)))
+                    make_config(dict(zip(keys, pair, strict=True)))  # this rule alone: another may need its pair
                 except LinkedKeysError as e:
                     bad.append((str(e), key))
             if bad:
@@ -137,11 +142,15 @@ class Checks:
 
     def fixed_pair(self, values: dict[str, Any], label: str, under: dict[str, Any] | None = None) -> None:
         """A linked rule over fixed values (``base``, or ``baseline.config`` over ``under``)."""
-        try:
-            make_config(under or {}, values)
-        except LinkedKeysError as e:
-            key = next((k for k in reversed(e.keys) if k in values), e.keys[-1])
-            raise self.err(f"{label}.{key}", str(e)) from None
+        merged = {**(under or {}), **values}
+        for keys in LINKED_KEYS:  # one rule at a time: another rule's bad base pair may be searched away
+            if not set(keys) & set(values):
+                continue
+            try:
+                make_config({k: merged[k] for k in keys if k in merged})
+            except LinkedKeysError as e:
+                key = next((k for k in reversed(e.keys) if k in values), e.keys[-1])
+                raise self.err(f"{label}.{key}", str(e)) from None
 
     # ------------------------------------------------------------ structure
 

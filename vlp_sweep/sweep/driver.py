@@ -146,6 +146,7 @@ def _scheduler(spec: Any) -> Any:
 def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epochs: int,
                total: int | None) -> list[Any]:
     from vlp_sweep.sweep.callbacks import LeaderboardCallback, ProgressCallback
+    from vlp_sweep.sweep.selection import SCORE
 
     cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
                       ProgressCallback(spec.metric, spec.mode, total)]
@@ -156,7 +157,7 @@ def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epo
         cbs.append(QuietWandbCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
                                        tags=list(spec.wandb.tags), mode=spec.wandb.mode,
                                        dir=str(run_dir.resolve()),
-                                       excludes=["t2v_ranks", "v2t_ranks", "node_id", "checkpoint_path"]))
+                                       excludes=["t2v_ranks", "v2t_ranks", "node_id", "checkpoint_path", SCORE]))
     return cbs
 
 
@@ -221,6 +222,7 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
 
     from vlp_sweep.sweep.journal import JOURNAL_FILE
     from vlp_sweep.sweep.journal_callback import JournalCallback
+    from vlp_sweep.sweep.selection import SCORE, SCORE_ORDER
 
     journal = (run_dir / JOURNAL_FILE).resolve()  # the study of the search, named after the sweep
     searcher = _searcher(spec, max_conc, journal, name)
@@ -234,9 +236,10 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
         name=name, storage_path=storage, verbose=0,
         callbacks=[*_callbacks(spec, name, run_dir, ctx, max_epochs, total),
                    JournalCallback(spec, journal, name, record=not optuna)],
+        # Scored by the selection rule (selection.py), so Ray keeps the checkpoint the leaderboard names.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
-                                                checkpoint_score_attribute=spec.metric,
-                                                checkpoint_score_order=spec.mode),
+                                                checkpoint_score_attribute=SCORE,
+                                                checkpoint_score_order=SCORE_ORDER),
         failure_config=tune.FailureConfig(max_failures=spec.retries))
     param_space = {} if optuna else spec.param_space()
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_cfg, run_config=run_cfg)

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
 from vlp_sweep.metric_names import METRIC_NAMES
+from vlp_sweep.sweep.selection import best_evaluation
 
 # Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR.
 GROUP_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "rsum")
@@ -174,9 +175,7 @@ class Leaderboard:
         hist = sorted((h for (t, _), h in self.history.items() if t == trial_id), key=lambda h: h["epoch"])
         if not hist:
             return
-        sign = 1 if self.mode == "max" else -1
-        scored = [h for h in hist if h.get(self.metric) is not None]
-        best = max(scored, key=lambda h: (sign * h[self.metric], -h["epoch"])) if scored else hist[-1]
+        best = best_evaluation(hist, self.metric, self.mode) or hist[-1]  # the one rule (selection.py)
         last = hist[-1]
         row.update({f"best_{m}": best.get(m) for m in METRIC_NAMES})
         row.update({f"last_{m}": last.get(m) for m in METRIC_NAMES})

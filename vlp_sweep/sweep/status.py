@@ -1,4 +1,5 @@
-"""Read a sweep folder's leaderboard (for `status`, `report` and `promote`)."""
+"""Read a sweep folder's leaderboard (for `status`, `report` and `promote`), and check that the
+checkpoints it names are still on disk."""
 
 from __future__ import annotations
 
@@ -25,6 +26,27 @@ def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return meta, board
 
 
+FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
+
+
+def checkpoint_missing(path: Any) -> bool:
+    """Whether a recorded checkpoint path is a local file that is no longer there. Paths on remote
+    storage (``s3://...``) cannot be checked from here and count as present."""
+    if not isinstance(path, str) or not path or "://" in path:
+        return False
+    return not Path(path).is_file()
+
+
+def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
+    """(trial id, path) of every finished trial whose recorded checkpoint went missing (deleted by hand,
+    or the run folder moved), in the board's order."""
+    if board.empty or "checkpoint_path" not in board:
+        return []
+    done = board[board["status"].isin(FINISHED)]
+    return [(str(r["trial_id"]), str(r["checkpoint_path"])) for r in done.to_dict("records")
+            if checkpoint_missing(r.get("checkpoint_path"))]
+
+
 def print_status(run_dir: str | Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -39,16 +61,28 @@ def print_status(run_dir: str | Path) -> None:
     if board.empty:
         return
     table = Table(show_lines=False)
-    for col in ("trial", "status", "epochs", f"best {metric}", "t2v R@1", "R@5", "R@10", "MedR", "time s"):
-        table.add_column(col, justify="right" if col not in ("trial", "status") else "left")
+    for col in ("trial", "status", "epochs", f"best {metric}", "t2v R@1", "R@5", "R@10", "MedR", "time s",
+                "checkpoint"):
+        table.add_column(col, justify="right" if col not in ("trial", "status", "checkpoint") else "left")
+    missing = dict(missing_checkpoints(board))
     for _, r in board.head(10).iterrows():
         table.add_row(str(r.trial_id), str(r.status), _fmt(r.epochs, "d"), _fmt(r.get(f"best_{metric}")),
                       _fmt(r.best_t2v_R1), _fmt(r.best_t2v_R5), _fmt(r.best_t2v_R10), _fmt(r.best_t2v_MedR, "g"),
-                      _fmt(r.time_s, ".0f"))
+                      _fmt(r.time_s, ".0f"), _checkpoint_cell(r, missing))
     console.print(table)
     errors = board[board["status"] == "ERROR"]
     for _, r in errors.iterrows():
         console.print(f"[red]ERROR[/red] {r.trial_id}: {r.error}")
+    for tid, path in missing.items():
+        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {tid}: {path} (deleted or moved since the sweep "
+                      "recorded it; promote skips this trial)", markup=True, highlight=False)
+
+
+def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:
+    if str(r.trial_id) in missing:
+        return "[red]missing[/red]"
+    path = r.get("checkpoint_path")
+    return f"epoch {int(r.best_epoch)}" if isinstance(path, str) and path and pd.notna(r.get("best_epoch")) else "-"
 
 
 def _fmt(x: Any, spec: str = ".2f") -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 SEED_INDEX_KEY = "__trial_index__"  # set by Ray's Repeater when a config is repeated over seeds
 BASELINE_KEY = "__baseline__"  # the one param of the baseline trial (baseline.run), see baseline_trial.py
+CHECKPOINT_INFO = "checkpoint.json"  # beside full.pt in each Ray checkpoint: epoch, sha256, metrics, selection
 
 
 def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any]) -> Any:
@@ -37,12 +38,16 @@ def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any])
     return make_config(cfg.to_dict(), {"data.path": str(path.resolve())})
 
 
-def _reporter(node: str, rank: int = 0) -> Any:
-    """An Evaluation -> ``report(metrics, checkpoint=...)`` adapter (Tune's or Ray Train's ``report``)."""
+def _reporter(node: str, keeper: Any, rank: int = 0) -> Any:
+    """An Evaluation -> ``report(metrics, checkpoint=...)`` adapter (Tune's or Ray Train's ``report``).
+    ``keeper`` (a :class:`~vlp_sweep.sweep.selection.SelectionScore`) scores each evaluation so that Ray's
+    checkpoint retention keeps the checkpoint the selection rule names."""
+    from vlp_sweep.sweep.selection import SCORE
     from vlp_sweep.train.trainer import Evaluation
 
     def adapt(ev: Evaluation, report: Any, checkpoint_cls: Any) -> None:
         metrics: dict[str, Any] = {"epoch": ev.epoch, "step": ev.step, **ev.metrics,
+                                   SCORE: keeper(ev.metrics, ev.epoch),
                                    "checkpoint_sha256": ev.checkpoint_sha256 or "", "node_id": node,
                                    "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()}
         if ev.checkpoint is None:  # other ranks of a data-parallel trial: metrics only
@@ -50,19 +55,26 @@ def _reporter(node: str, rank: int = 0) -> Any:
             return
         with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
             shutil.copy(ev.checkpoint, Path(d) / "full.pt")
-            (Path(d) / "checkpoint.json").write_text(json.dumps(
-                {"epoch": ev.epoch, "step": ev.step, "sha256": ev.checkpoint_sha256, "metrics": ev.metrics}))
+            (Path(d) / CHECKPOINT_INFO).write_text(json.dumps(
+                {"epoch": ev.epoch, "step": ev.step, "sha256": ev.checkpoint_sha256, "metrics": ev.metrics,
+                 "selection": keeper.state()}))
             report(metrics, checkpoint=checkpoint_cls.from_directory(d))
 
     return adapt
 
 
-def _restore_to(checkpoint: Any, scratch: Path) -> Path | None:
+def _restore_to(checkpoint: Any, scratch: Path, metric: str, mode: str) -> tuple[Path | None, Any]:
+    """(the trial's last checkpoint copied into ``scratch``, or None; the selection keeper continuing
+    the state saved with it, so a restarted trial keeps scoring its checkpoints consistently)."""
+    from vlp_sweep.sweep.selection import SelectionScore
+
     if checkpoint is None:
-        return None
+        return None, SelectionScore(metric, mode)
     with checkpoint.as_directory() as d:
         shutil.copy(Path(d) / "full.pt", scratch / "resume.pt")
-    return scratch / "resume.pt"
+        info = Path(d) / CHECKPOINT_INFO
+        state = json.loads(info.read_text()).get("selection") if info.is_file() else None
+    return scratch / "resume.pt", SelectionScore.from_state(metric, mode, state)
 
 
 def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
@@ -84,9 +96,9 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="vlp-trial-"))
     cfg = resolve_trial_config(spec, params, ctx)
     cfg = make_config(cfg.to_dict(), {"run.out_dir": str(scratch)})
-    adapt = _reporter(node)
     try:
-        resume = _restore_to(tune.get_checkpoint(), scratch)
+        resume, keeper = _restore_to(tune.get_checkpoint(), scratch, spec.metric, spec.mode)
+        adapt = _reporter(node, keeper)
         fit(cfg, lambda ev: adapt(ev, tune.report, tune.Checkpoint), resume=resume)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -100,6 +112,8 @@ def _data_parallel_trial(params: dict[str, Any], ctx: dict[str, Any], spec: Any)
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from vlp_sweep.sweep.selection import SCORE, SCORE_ORDER
+
     cpu, gpu = spec.resources.per_worker()
     trial_dir = Path(tune.get_context().get_trial_dir())
     trainer = TorchTrainer(
@@ -109,8 +123,8 @@ def _data_parallel_trial(params: dict[str, Any], ctx: dict[str, Any], spec: Any)
         run_config=ray.train.RunConfig(
             name="train", storage_path=str(trial_dir), callbacks=[TuneReportCallback()],  # type: ignore[list-item]
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
-                                                         checkpoint_score_attribute=spec.metric,
-                                                         checkpoint_score_order=spec.mode)))
+                                                         checkpoint_score_attribute=SCORE,
+                                                         checkpoint_score_order=SCORE_ORDER)))
     trainer.fit()
 
 
@@ -134,9 +148,9 @@ def _worker_loop(config: dict[str, Any]) -> None:
     if torch.cuda.is_available():
         over["run.device"] = str(ray.train.torch.get_device())
     cfg = make_config(resolve_trial_config(spec, config["params"], config["ctx"]).to_dict(), over)
-    adapt = _reporter(ray.get_runtime_context().get_node_id(), dist.rank)
     try:
-        resume = _restore_to(ray.train.get_checkpoint(), scratch)
+        resume, keeper = _restore_to(ray.train.get_checkpoint(), scratch, spec.metric, spec.mode)
+        adapt = _reporter(ray.get_runtime_context().get_node_id(), keeper, dist.rank)
         fit(cfg, lambda ev: adapt(ev, ray.train.report, ray.train.Checkpoint), resume=resume, dist=dist)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

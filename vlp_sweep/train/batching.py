@@ -17,7 +17,7 @@ from vlp_sweep.data.packed import PackedDataset
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.augment import augment_keypoints
 from vlp_sweep.train.factory import ModelDims
-from vlp_sweep.train.tokenizer import WordTokenizer
+from vlp_sweep.train.tokenizer import WordTokenizer, sequence_ids
 
 
 @dataclass
@@ -33,7 +33,7 @@ class SplitTensors:
     length: torch.Tensor  # [N] int64
     tokens: torch.Tensor  # [N, L] int64
     token_mask: torch.Tensor  # [N, L] bool
-    text_ids: torch.Tensor  # [N] int64: equal for identical captions (false negatives, retrieval ties)
+    text_ids: torch.Tensor  # [N] int64: equal for identical token sequences (false negatives, retrieval ties)
     text_feats: torch.Tensor | None = None  # [N, D] precomputed text features (data.use_text_features)
 
     def __len__(self) -> int:
@@ -84,7 +84,7 @@ def load_split(ds: PackedDataset, split: str, cfg: DataConfig, tok: WordTokenize
         siglip = torch.from_numpy(np.asarray(ds.siglip[src])).to(device=device, dtype=dtype)
     texts = rows["text"].astype(str).tolist()
     tokens, tmask = tok.encode(texts, cfg.max_text_len)
-    text_ids = torch.from_numpy(pd.factorize(pd.Series(texts))[0].astype(np.int64))
+    text_ids = sequence_ids(tokens)  # duplicates as the text tower sees them, not as raw strings
     length = torch.tensor(rows["n_frames"].to_numpy(np.int64), device=device)
     feats = _text_features(ds, rows, device, dtype) if cfg.use_text_features else None
     return SplitTensors(rows["id"].astype(str).tolist(), texts, kpts, siglip, torch.from_numpy(new_off).to(device),

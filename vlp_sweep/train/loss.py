@@ -53,7 +53,7 @@ class ContrastiveLoss(nn.Module):
         Returns:
             ``loss`` (what to backprop), ``infonce`` (plain symmetric InfoNCE, reported in every
             mode so runs stay comparable; detached unless it is part of ``loss``), ``hinge``
-            (the VSE++ term, 0 in other modes) and ``scale`` (the clamped logit scale).
+            (the VSE++ term, 0 in other modes) and ``scale`` (``exp(logit_scale)``).
         """
         # Autocast would turn the matmul into bf16/fp16; logits up to 100 need float32.
         with torch.autocast(device_type=video.device.type, enabled=False):
@@ -62,8 +62,10 @@ class ContrastiveLoss(nn.Module):
     def _forward_fp32(self, video: Tensor, text: Tensor, logit_scale: Tensor,
                       text_ids: Tensor | None) -> dict[str, Tensor]:
         cfg = self.cfg
-        # torch.clamp passes no gradient to logit_scale once the cap is reached (as CLIP does).
-        scale = logit_scale.exp().clamp(max=cfg.max_logit_scale)
+        # No clamp here: a clamp passes no gradient once the cap is reached (exp(log 100) is 100.0000076
+        # in float32), so a scale started at the cap could never move. The trainer clamps the parameter
+        # into [0, log(max_logit_scale)] after each optimizer step instead (open_clip's way).
+        scale = logit_scale.exp()
         cos = video @ text.T  # [B, B] raw cosine similarities
         logits = scale * cos
         neg = _valid_negatives(len(cos), text_ids if cfg.dedup_texts else None, cos.device)  # [B, B] bool

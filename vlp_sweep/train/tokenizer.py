@@ -42,3 +42,15 @@ class WordTokenizer:
             toks = [self.index.get(w, 1) for w in words(t)][:max_len] or [1]  # an empty caption is one <unk>
             ids[i, : len(toks)] = torch.tensor(toks)
         return ids, ids != 0
+
+
+def sequence_ids(tokens: torch.Tensor) -> torch.Tensor:
+    """``[N]`` int64 ids, equal exactly where rows of ``tokens [N, L]`` are equal.
+
+    Duplicate captions are decided on what the text tower receives: captions that differ only in case,
+    in spacing around punctuation, beyond ``max_text_len`` or in words unknown to the vocabulary are
+    one input to the model, so they are kept out of each other's negatives and retrieve each other.
+    """
+    if len(tokens) == 0:
+        return torch.zeros(0, dtype=torch.long, device=tokens.device)
+    return torch.unique(tokens, dim=0, return_inverse=True)[1].long()

@@ -19,6 +19,7 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.train.accumulate import accumulate_gradients
 from vlp_sweep.train.batching import SplitTensors, load_split, make_batch, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
@@ -35,7 +36,7 @@ class Evaluation:
 
     epoch: int  # 1-based number of epochs done
     step: int  # optimizer steps done
-    metrics: dict[str, float]  # METRIC_NAMES + lr, logit_scale, samples_per_s, epoch_s, elapsed_s
+    metrics: dict[str, float]  # METRIC_NAMES (loss, infonce too) + lr, logit_scale, samples_per_s, epoch_s, elapsed_s
     t2v_ranks: np.ndarray  # [N] per-query ranks on the eval split (1 = best)
     v2t_ranks: np.ndarray
     checkpoint: Path | None = None  # full checkpoint written for this evaluation (last.pt)
@@ -122,11 +123,11 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     t_start = time.perf_counter()
     while st.epoch < cfg.optim.epochs:
         t0 = time.perf_counter()
-        train_loss, samples = _train_epoch(st, on_step)
+        train_losses, samples = _train_epoch(st, on_step)
         epoch_s = time.perf_counter() - t0
         if st.epoch % cfg.run.eval_every == 0 or st.epoch == cfg.optim.epochs:
             ev = _evaluate(st)
-            ev.metrics |= {"loss": train_loss, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
+            ev.metrics |= {**train_losses, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
                            "elapsed_s": time.perf_counter() - t_start}
             m = cfg.run.select_metric
             best = ev if best is None or _better(ev.metrics[m], best.metrics[m], m) else best
@@ -234,91 +235,40 @@ def _batches(st: _State, gen: torch.Generator) -> Iterator[list[dict[str, torch.
                for i in range(accum)]
 
 
-def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[float, int]:
+def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[dict[str, float],
+                                                                                            int]:
+    """One epoch; returns the mean ``loss`` and ``infonce`` over its steps, and the clips seen."""
     st.model.train()
     gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device, st.dist.rank)
-    total = torch.zeros((), device=st.device)
+    total = torch.zeros(2, device=st.device)  # loss, infonce: summed on the device, one sync per epoch
     steps = samples = 0
     for micro_batches in _batches(st, gen):
-        total += train_step(st, micro_batches)
+        out = train_step(st, micro_batches)
+        total += torch.stack([out["loss"], out["infonce"]])
         steps += 1
         samples += sum(len(b["tokens"]) for b in micro_batches)
         if on_step is not None:
             on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg, st.dist.world_size))
     st.epoch += 1
-    return float(total) / max(steps, 1), samples
+    loss, infonce = (total / max(steps, 1)).tolist()
+    return {"loss": loss, "infonce": infonce}, samples
 
 
-def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """One optimizer step over ``micro_batches``; returns the loss on the device. Host syncs: one per
-    micro-batch with length groups (their widths), none without."""
-    step_fn = _cached_step if st.cfg.optim.accum_mode == "cached" and len(micro_batches) > 1 else _naive_step
-    loss = step_fn(st, micro_batches)
+def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One optimizer step over ``micro_batches``; returns ``loss`` and ``infonce`` on the device. Host
+    syncs: one per micro-batch with length groups (their widths), none without."""
+    losses = accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, micro_batches,
+                                lambda: autocast_for(st.cfg, st.device))
     sum_gradients(st.model, st.dist)
     if st.cfg.optim.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
     st.opt.step()
     st.sched.step()
     st.opt.zero_grad(set_to_none=True)
-    with torch.no_grad():  # keep the learnable scale inside the clamp (as CLIP does)
-        st.model.logit_scale.clamp_(max=math.log(st.cfg.loss.max_logit_scale))
+    with torch.no_grad():  # the loss does not clamp (it would stop the gradient): the parameter is, as in open_clip
+        st.model.logit_scale.clamp_(0.0, math.log(st.cfg.loss.max_logit_scale))
     st.step += 1
-    return loss
-
-
-def _naive_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """Accumulation as the plan's script did it: each micro-batch sees only its own negatives."""
-    total = torch.zeros((), device=st.device)
-    for b in micro_batches:
-        with autocast_for(st.cfg, st.device):
-            out = st.model(b)
-        loss = st.crit(out["video"], out["text"], out["logit_scale"], b["text_ids"])["loss"] / len(micro_batches)
-        loss.backward()
-        total += loss.detach()
-    return total
-
-
-def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)
-
-
-def _cached_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """GradCache: the loss over the whole effective batch, so accumulation really adds negatives.
-
-    1) embed every micro-batch without a graph; 2) loss and its gradient w.r.t. the embeddings;
-    3) re-embed each micro-batch with a graph (same dropout RNG) and backprop the cached gradients.
-    Parameter gradients equal those of one full-batch step, at the cost of a second forward.
-    """
-    states, plans, videos, texts = [], [], [], []
-    with torch.no_grad():
-        for b in micro_batches:
-            states.append(_rng_state(st.device))
-            plans.append(st.model.group_plan(b))  # the same groups in both passes, one host sync
-            with autocast_for(st.cfg, st.device):
-                out = st.model(b, plans[-1])
-            videos.append(out["video"])
-            texts.append(out["text"])
-    v = torch.cat(videos).requires_grad_()
-    t = torch.cat(texts).requires_grad_()
-    ids = torch.cat([b["text_ids"] for b in micro_batches])
-    loss = st.crit(v, t, st.model.logit_scale, ids)["loss"]
-    loss.backward()  # grads for v, t and the logit scale
-    assert v.grad is not None and t.grad is not None
-    start = 0
-    for b, state, plan in zip(micro_batches, states, plans):
-        n = len(b["tokens"])
-        _set_rng_state(state, st.device)
-        with autocast_for(st.cfg, st.device):
-            out = st.model(b, plan)
-        torch.autograd.backward([out["video"], out["text"]], [v.grad[start:start + n], t.grad[start:start + n]])
-        start += n
-    return loss.detach()
+    return losses
 
 
 @torch.no_grad()
@@ -344,22 +294,25 @@ def _evaluate(st: _State) -> Evaluation:
     groups = st.eval.text_ids if st.cfg.run.eval_dedup else None
     res = retrieval_metrics(text=t, video=v, groups=groups, ties=EVAL_TIES)
     metrics = dict(res.metrics)
-    metrics["eval_loss"] = _eval_loss(st, t, v)
+    metrics |= _eval_losses(st, t, v)
     metrics["lr"] = float(st.opt.param_groups[0]["lr"])
     metrics["logit_scale"] = float(st.model.logit_scale.detach().exp())
     return Evaluation(st.epoch, st.step, metrics, res.t2v_ranks, res.v2t_ranks)
 
 
 @torch.no_grad()
-def _eval_loss(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024) -> float:
-    """Mean contrastive loss over consecutive blocks of the eval split (the full N x N is not needed)."""
-    losses = []
+def _eval_losses(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024) -> dict[str, float]:
+    """``eval_loss`` (the trial's own loss) and ``eval_infonce`` (plain InfoNCE at the same logit scale):
+    means over consecutive blocks of the eval split (the full N x N is not needed)."""
+    rows = []
     for i in range(0, len(t), block):
         if len(t) - i < 2:
             break
         sl = slice(i, i + block)
-        losses.append(float(st.crit.loss(v[sl], t[sl], st.model.logit_scale, st.eval.text_ids[sl])["loss"]))
-    return float(np.mean(losses)) if losses else float("nan")
+        out = st.crit.loss(v[sl], t[sl], st.model.logit_scale, st.eval.text_ids[sl])
+        rows.append((float(out["loss"]), float(out["infonce"])))
+    loss, infonce = np.mean(rows, axis=0).tolist() if rows else (math.nan, math.nan)
+    return {"eval_loss": loss, "eval_infonce": infonce}
 
 
 def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:

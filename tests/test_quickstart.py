@@ -1,0 +1,52 @@
+"""The README's main job, as `make quickstart` runs it: the real quickstart space on the synthetic corpus,
+then report, promote and eval of the promoted file (which must reproduce the leaderboard)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VS = "VLP_SWEEP"  # what the Makefile's $(VS) is replaced by in `make -n`, to run each step here
+
+
+def _recipe(name: str) -> list[list[str]]:
+    """The commands `make quickstart` runs (from the Makefile itself, via make -n), as vlp-sweep argvs."""
+    out = subprocess.run(["make", "-n", "-s", "-C", str(REPO), "quickstart", f"NAME={name}", f"VS={VS}",
+                          "VENV=.venv"], capture_output=True, text=True, check=True).stdout
+    return [shlex.split(line)[1:] for line in out.splitlines() if line.startswith(VS)]
+
+
+def _vlp(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_SILENT": "true"}
+    return subprocess.run([sys.executable, "-m", "vlp_sweep", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_quickstart_launches_reports_promotes_and_the_promoted_file_reproduces(tmp_path: Path) -> None:
+    steps = _recipe("qs")
+    assert [s[0] for s in steps if s[:2] != ["data", "synth"]] == ["run", "report", "promote", "eval"]
+    (tmp_path / "search_spaces").mkdir()
+    shutil.copy(REPO / "search_spaces" / "quickstart.yaml", tmp_path / "search_spaces")
+    if not any(s[:2] == ["data", "synth"] for s in steps):  # make skipped it: the repo has the data already
+        steps.insert(0, ["data", "synth", "--out", "data/quickstart"])
+    outputs = {}
+    for argv in steps:
+        proc = _vlp(argv, tmp_path)
+        assert proc.returncode == 0, f"{argv}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        outputs[argv[0]] = proc.stdout
+    run = tmp_path / "runs" / "qs"
+    assert (tmp_path / "reports" / "qs" / "report.html").is_file()
+    manifest = json.loads((run / "promoted" / "promoted.json").read_text())
+    assert manifest["sweep"] == "qs" and manifest["verification"]["max_abs_diff"] <= 1e-6
+    assert "reproduces the leaderboard of sweep qs" in outputs["eval"]
+    assert f"trial {manifest['trial_id']}" in outputs["eval"] and "skipped" not in outputs["promote"]

@@ -1,0 +1,129 @@
+"""What `promote` may install: candidates, best first, from a source; and the pick of the first intact one.
+
+A *source* is a function ``(sweep, trial, metric, mode) -> list[Candidate]`` (best first).
+:func:`from_leaderboard` is the default: the finished trials of the search ranked by the selection rule
+(``vlp_sweep.sweep.selection``), each at the epoch whose checkpoint the leaderboard names. A
+confirmation stage supplies its own source (the confirmed winner first) and `promote` is unchanged.
+
+:func:`pick` takes the first candidate whose checkpoint is still on disk: a better trial whose file went
+missing is skipped with one line saying so; when every checkpoint is missing, one error naming the
+sweep and how many are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlp_sweep.errors import UserError, did_you_mean
+from vlp_sweep.metric_names import METRIC_NAMES
+from vlp_sweep.report.select import FINISHED, Sweep, rank_trials, trial_params
+from vlp_sweep.sweep.leaderboard import finite_float
+from vlp_sweep.sweep.status import checkpoint_missing
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One checkpoint that may become the champion, with the numbers its re-evaluation must reproduce."""
+
+    sweep: str
+    trial_id: str
+    status: str
+    epoch: int
+    checkpoint: Path | None  # None: no checkpoint was recorded
+    sha256: str | None
+    metrics: dict[str, float]  # recorded when the checkpoint was saved (the leaderboard's best_*)
+    params: dict[str, Any] = field(default_factory=dict)
+    split: str | None = None  # the split ``metrics`` were measured on; None: the checkpoint's eval split
+    stage: str = "search"  # search (the leaderboard, dev split) | confirmation
+
+    def value(self, metric: str) -> float | None:
+        return self.metrics.get(metric)
+
+
+Source = Callable[[Sweep, "str | None", str, str], list[Candidate]]
+
+
+def from_row(sweep: str, row: pd.Series | dict[str, Any]) -> Candidate:
+    """A leaderboard row as a candidate (its best epoch and the checkpoint recorded for it)."""
+    path = row.get("checkpoint_path")
+    epoch = finite_float(row.get("best_epoch"))
+    return Candidate(
+        sweep=sweep, trial_id=str(row["trial_id"]), status=str(row["status"]),
+        epoch=int(epoch) if epoch is not None else -1,
+        checkpoint=Path(path) if isinstance(path, str) and path else None,
+        sha256=str(row["checkpoint_sha256"]) if isinstance(row.get("checkpoint_sha256"), str) else None,
+        metrics={m: v for m in METRIC_NAMES if (v := finite_float(row.get(f"best_{m}"))) is not None},
+        params=trial_params(row))
+
+
+def from_leaderboard(sweep: Sweep, trial: str | None, metric: str, mode: str) -> list[Candidate]:
+    """``trial`` alone when given (it must exist and be finished); else every finished trial with the
+    metric, ranked by the selection rule."""
+    board = sweep.board
+    if board.empty:
+        raise UserError(f"no finished trial in {sweep.run_dir}: the leaderboard is empty")
+    if trial is not None:
+        return [from_row(sweep.name, _one_trial(sweep, trial))]
+    ranked = rank_trials(sweep.finished(), metric, mode)
+    if ranked.empty:
+        counts = board["status"].value_counts().to_dict()
+        summary = ", ".join(f"{v} {str(k).lower()}" for k, v in sorted(counts.items(), key=str))
+        raise UserError(f"no finished trial with a {metric} in {sweep.run_dir} ({summary})")
+    return [from_row(sweep.name, r) for _, r in ranked.iterrows()]
+
+
+def _one_trial(sweep: Sweep, trial: str) -> pd.Series:
+    board = sweep.board
+    ids = [str(t) for t in board["trial_id"]]
+    if trial not in ids:
+        shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
+        raise UserError(f"trial '{trial}' is not in sweep {sweep.name}{did_you_mean(trial, ids)} (trials: {shown})")
+    row = board[board["trial_id"] == trial].iloc[0]
+    if row["status"] not in FINISHED:
+        raise UserError(f"trial {trial} is {str(row['status']).lower()}: only finished trials "
+                        f"({', '.join(s.lower() for s in FINISHED)}) can be promoted")
+    return row
+
+
+def pick(candidates: list[Candidate], metric: str, sweep: str) -> tuple[Candidate, str]:
+    """(the best candidate with a checkpoint on disk, a line naming the better ones skipped, or "").
+
+    A single candidate (``--trial``) is not replaced by another: its problem is the error. A checkpoint
+    that is there but differs from its recorded sha256 is not skipped either: verification refuses it.
+    """
+    if len(candidates) == 1:
+        c = candidates[0]
+        _check_usable(c, metric)
+        return c, ""
+    recorded = [c for c in candidates if c.checkpoint is not None]
+    intact = [c for c in recorded if not checkpoint_missing(str(c.checkpoint))]
+    if not recorded:
+        raise UserError(f"sweep {sweep}: none of its {len(candidates)} finished trials has a checkpoint recorded")
+    if not intact:
+        raise UserError(f"sweep {sweep}: every finished trial's checkpoint is missing ({len(recorded)} of "
+                        f"{len(recorded)} deleted or moved, e.g. {recorded[0].checkpoint})")
+    best = intact[0]
+    _check_usable(best, metric)
+    skipped = recorded[:next(i for i, c in enumerate(recorded) if c is best)]  # all missing: best is the first intact
+    if not skipped:
+        return best, ""
+    names = ", ".join(f"{c.trial_id} ({metric} {_v(c, metric)})" for c in skipped)
+    return best, (f"note: skipped {len(skipped)} better trial{'s' if len(skipped) > 1 else ''} whose checkpoint "
+                  f"is missing: {names}; promoting trial {best.trial_id}, the best with its checkpoint on disk")
+
+
+def _v(c: Candidate, metric: str) -> str:
+    v = c.value(metric)
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _check_usable(c: Candidate, metric: str) -> None:
+    if c.value(metric) is None:
+        raise UserError(f"trial {c.trial_id} has no {metric} in the leaderboard")
+    if c.checkpoint is None:
+        raise UserError(f"trial {c.trial_id} has no checkpoint recorded in the leaderboard")
