@@ -83,7 +83,8 @@ def user_module(tmp_path: Path) -> Iterator[str]:
     add_import_paths([tmp_path])
     yield name
     sys.modules.pop(name, None)
-    sys.path.remove(str(tmp_path))
+    if str(tmp_path) in sys.path:
+        sys.path.remove(str(tmp_path))
 
 
 def cfg_for(data: Path, factory: str, **options: object) -> dict[str, object]:
@@ -175,14 +176,16 @@ def test_a_user_model_trains_checkpoints_and_is_rebuilt_by_eval(user_module: str
     assert ev.result.metrics["t2v_R1"] == pytest.approx(res.last.metrics["t2v_R1"])
     resumed = fit(cfg | {"optim.epochs": 9}, resume=tmp_path / "out" / "last.pt")
     assert resumed.last.epoch == 9
-    # The factory's module gone at load time: one line naming it and how to make it importable.
+    assert ckpt["model_source"] == str(tmp_path)
+    # Not on sys.path any more (eval from another folder): the folder the checkpoint records is used.
     sys.modules.pop(user_module)
     sys.path.remove(str(tmp_path))
-    try:
-        with pytest.raises(UserError, match=rf"cannot import module '{user_module}' .*list that folder under code:"):
-            evaluate_checkpoint(tmp_path / "out" / "last.pt", device="cpu")
-    finally:
-        sys.path.append(str(tmp_path))
+    assert evaluate_checkpoint(tmp_path / "out" / "last.pt", device="cpu").result.metrics == ev.result.metrics
+    # The module gone at load time: one line naming it and how to make it importable.
+    sys.modules.pop(user_module)
+    (tmp_path / f"{user_module}.py").rename(tmp_path / "moved.txt")
+    with pytest.raises(UserError, match=rf"cannot import module '{user_module}' .*list that folder under code:"):
+        evaluate_checkpoint(tmp_path / "out" / "last.pt", device="cpu")
 
 
 def test_the_trainer_keeps_the_logit_scale_unless_the_module_brings_its_own(user_module: str, tiny_data: Path) -> None:

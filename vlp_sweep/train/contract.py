@@ -18,7 +18,7 @@ from torch import nn
 
 from vlp_sweep.config import TrainConfig
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.factory import BUILTIN_FACTORY, BUILTIN_OPTIONS, ModelDims, call_factory
+from vlp_sweep.train.factory import BUILTIN_FACTORY, BUILTIN_OPTIONS, ModelDims, call_factory, module_root
 
 
 def factory_options(cfg: TrainConfig) -> dict[str, Any]:
@@ -45,6 +45,9 @@ class ContrastiveModel(nn.Module):
                  learn_temperature: bool) -> None:
         super().__init__()
         self.net, self.dims, self.factory = net, dims, factory
+        # Where the factory's module was imported from: checkpoints record it, so that eval and promote on
+        # this machine find the module again from any folder (evaluate.model_from_checkpoint).
+        self.source = module_root(factory)
         if not isinstance(getattr(net, "logit_scale", None), nn.Parameter):
             self.register_parameter("own_logit_scale", nn.Parameter(torch.tensor(float(logit_scale_init)),
                                                                     requires_grad=learn_temperature))

@@ -14,7 +14,7 @@ from vlp_sweep.errors import UserError
 from vlp_sweep.train.batching import SplitTensors, load_split, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
-from vlp_sweep.train.factory import ModelDims
+from vlp_sweep.train.factory import ModelDims, add_import_paths
 from vlp_sweep.train.metrics import RetrievalResult, retrieval_metrics
 from vlp_sweep.train.tokenizer import WordTokenizer
 from vlp_sweep.train.trainer import EVAL_TIES, embed_split, resolve_device
@@ -29,9 +29,19 @@ class CheckpointEval:
     checkpoint: dict[str, Any]
 
 
+def find_model_code(ckpt: dict[str, Any]) -> None:
+    """Put the folder the checkpoint's model factory was imported from on ``sys.path`` when it exists
+    here (same machine), so that eval and promote work from any folder. Importing it runs its code:
+    evaluate checkpoints of a factory of your own only where you would run that code."""
+    src = ckpt.get("model_source")
+    if isinstance(src, str) and src and Path(src).is_dir():
+        add_import_paths([src])
+
+
 def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device) -> ContrastiveModel:
     """Rebuild the checkpoint's model through its recorded factory and options (config ``model.*``),
     then load its weights. A factory that does not import is one line (``factory.resolve_factory``)."""
+    find_model_code(ckpt)
     cfg = make_config(ckpt["config"])
     if not isinstance(ckpt.get("model_args"), dict):
         raise UserError("checkpoint has no model_args")
@@ -44,6 +54,7 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | 
                         device: str = "auto", overrides: dict[str, Any] | None = None) -> CheckpointEval:
     """Re-embed ``split`` of ``data`` (defaults: those the checkpoint was trained with) and score it."""
     ckpt = load_checkpoint(path)
+    find_model_code(ckpt)
     over: dict[str, Any] = {"run.device": device, **(overrides or {})}
     if data:
         over["data.path"] = data

@@ -17,6 +17,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 from vlp_sweep.errors import UserError, did_you_mean
@@ -196,6 +197,21 @@ def check_options(spec: str, options: Mapping[str, Any]) -> None:
 
 def _hint_name(hint: Any) -> str:
     return " | ".join(getattr(h, "__name__", None) or str(h) for h in _union_members(hint))
+
+
+def module_root(spec: str) -> str | None:
+    """The folder that makes the (imported) factory's module importable: what ``sys.path`` needs.
+    None for the built-in model or a module without a file."""
+    if spec == BUILTIN_FACTORY:
+        return None
+    name = split_factory(spec)[0]
+    file = getattr(sys.modules.get(name), "__file__", None)
+    if not file:
+        return None
+    root = Path(file).resolve().parent
+    for _ in range(name.count(".") + (Path(file).name == "__init__.py")):
+        root = root.parent
+    return str(root)
 
 
 def check_model_config(cfg: Any) -> None:

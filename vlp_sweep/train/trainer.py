@@ -316,7 +316,8 @@ def _eval_losses(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024
 
 
 def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
-    return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.dims.to_dict(), "vocab": st.vocab,
+    return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.dims.to_dict(),
+            "model_source": st.model.source or "", "vocab": st.vocab,
             "model": st.model.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
             "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash,
             "best_value": st.best_value, "best_epoch": st.best_epoch}
