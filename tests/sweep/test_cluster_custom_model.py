@@ -10,15 +10,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.sweep.test_cluster import two_nodes  # noqa: F401  (the loopback cluster fixture)
+from tests.ray_procs import RayNode
+from tests.sweep.test_cluster import two_nodes  # noqa: F401  (the test's own head + worker, tests/ray_procs.py)
 from tests.sweep.test_custom_model_e2e import project, run_sweep
 
 
 @pytest.mark.slow
-def test_user_model_trials_run_on_both_nodes(two_nodes: str, sweep_data: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_user_model_trials_run_on_both_nodes(two_nodes: RayNode, sweep_data: Path,  # noqa: F811
+                                             tmp_path: Path) -> None:
     space = project(tmp_path, sweep_data, num_samples=4)
-    run_sweep(space, tmp_path / "runs", "--name", "custom_cluster", "--address", two_nodes,
-              "--storage", str(tmp_path / "shared"), env={"RAY_AUTH_MODE": "token"})
+    run_sweep(space, tmp_path / "runs", "--name", "custom_cluster", "--address", two_nodes.address,
+              "--storage", str(tmp_path / "shared"), env=two_nodes.env)
     board = pd.read_parquet(tmp_path / "runs" / "custom_cluster" / "leaderboard.parquet")
     assert len(board) == 4 and set(board.status) == {"TERMINATED"}, board[["status", "error"]]
     assert board.node_id.nunique() == 2, board[["trial_id", "node_id"]]

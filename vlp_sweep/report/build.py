@@ -81,10 +81,22 @@ def _nothing_finished(sweep: Sweep) -> str:
     return msg
 
 
+def _driver_alive(sweep: Sweep) -> bool:
+    from vlp_sweep.sweep.lock import driver_alive
+
+    return driver_alive(sweep.run_dir) is not None
+
+
 def _notes(sweep: Sweep, ranked: pd.DataFrame, finished: pd.DataFrame, data: DataSource) -> list[str]:
     notes = []
     running = int((ranked["status"] == "RUNNING").sum()) if not ranked.empty else 0
-    if sweep.meta.get("status") != "finished" or running:
+    stopped_by = sweep.meta.get("status")
+    if stopped_by in ("interrupted", "failed") and not _driver_alive(sweep):
+        unfinished = int(ranked["status"].isin(["INTERRUPTED", "RUNNING", "PENDING"]).sum()) if not ranked.empty else 0
+        notes.append(f"the sweep was {stopped_by} with {unfinished} trial{'s' if unfinished != 1 else ''} "
+                     "unfinished (vlp-sweep run SPACE --name NAME --resume continues it): the best trial, "
+                     "comparisons, targets and effects use finished trials only")
+    elif sweep.meta.get("status") != "finished" or running:
         notes.append(f"snapshot of a sweep still running ({running} trial{'s' if running != 1 else ''} running): "
                      "numbers will change; "
                      "the best trial, comparisons, targets and effects use finished trials only")

@@ -26,10 +26,12 @@ import pyarrow.parquet as pq
 
 from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
+from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.sweep.selection import best_evaluation
 
-# Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR.
+# Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR,
+# INTERRUPTED (running when Ctrl-C or SIGTERM stopped the sweep; a resume continues it).
 GROUP_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "rsum")
 _PY_TO_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
 
@@ -87,9 +89,14 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def write_table_atomic(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
+    """Replace ``path`` whole; a failed write (full disk, read-only folder) leaves the previous complete
+    file and raises a UserError naming ``path``."""
     table = pa.Table.from_pylist(rows, schema=schema)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 def finite_float(x: Any) -> float | None:
@@ -235,3 +242,18 @@ def _now() -> Any:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(int(time.time()), tz=dt.timezone.utc)
+
+
+def mark_interrupted(run_dir: str | os.PathLike[str]) -> int:
+    """After a stopped sweep: rows still RUNNING or PENDING become INTERRUPTED (a resume runs them on);
+    returns how many. Reads and rewrites leaderboard.parquet alone, atomically."""
+    path = Path(run_dir) / "leaderboard.parquet"
+    if not path.exists():
+        return 0
+    rows = read_arrow(path).to_pylist()
+    open_rows = [r for r in rows if r.get("status") in ("RUNNING", "PENDING")]
+    for r in open_rows:
+        r.update(status="INTERRUPTED", updated_at=_now())
+    if open_rows:
+        write_table_atomic(rows, LEADERBOARD_SCHEMA, path)
+    return len(open_rows)

@@ -58,6 +58,7 @@ def print_status(run_dir: str | Path) -> None:
     counts = board["status"].value_counts().to_dict() if not board.empty else {}
     summary = "  ".join(f"{str(k).lower()} {v}" for k, v in sorted(counts.items(), key=str)) or "no trials yet"
     console.print(f"sweep [bold]{meta['name']}[/bold] ({meta.get('status')}): {len(board)} trials: {summary}")
+    console.print(driver_line(run_dir, meta), highlight=False)
     if board.empty:
         return
     table = Table(show_lines=False)
@@ -83,6 +84,21 @@ def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:
         return "[red]missing[/red]"
     path = r.get("checkpoint_path")
     return f"epoch {int(r.best_epoch)}" if isinstance(path, str) and path and pd.notna(r.get("best_epoch")) else "-"
+
+
+def driver_line(run_dir: str | Path, meta: dict[str, Any]) -> str:
+    """Whether a driver runs the sweep now (its lock is held), and what sweep.json's status means then."""
+    from vlp_sweep.sweep.lock import driver_alive
+
+    info = driver_alive(run_dir)
+    if info is not None:
+        return f"driver: alive, {info.describe()}"
+    status = meta.get("status")
+    if status == "running":  # killed without a chance to write its status (kill -9, power loss)
+        return "driver: not running (it ended without recording how; resume with vlp-sweep run SPACE --resume)"
+    if status == "failed":
+        return f"driver: not running (failed: {meta.get('reason', 'no reason recorded')})"
+    return "driver: not running"
 
 
 def _fmt(x: Any, spec: str = ".2f") -> str:

@@ -21,7 +21,8 @@ from vlp_sweep.report.values import value_label
 
 TERMINAL_METRICS = {"t2v_R1": "t2v R@1", "t2v_R5": "R@5", "t2v_R10": "R@10", "t2v_MedR": "MedR",
                     "v2t_R1": "v2t R@1"}
-STATUS_WORDS = {"TERMINATED": "done", "STOPPED": "stopped", "RUNNING": "running", "ERROR": "error"}
+STATUS_WORDS = {"TERMINATED": "done", "STOPPED": "stopped", "RUNNING": "running", "ERROR": "error",
+                "INTERRUPTED": "interrupted"}
 
 
 def print_terminal(rep: Report, written: dict[str, Path] | None = None) -> None:
