@@ -70,6 +70,9 @@ class ContrastiveModel(nn.Module):
             self.net.compile(dynamic=True)
 
     def forward(self, batch: Mapping[str, torch.Tensor], plan: Any = None) -> dict[str, torch.Tensor]:
+        if not torch.is_autocast_enabled(batch["tokens"].device.type):
+            # GPU data is stored in float16; without autocast a float32 module needs float32 inputs.
+            batch = {k: v.float() if v.dtype == torch.float16 else v for k, v in batch.items()}
         out = self.net(batch, plan) if plan is not None else self.net(batch)
         n = len(batch["tokens"])
         video, text = (self._checked(out, key, n) for key in ("video", "text"))
