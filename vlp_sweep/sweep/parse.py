@@ -24,6 +24,10 @@ The native format::
     wandb: {mode: offline, project: vlp-sweep, entity: null, tags: []}
     baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
+    code: [models/]                  # folders the model factory imports from (relative to this file)
+
+A model factory of your own (``base: {model.factory: "pkg.mod:build"}``) makes its options keys of the
+space (``model.options.NAME``), checked against its signature (``train/factory.py``).
 """
 
 from __future__ import annotations
