@@ -3,6 +3,7 @@ W&B formats, checked against the factory's signature before Ray starts, and the 
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -108,3 +109,27 @@ def test_the_examples_space_validates() -> None:
     assert dict(spec.base)["model.factory"] == "gru_model:build"
     assert any(p.key.startswith("model.options.") for p in spec.search)
     assert any(not p.key.startswith("model.") for p in spec.search)  # trainer keys too
+
+
+def test_validate_builds_the_model_and_runs_a_batch_before_any_trial(
+        model_dir: Path, sweep_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_space(model_dir.parent / "g.yaml", space(base={"data.path": str(sweep_data),
+                                                               "model.factory": "gru_model:build"}))
+    assert main(["validate", str(good)]) == 0
+    assert "model gru_model:build: " in capsys.readouterr().out  # parameters, embeddings [4, 128]
+    (model_dir / "flat_model.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class M(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.w = nn.Linear(1, 1)\n"
+        "    def forward(self, b):\n        n = len(b['tokens'])\n"
+        "        return {'video': torch.zeros(n, 3), 'text': torch.zeros(n, 3)}\n"
+        "def build(dims):\n    return M()\n"
+        "def broken(dims):\n    raise RuntimeError('no such layer')\n")
+    for fn, message in (("build", r"returned 'video' of shape \[4, 3\]; expected \[4, 128\]"),
+                        ("broken", r"model.factory 'flat_model:broken' raised RuntimeError: no such layer")):
+        bad = write_space(model_dir.parent / "b.yaml", space(base={"data.path": str(sweep_data),
+                                                                  "model.factory": f"flat_model:{fn}"}, search={}))
+        assert main(["validate", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and re.search(message, err), err
+    sys.modules.pop("flat_model", None)
