@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
         return outcome.exit_code
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
+    if (run_dir / "confirm.parquet").is_file():
+        from vlp_sweep.sweep.leaderboard import read_table
+
+        rows = read_table(run_dir / "confirm.parquet")
+        failed = int((rows["status"] != "TERMINATED").sum())
+        print(f"confirmation: {len(rows)} runs ({failed} failed): {run_dir}/confirm.parquet")
     if outcome.status == "interrupted":
         print(f"interrupted: resume with  vlp-sweep run {_resume_args(args, run_dir.name)} --resume", file=sys.stderr)
     return outcome.exit_code

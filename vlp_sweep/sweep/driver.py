@@ -6,6 +6,7 @@
     runs/<name>/leaderboard.parquet one row per trial        (leaderboard.py)
     runs/<name>/history.parquet     one row per evaluation
     runs/<name>/ranks.parquet       per-query ranks per evaluation
+    runs/<name>/confirm.parquet     the confirmation stage, one row per config x seed (confirm.py)
     runs/<name>/wandb/              W&B runs (offline ones sync later with `wandb sync`)
     <storage>/<name>/               Ray Tune's experiment (trial folders, checkpoints); by default
                                     <storage> = runs, so this is runs/<name> too
@@ -206,14 +207,15 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
 
         def fit() -> None:
             # ray.init puts Ray's native SIGTERM handler (a stack dump, then abort) over ours: take it back.
-            _fit(spec, opts, name, run_dir, ctx, storage, max_conc, mark, after_init=stop.install)
+            _fit(spec, opts, name, run_dir, ctx, storage, max_conc, mark, after_init=stop.install,
+                 stopped=lambda: stop.signum is not None)
 
         status = run_and_record(fit, stop, run_dir, mark, started=(run_dir / SWEEP_FILE).is_file)
     return SweepOutcome(run_dir, ray_started=True, status=status, exit_code=stop.exit_code)
 
 
 def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str, Any], storage: str,
-         max_conc: int, mark: Any, after_init: Any) -> None:
+         max_conc: int, mark: Any, after_init: Any, stopped: Any = lambda: False) -> None:
     from ray import tune
 
     from vlp_sweep.sweep.trial import trial_main
@@ -234,6 +236,9 @@ def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str,
         tuner = _new_tuner(spec, name, run_dir, ctx, storage, trainable, max_conc, max_epochs)
     try:
         tuner.fit()
+        from vlp_sweep.sweep.confirm import run_confirmation
+
+        run_confirmation(spec, name, run_dir, storage, ctx, stopped)  # no-op without confirm: or once stopped
     finally:
         import gc
 
