@@ -49,13 +49,14 @@ class ContrastiveModel(nn.Module):
         # this machine find the module again from any folder (evaluate.model_from_checkpoint).
         self.source = module_root(factory)
         if not isinstance(getattr(net, "logit_scale", None), nn.Parameter):
-            self.register_parameter("own_logit_scale", nn.Parameter(torch.tensor(float(logit_scale_init)),
-                                                                    requires_grad=learn_temperature))
+            # Registered under the property's name: the state_dict key stays "logit_scale".
+            self.register_parameter("logit_scale", nn.Parameter(torch.tensor(float(logit_scale_init)),
+                                                                requires_grad=learn_temperature))
 
     @property
     def logit_scale(self) -> nn.Parameter:
         """log of the logit scale: the trainer's, or the module's own ``logit_scale`` parameter."""
-        own = self._parameters.get("own_logit_scale")
+        own = self._parameters.get("logit_scale")
         return own if own is not None else self.net.logit_scale  # type: ignore[return-value]
 
     def group_plan(self, batch: Mapping[str, torch.Tensor]) -> Any:
@@ -99,7 +100,7 @@ class ContrastiveModel(nn.Module):
 def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Weights into ``model``; checkpoints written before the factory (keys without ``net.``) still load."""
     if state and not any(k.startswith("net.") for k in state):
-        state = {("own_logit_scale" if k == "logit_scale" else f"net.{k}"): v for k, v in state.items()}
+        state = {(k if k == "logit_scale" else f"net.{k}"): v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
