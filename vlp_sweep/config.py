@@ -149,6 +149,7 @@ _LOG_FORM = re.compile(r"^\s*log\(\s*(1\s*/\s*)?([0-9.eE+-]+)\s*\)\s*$")
 
 def _parse_temperature(key: str, value: Any) -> Any:
     """Accept the plan's two spellings: 'log(1/0.07)' (temperature 0.07) and 'log(100)' (0.01)."""
+    value = _as_float(value)
     if not isinstance(value, str):
         return value
     m = _LOG_FORM.match(value)
@@ -160,9 +161,23 @@ def _parse_temperature(key: str, value: Any) -> Any:
     return x if m.group(1) else 1.0 / x
 
 
+def _as_float(value: Any) -> Any:
+    """A float key takes an int, and a string in any spelling Python reads as a float ('3e-3', '1E5',
+    '.5', '1_000.0'): a quoted YAML value or a shell argument. Anything else is returned unchanged
+    for the type check to name."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+    if typ is float:
+        value = _as_float(value)
     if typ is float and isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{key}: must be finite, got {value}")
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
@@ -253,8 +268,11 @@ def make_config(*layers: dict[str, Any]) -> TrainConfig:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs; values parsed as YAML scalars (numbers, bools, strings)."""
+    """``--set key=value`` pairs; values parsed as YAML scalars (numbers, bools, strings; ``3e-3`` is a
+    float, as in a config file)."""
     import yaml
+
+    from vlp_sweep.yamlio import safe_load
 
     out: dict[str, Any] = {}
     for item in items:
@@ -262,7 +280,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             raise UserError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key.strip()] = safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out

@@ -89,3 +89,4 @@ def test_results_never_wait_for_wandb(tmp_path: Path, monkeypatch: pytest.Monkey
     assert time.perf_counter() - t0 < 0.5  # 2 s of init and 2.5 s of logging happen in the thread
     cb.on_experiment_end([t])
     assert cb.thread is not None and not cb.thread.is_alive()
+

@@ -92,8 +92,20 @@ def _settings(spec: Any) -> list[str]:
         runs = f"; runs as a trial ({spec.baseline_config().optim.epochs} epochs, never stopped early)" \
             if spec.baseline.run else ""
         out.append(f"baseline: {spec.baseline.name}: {metrics or '-'}{conf}{runs}")
+    if spec.confirm is not None:
+        base = " (the baseline config's included)" if spec.confirms_baseline else ""
+        out.append(f"confirm: {spec.confirm.describe()}; {b['confirm_trials']} trials{base}, "
+                   f"{b['confirm_max_epochs']} epochs at most")
+    else:
+        out.append("confirm: none (no confirmation stage: the report's verdicts are selection numbers)")
     for level, table in spec.targets:
         out.append(f"target {level}: {', '.join(f'{k} {v:g}' for k, v in table)}")
+    h = spec.health
+    out.append(f"health: training loss falls {h.min_decrease:g} per {h.window} evaluations; eval loss overfit "
+               f"+{h.overfit_rise:g}, plateau {h.plateau_tol:g} before {h.plateau_early:g} of the epochs; gpu >= "
+               f"{h.min_gpu_util:g}%; NaN/inf {'stops the trial' if h.stop_on_nonfinite else 'ignored'}; "
+               f"out of memory halves the micro-batch down to {h.min_micro_batch}"
+               + "".join(f"; {c.describe()}" for c in h.checks))
     out.append(f"fingerprint: {spec.fingerprint()[:16]}")
     return out
 
