@@ -66,26 +66,38 @@ def run_sweep(space: Path, runs: Path, name: str, cwd: Path) -> dict[str, Any]:
 
 
 def trial_table(run_dir: Path) -> pd.DataFrame:
-    """Per trial, from Tune's result.json: training time (time_s), the seconds the trial's function ran
+    """Per trial of the search and of the confirmation stage, from Tune's result.json: training time
+    (time_s: the trainer's elapsed_s at its last evaluation), the seconds the trial's function ran
     before its first evaluation beyond the trainer's own clock (``setup_s``: actor start on a fresh
     worker, imports, data loading, model build, first checkpoint), its process, and when it began and
     ended (wall clock)."""
-    board = pd.read_parquet(run_dir / "leaderboard.parquet").set_index("trial_id")
     exp = Path(json.loads((run_dir / "sweep.json").read_text())["experiment_path"])
+    files = [("search", f) for f in sorted(exp.glob("*/result.json"))]
+    files += [("confirm", f) for f in sorted((run_dir / "confirm").glob("*/result.json"))]
     rows = []
-    for tid, r in board.iterrows():
-        res = _results(exp, str(tid))
+    for stage, f in files:
+        res = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        if not res:
+            continue
         first, last = res[0], res[-1]
-        rows.append({"trial": tid, "epochs": r.epochs, "time_s": r.time_s, "pid": first["pid"],
-                     "setup_s": first["time_total_s"] - first["elapsed_s"],
+        time_s, setup_s = _training_time(res)
+        rows.append({"stage": stage, "trial": str(first["trial_id"]), "epochs": last["epoch"], "time_s": time_s,
+                     "pid": first["pid"], "setup_s": setup_s,
                      "began": first["timestamp"] - first["time_total_s"], "ended": float(last["timestamp"])})
     return pd.DataFrame(rows).sort_values("began")
 
 
-def _results(exp: Path, tid: str) -> list[dict[str, Any]]:
-    for f in exp.glob(f"*{tid}*/result.json"):
-        return [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-    raise SystemExit(f"no result.json for trial {tid} under {exp}")
+def _training_time(res: list[dict[str, Any]]) -> tuple[float, float]:
+    """(training time, set-up before the first evaluation). Search trials report the trainer's elapsed_s;
+    confirmation runs do not, so there the first epoch is taken to last as long as the second."""
+    first = res[0]
+    if "elapsed_s" in first:
+        evals = [r for r in res if "elapsed_s" in r]
+        return float(evals[-1]["elapsed_s"]), float(first["time_total_s"] - first["elapsed_s"])
+    train = [r["time_total_s"] for r in res if r.get("stage") != "final"]
+    per_epoch = train[1] - train[0] if len(train) > 1 else 0.0
+    setup = train[0] - per_epoch
+    return float(train[-1] - setup), float(setup)
 
 
 def quickstart(work: Path, smoke: bool) -> None:
@@ -99,18 +111,22 @@ def quickstart(work: Path, smoke: bool) -> None:
     r = run_sweep(work / "quickstart.yaml", work / "runs", "qs", work)
     table = trial_table(work / "runs" / "qs")
     conc = int(space["max_concurrent"])
-    ideal = float(table.time_s.sum()) / conc
+    search = table[table.stage == "search"]
     cold = table.drop_duplicates("pid")  # the first trial on each worker process
     warm = table.drop(cold.index)
-    print(f"quickstart shape: {len(table)} trials, {conc} at a time")
+    print(f"quickstart shape: {len(search)} search trials, {len(table) - len(search)} confirmation runs, "
+          f"{conc} at a time")
+    print("(confirmation runs: time_s and setup_s estimated, their first epoch taken as long as the second)")
     print(table.drop(columns=["began", "ended"]).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-    print(f"sum of trial time_s: {table.time_s.sum():.1f} s; / concurrency = {ideal:.1f} s")
     print(f"setup before the first evaluation, beyond training: first trial on a worker {cold.setup_s.mean():.1f} s, "
           f"later trials (reused worker) {warm.setup_s.mean() if len(warm) else float('nan'):.1f} s")
     print(f"Ray start-up (until sweep.json): {r['startup']:.1f} s; then until the first trial began: "
-          f"{table.began.min() - r['up_at']:.1f} s; after the last result until the driver exited: "
-          f"{r['exit_at'] - table.ended.max():.1f} s (result timestamps are whole seconds)")
-    print(f"sweep wall: {r['wall']:.1f} s")
+          f"{table.began.min() - r['up_at']:.1f} s; search end to confirmation start: "
+          f"{table[table.stage == 'confirm'].began.min() - search.ended.max():.1f} s; after the last result until "
+          f"the driver exited: {r['exit_at'] - table.ended.max():.1f} s (result timestamps are whole seconds)")
+    ideal = float(table.time_s.sum()) / conc
+    print(f"sum of trial time_s: {table.time_s.sum():.1f} s (search {search.time_s.sum():.1f} s); "
+          f"/ concurrency = {ideal:.1f} s; sweep wall: {r['wall']:.1f} s")
     print(f"ratio (wall - start-up) / (sum time_s / concurrency): {(r['wall'] - r['startup']) / ideal:.2f}")
 
 
