@@ -59,3 +59,8 @@ def test_gpu_stages_need_a_stage_name(tmp_path: Path) -> None:
         out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_issue6.sh"), *args], capture_output=True,
                              text=True, cwd=ROOT, env=env)
         assert out.returncode != 0 and words in out.stderr  # before touching the kit or the GPU
+
+
+def test_option_c_benchmark_smoke() -> None:
+    out = _run("option_c.py", "--smoke")
+    assert "log(100)" in out and "mean best R@1" in out

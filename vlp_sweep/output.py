@@ -76,6 +76,7 @@ def quiet_python(log_path: str | os.PathLike[str], enabled: bool = True) -> Iter
     loggers = [logging.getLogger(n) for n in (*NOISY_LOGGERS, "py.warnings")]
     saved = [(lg, lg.propagate, list(lg.handlers)) for lg in loggers]
     handler = _QuietFileHandler(log_path)
+    handler.setLevel(logging.WARNING)  # what would have reached the terminal; a library's debug log stays its own
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     with warnings.catch_warnings():
         logging.captureWarnings(True)

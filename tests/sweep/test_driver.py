@@ -79,6 +79,10 @@ def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_dat
     hist = pd.read_parquet(run_dir / "history.parquet")
     assert sorted(hist[hist.trial_id == ok.trial_id].epoch) == [1, 2]
     assert ok.best_t2v_R1 == hist[hist.trial_id == ok.trial_id].t2v_R1.max()
+    # the trainer's health checklist reached the leaderboard and the history through Ray
+    assert ok.health_inputs == "pass" and ok.health_finite == "pass" and ok.fed_kpts_dim > 0
+    assert ok.micro_batch > 0 and ok.oom_rescues == 0 and ok.health in ("pass", "warn")
+    assert hist[hist.trial_id == ok.trial_id].health.notna().all()
     # The plain InfoNCE (comparable across hard-negative modes) reaches history, leaderboard and W&B.
     ok_hist = hist[hist.trial_id == ok.trial_id]
     assert ok_hist[["infonce", "eval_infonce"]].notna().all().all()

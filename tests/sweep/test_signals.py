@@ -85,15 +85,14 @@ def test_outcome_is_finished_interrupted_or_failed_with_reason(tmp_path: Path) -
     assert len(marks) == 3
 
 
-def _assert_quiet(out: str, run_dir: Path, wandb: bool) -> None:
+def _assert_quiet(out: str) -> None:
     """No library log lines in the output (they are in driver.log); progress lines whole (no TTY here)."""
-    for noise in ("core_worker", "_WandbLoggingActor", "wandb:", "INFO", "WARNING", "(raylet)", "Tune"):
+    for noise in ("core_worker", "_WandbLoggingActor", "wandb:", "INFO", "WARNING", "(raylet)", "Tune",
+                  "Using an existing study"):
         assert noise not in out, out
     events = [ln for ln in out.splitlines() if ln.startswith("[")]
     assert events and all(re.search(r"\| (start [0-9a-f]{8}|done [0-9a-f]{8} at epoch \d+)$", ln)
                           for ln in events), out
-    if wandb:
-        assert "_WandbLoggingActor" in (run_dir / "driver.log").read_text()
 
 
 def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
@@ -108,8 +107,8 @@ def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm"])
 def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
-        sweep_data: Path, tmp_path: Path, sig: int, group: bool) -> None:
-    # Ctrl-C with W&B on: its actor's core_worker warning must land in driver.log, not in the output.
+        sweep_data: Path, tmp_path: Path, sig: int, group: bool, outside_survives: None) -> None:
+    # Ctrl-C with W&B on: none of W&B's lines may reach the output.
     wandb = {"mode": "offline", "project": "t"} if group else {"mode": "disabled"}
     space = tiny_space(sweep_data, num_samples=3, max_concurrent=2, wandb=wandb)
     space["base"]["optim"]["epochs"] = 3
@@ -141,10 +140,11 @@ def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
     board = read_table(run_dir / "leaderboard.parquet")
     assert not set(board.status) & {"RUNNING", "PENDING"}
     assert "INTERRUPTED" in set(board.status)
-    _assert_quiet(out, run_dir, wandb=group)
+    _assert_quiet(out)
 
     again = subprocess.run([*args, "--resume"], cwd=REPO, text=True, capture_output=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
+    _assert_quiet(again.stdout + again.stderr)  # Optuna's INFO line on reopening the study included
     assert json.loads((run_dir / "sweep.json").read_text())["status"] == "finished"
     after = pd.read_parquet(run_dir / "leaderboard.parquet")
     assert len(after) == 3 and after.trial_id.is_unique

@@ -1,15 +1,19 @@
-"""Duplicate captions are decided on the token sequence the text tower receives, in training and evaluation."""
+"""Batches: duplicate captions as the text tower sees them; augmentation drawn per process from one permutation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tests.train.conftest import make_tiny, tiny_config
 from vlp_sweep.config import make_config
+from vlp_sweep.data.layout import synthetic_layout
+from vlp_sweep.data.packed import pack_clips, write_packed
 from vlp_sweep.train import trainer as T
 from vlp_sweep.train.batching import make_batch
+from vlp_sweep.train.distributed import DistContext
 from vlp_sweep.train.metrics import retrieval_metrics
 from vlp_sweep.train.tokenizer import sequence_ids
 
@@ -59,3 +63,43 @@ def test_training_negatives_and_eval_groups_use_those_ids(tmp_path: Path) -> Non
 
 def test_sequence_ids_of_an_empty_split() -> None:
     assert sequence_ids(torch.zeros(0, 4, dtype=torch.long)).shape == (0,)
+
+
+# ---------------------------------------------------------------- augmentation per process
+
+AUG = {"aug.keypoint_noise": 0.05, "aug.rotation_deg": 10.0, "aug.speed": 0.2, "aug.joint_mask_prob": 0.1,
+       "data.max_frames": 12, "optim.batch_size": 4, "optim.grad_accum": 2, "data.use_siglip": False}
+
+
+def _identical_clips(out: Path, n: int = 16) -> Path:
+    """Every training clip has the same poses and length (captions differ): equal draws give equal inputs."""
+    k = len(synthetic_layout().names)
+    kp = np.random.default_rng(0).normal(size=(20, k, 2)) * 0.5
+    kp[:, 2], kp[:, 3] = [-0.5, 0.0], [0.5, 0.0]
+    clips = [{"id": f"c{i:02d}", "split": "train" if i < n else "dev", "text": f"caption w{i}", "keypoints": kp,
+              "confidence": np.ones((20, k))} for i in range(n + 4)]
+    df, kps, conf, sig = pack_clips(clips)
+    return write_packed(out, df, kps, conf, sig, {"layout": synthetic_layout().to_meta(), "fps": 25})
+
+
+def _rank_batches(data: Path, rank: int, epoch: int = 0) -> list[list[dict[str, torch.Tensor]]]:
+    st = T._setup(make_config(tiny_config(data, **AUG)), None, DistContext(rank, 2))
+    return list(T._batches(st, *T._seed_epoch(0, epoch, st.device, rank)))
+
+
+def test_each_process_augments_its_shard_independently_from_one_permutation(tmp_path: Path) -> None:
+    data = _identical_clips(tmp_path / "d")
+    r0, r1 = _rank_batches(data, 0), _rank_batches(data, 1)
+    # One permutation on both: the two shards of each global micro-batch are its halves, in order.
+    perm = torch.randperm(16, generator=T._seed_epoch(0, 0, torch.device("cpu"), 0)[0])
+    got = [torch.cat([a["text_ids"], b["text_ids"]]) for s0, s1 in zip(r0, r1) for a, b in zip(s0, s1)]
+    st = T._setup(make_config(tiny_config(data, **AUG)), None)
+    assert torch.equal(torch.cat(got), st.train.text_ids[perm])
+    # Same clip data, same position in the shard: the augmentation must still differ between processes.
+    for s0, s1 in zip(r0, r1):
+        for a, b in zip(s0, s1):
+            assert not torch.equal(a["kpts"], b["kpts"])
+    # ... and is reproducible from (seed, epoch, rank), so a resumed run continues exactly.
+    again = _rank_batches(data, 1)
+    assert all(torch.equal(a["kpts"], b["kpts"]) for s, t in zip(r1, again) for a, b in zip(s, t))
+    assert not torch.equal(_rank_batches(data, 1, epoch=1)[0][0]["kpts"], r1[0][0]["kpts"])

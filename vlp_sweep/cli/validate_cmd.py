@@ -100,6 +100,12 @@ def _settings(spec: Any) -> list[str]:
         out.append("confirm: none (no confirmation stage: the report's verdicts are selection numbers)")
     for level, table in spec.targets:
         out.append(f"target {level}: {', '.join(f'{k} {v:g}' for k, v in table)}")
+    h = spec.health
+    out.append(f"health: training loss falls {h.min_decrease:g} per {h.window} evaluations; eval loss overfit "
+               f"+{h.overfit_rise:g}, plateau {h.plateau_tol:g} before {h.plateau_early:g} of the epochs; gpu >= "
+               f"{h.min_gpu_util:g}%; NaN/inf {'stops the trial' if h.stop_on_nonfinite else 'ignored'}; "
+               f"out of memory halves the micro-batch down to {h.min_micro_batch}"
+               + "".join(f"; {c.describe()}" for c in h.checks))
     out.append(f"fingerprint: {spec.fingerprint()[:16]}")
     return out
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.report import baseline as base
-from vlp_sweep.report import budgets, confirmed, expected_max, stats, trials
+from vlp_sweep.report import budgets, confirmed, expected_max, monitoring, stats, trials
 from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
@@ -68,7 +68,8 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         errors=trials.errors(sweep.board),
         curves=trials.curves(sweep.history, [str(t) for t in plotted["trial_id"]], metric, loss[0]),
         curve_loss=loss, sources=_sources(sweep), notes=_notes(sweep, ranked, finished, data),
-        confirmed=confirmed.analyse(sweep, metric, mode, resamples, seed), resamples=resamples)
+        confirmed=confirmed.analyse(sweep, metric, mode, resamples, seed), resamples=resamples,
+        monitoring=monitoring.analyse(sweep))
 
 
 def _nothing_finished(sweep: Sweep) -> str:

@@ -190,6 +190,45 @@ class Confirmed:
 
 
 @dataclass
+class TrialHealth:
+    """One trial's row of the monitoring checklist (the leaderboard's health columns)."""
+
+    trial_id: str
+    status: str  # the trial's status (RUNNING, TERMINATED, ...)
+    health: str  # the worst item: pass | warn | fail | n/a ("-": the sweep recorded no health)
+    items: dict[str, str]  # checklist item -> pass | warn | fail | n/a
+    flags: str  # what is not right, with the epoch it began ("stall@7, overfit@12")
+    inputs: str  # what the batches carried: "kpts 231 + siglip 768"
+    samples_per_s: float | None = None
+    gpu_util: float | None = None
+    peak_mem_gb: float | None = None
+    micro_batch: int | None = None
+
+
+@dataclass
+class InputCost:
+    """Training time per clip of the trials fed one set of inputs."""
+
+    label: str  # "keypoints + SigLIP", "keypoints only"
+    n: int  # trials
+    s_per_1k: float  # median seconds per 1000 training clips (1000 / samples_per_s)
+
+
+@dataclass
+class Monitoring:
+    """The plan's monitoring checklist over the sweep (``monitoring.py``)."""
+
+    rows: list[TrialHealth] = field(default_factory=list)  # worst first
+    look_first: list[tuple[str, str]] = field(default_factory=list)  # (trial, why), the trials to open first
+    checks: list[str] = field(default_factory=list)  # the space's milestones, e.g. "eval_loss < 3 by epoch 100"
+    costs: list[InputCost] = field(default_factory=list)
+    ratio: float | None = None  # fusion / keypoints-only time per clip
+    pairs: int = 0  # trial pairs differing only in data.use_siglip behind the ratio (0: groups' medians)
+    expected: tuple[float, float] = (1.2, 1.5)  # the plan's expectation of that ratio
+    note: str = ""  # how the ratio was measured, or why there is none
+
+
+@dataclass
 class Report:
     sweep: str
     run_dir: str
@@ -217,5 +256,6 @@ class Report:
     sources: list[str]
     notes: list[str] = field(default_factory=list)
     confirmed: Confirmed | None = None  # None: the sweep has no confirmation stage
+    monitoring: Monitoring = field(default_factory=Monitoring)
     resamples: int = stats.RESAMPLES
     level: float = stats.LEVEL

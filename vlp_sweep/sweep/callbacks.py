@@ -152,6 +152,9 @@ class ProgressCallback(Callback):
         return (f"[{time.time() - self.t0:6.0f}s] {done}{total} done  {running} running  {errored} errored  "
                 f"{best_s}  | {event}")
 
+    def setup(self, *args: Any, **info: Any) -> None:
+        self.t0 = time.time()  # a resumed sweep's clock starts now, not when the pickled callback was made
+
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         live_line().update(self._text(trials, f"start {trial.trial_id}"))
 

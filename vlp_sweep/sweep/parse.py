@@ -25,6 +25,7 @@ The native format::
     baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
     confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sweep/confirm.py
+    health: {window: 5, min_micro_batch: 2, checks: [{metric: eval_loss, below: 3.0, by_epoch: 100}]}
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
 from vlp_sweep.metric_names import MODE
 from vlp_sweep.sweep.checks import Checks, strip_key
 from vlp_sweep.sweep.entries import is_entry, parse_param
+from vlp_sweep.sweep.health_section import parse_health
 from vlp_sweep.sweep.params import Param
 from vlp_sweep.sweep.sections import (
     Baseline,
@@ -120,9 +122,11 @@ class _Parser:
             keep_checkpoints=get_int(self.d, "keep_checkpoints", "keep_checkpoints", self.w, 2, lo=1),
             wandb=parse_wandb(section(self.d, "wandb", self.w), self.w), baseline=self._baseline(base),
             targets=parse_targets(section(self.d, "targets", self.w), self.w),
+            health=parse_health(section(self.d, "health", self.w), self.w),
             source=self.w.source, format=fmt, warnings=tuple(self.warnings), lines=tuple(self.lines.items()))
         if spec.runs_baseline:
             self._check_baseline_run(spec)
+        self._check_micro_floor(spec)
         return self._with_confirm(spec)
 
     def _with_confirm(self, spec: SweepSpec) -> SweepSpec:
@@ -136,6 +140,18 @@ class _Parser:
         line = line_of(raw, "split") if isinstance(raw, Mapping) else None
         lines = spec.lines + ((("confirm.split", line),) if line else ())
         return dataclasses.replace(spec, confirm=confirm, lines=lines)
+
+    def _check_micro_floor(self, spec: SweepSpec) -> None:
+        """The out-of-memory rescue halves a micro-batch down to health.min_micro_batch: a trial starting
+        below that floor contradicts it."""
+        sizes = [int(v) for v in spec.possible_values("optim.batch_size")]
+        if spec.runs_baseline:
+            sizes.append(spec.baseline_config().optim.batch_size)
+        floor = spec.health.min_micro_batch
+        if floor > min(sizes):
+            raise self._err("health.min_micro_batch", f"{floor} is above optim.batch_size {min(sizes)}, the "
+                                                      "micro-batch a trial starts at",
+                            line_of(section(self.d, "health", self.w), "min_micro_batch"))
 
     def _check_baseline_run(self, spec: SweepSpec) -> None:
         line = line_of(section(self.d, "baseline", self.w), "run")

@@ -20,10 +20,11 @@ from vlp_sweep.config import TrainConfig, config_keys, make_config, nest
 from vlp_sweep.errors import UserError
 from vlp_sweep.sweep.params import Param, flatten, holds, topological
 from vlp_sweep.sweep.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
+from vlp_sweep.train.health_config import HealthConfig
 
 TOP_KEYS = ("name", "description", "base", "search", "search_alg", "scheduler", "metric", "mode",
             "num_samples", "max_concurrent", "resources", "seeds", "retries", "keep_checkpoints", "wandb",
-            "baseline", "targets", "confirm")
+            "baseline", "targets", "confirm", "health")
 # What decides which trials run and how they are judged; the rest (concurrency, resources, W&B,
 # baseline, targets, text) may change when a sweep is resumed.
 FINGERPRINT_KEYS = ("base", "search", "search_alg", "scheduler", "metric", "mode", "num_samples", "seeds",
@@ -52,6 +53,7 @@ class SweepSpec:
     targets: tuple[tuple[str, Pairs], ...] = ()
     confirm: Confirm | None = None  # the confirmation stage after the search (None: no stage)
     description: str = ""
+    health: HealthConfig = field(default_factory=HealthConfig)  # thresholds of each trial's health checklist
     # Where it came from; not part of equality, the fingerprint or to_dict.
     source: str | None = field(default=None, compare=False)
     format: str = field(default="native", compare=False)  # native | wandb
@@ -69,7 +71,7 @@ class SweepSpec:
             "num_samples": self.num_samples, "max_concurrent": self.max_concurrent,
             "resources": self.resources.to_dict(), "seeds": list(self.seeds), "retries": self.retries,
             "keep_checkpoints": self.keep_checkpoints, "wandb": self.wandb.to_dict(),
-            "targets": {level: dict(t) for level, t in self.targets},
+            "targets": {level: dict(t) for level, t in self.targets}, "health": self.health.to_dict(),
             "confirm": self.confirm.to_dict() if self.confirm is not None else None}
         if self.baseline is not None:
             out["baseline"] = self.baseline.to_dict()

@@ -54,19 +54,21 @@ class WandbLogger(LoggerCallback):
         self.init_kwargs = {"project": project, "group": group, "mode": mode, "dir": dir, "entity": entity,
                             "tags": list(tags or []), "reinit": "create_new", "allow_val_change": True}
         self.excludes = set(excludes or [])
+        self._fresh()
+
+    def _fresh(self) -> None:
         self.items: queue.Queue[tuple[str, str, Any] | None] = queue.Queue()
         self.thread: threading.Thread | None = None
         self.started: set[str] = set()
         self.errors: list[str] = []
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its run config (callbacks included) into the experiment folder: leave out the queue
-        # and the thread, which hold locks; an unpickled logger starts afresh.
+        # Tune pickles the run config (tuner.pkl, for a resume): settings only, no queue or thread.
         return {"init_kwargs": self.init_kwargs, "excludes": self.excludes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.init_kwargs, self.excludes = state["init_kwargs"], state["excludes"]
-        self.items, self.thread, self.started, self.errors = queue.Queue(), None, set(), []
+        self.__dict__.update(state)
+        self._fresh()
 
     def _put(self, item: tuple[str, str, Any] | None) -> None:
         if self.thread is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,16 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
-from vlp_sweep.train.accumulate import accumulate_gradients
+from vlp_sweep.train.accumulate import LossFn, accumulate_gradients, cached_backward
 from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, make_batch, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
+from vlp_sweep.train.health import HealthMonitor
+from vlp_sweep.train.health_config import HealthConfig
 from vlp_sweep.train.loss import ContrastiveLoss
 from vlp_sweep.train.metrics import retrieval_metrics
 from vlp_sweep.train.model import ModelArgs, VLPModel
+from vlp_sweep.train.oom import OomRescue
 from vlp_sweep.train.schedule import lr_factor
 from vlp_sweep.train.tokenizer import WordTokenizer
 
@@ -41,6 +44,7 @@ class Evaluation:
     v2t_ranks: np.ndarray
     checkpoint: Path | None = None  # full checkpoint written for this evaluation (last.pt)
     checkpoint_sha256: str | None = None
+    health: dict[str, Any] = field(default_factory=dict)  # the checklist so far (health.COLUMNS)
 
 
 @dataclass
@@ -75,12 +79,19 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractC
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> torch.Generator:
-    """Every epoch's randomness derives from (seed, epoch): a resumed run replays it exactly. The batch
-    generator is the same on every process (same permutation); dropout differs per process."""
+def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> tuple[torch.Generator,
+                                                                                    torch.Generator]:
+    """Every epoch's randomness derives from (seed, epoch, rank): a resumed run replays it exactly.
+
+    Returns (batches, augmentation). The batch generator is the same on every process, so all draw one
+    permutation and the global batch is consistent; augmentation (crop window, speed, affine, noise,
+    masks) and dropout differ per process, or clip j of every process's shard would get the same draws.
+    """
     s = (seed * 1_000_003 + epoch * 7919) % (2**63)
     torch.manual_seed(s + 104_729 * rank)  # dropout
-    return torch.Generator(device=device).manual_seed(s + 1)  # batches and augmentation
+    aug_seed = int(np.random.SeedSequence([seed % 2**63, epoch, rank, 1]).generate_state(1, np.uint64)[0])
+    return (torch.Generator(device=device).manual_seed(s + 1),
+            torch.Generator(device=device).manual_seed(aug_seed))
 
 
 @dataclass
@@ -100,17 +111,22 @@ class _State:
     dist: DistContext = field(default_factory=DistContext)
     best_value: float | None = None  # select_metric of best.pt so far (kept across a resume) ...
     best_epoch: int | None = None  # ... and its epoch
+    health: HealthMonitor | None = None
+    oom: OomRescue | None = None  # halves the micro-batch when a step runs out of device memory
 
 
 def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
         resume: str | Path | None = None, on_step: Callable[[int, int, int], None] | None = None,
-        dist: DistContext | None = None) -> FitResult:
+        dist: DistContext | None = None, health: HealthConfig | None = None) -> FitResult:
     """Train one configuration; call ``report(evaluation)`` after every evaluation.
 
     ``resume`` continues from a full checkpoint (bit-for-bit on the CPU with the same config);
     ``on_step(epoch, step_in_epoch, steps_per_epoch)`` is for progress bars. With ``dist`` (a
     process group already initialised, e.g. by Ray Train) the global batch is split across processes
-    and ``optim.batch_size`` is per process; only rank 0 writes checkpoints.
+    and ``optim.batch_size`` is per process; only rank 0 writes checkpoints. ``health`` sets the
+    thresholds of the checklist each evaluation carries (``Evaluation.health``); a NaN/inf loss or gradient
+    raises ``health.NonFiniteError``; a step out of device memory is redone at half the micro-batch, down to
+    ``health.min_micro_batch`` (``oom.py``).
     """
     cfg = config if isinstance(config, TrainConfig) else make_config(config)
     if cfg.run.select_metric not in METRIC_NAMES:
@@ -118,6 +134,10 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     st = _setup(cfg, resume, dist or DistContext())
+    health = health or HealthConfig()
+    st.oom = OomRescue(health.min_micro_batch, st.device)
+    st.health = HealthMonitor(health, st.device, {"kpts": cfg.data.use_kpts, "siglip": cfg.data.use_siglip},
+                              cfg.optim.epochs, st.oom)
     history: list[Evaluation] = []
     best: Evaluation | None = None
     t_start = time.perf_counter()
@@ -130,6 +150,7 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
             ev.metrics |= {**train_losses, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
                            "elapsed_s": time.perf_counter() - t_start}
             m = cfg.run.select_metric
+            ev.health = st.health.on_evaluation(ev.epoch, ev.metrics)
             best = ev if best is None or _better(ev.metrics[m], best.metrics[m], m) else best
             # best.pt is the best over a resume too; a NaN best never blocks a real number
             is_best = st.best_value is None or not math.isfinite(st.best_value) or \
@@ -235,31 +256,38 @@ def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
         raise UserError(f"checkpoint does not fit this model ({first})") from None
 
 
-def _batches(st: _State, gen: torch.Generator) -> Iterator[list[dict[str, torch.Tensor]]]:
-    """One epoch of optimizer steps, each a list of ``grad_accum`` micro-batches (drop_last)."""
+def _batches(st: _State, gen: torch.Generator,
+             aug_gen: torch.Generator | None = None) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """One epoch of optimizer steps, each a list of ``grad_accum`` micro-batches (drop_last): the
+    permutation drawn from ``gen`` (shared by all processes), augmentation from ``aug_gen`` (this
+    process's own; ``gen`` when not given)."""
     n, accum, world = len(st.train), st.cfg.optim.grad_accum, st.dist.world_size
     micro = _micro_size(n, st.cfg, world) * world  # a global micro-batch; each process takes its shard
     perm = torch.randperm(n, device=st.device, generator=gen)
     for s in range(_steps_per_epoch(n, st.cfg, world)):
         chunk = perm[s * micro * accum:(s + 1) * micro * accum]
-        yield [make_batch(st.train, shard(chunk[i * micro:(i + 1) * micro], st.dist), st.cfg.data, st.cfg.aug, gen)
-               for i in range(accum)]
+        yield [make_batch(st.train, shard(chunk[i * micro:(i + 1) * micro], st.dist), st.cfg.data, st.cfg.aug,
+                          aug_gen or gen) for i in range(accum)]
 
 
 def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = None) -> tuple[dict[str, float],
                                                                                             int]:
     """One epoch; returns the mean ``loss`` and ``infonce`` over its steps, and the clips seen."""
     st.model.train()
-    gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device, st.dist.rank)
+    gen, aug_gen = _seed_epoch(st.cfg.run.seed, st.epoch, st.device, st.dist.rank)
     total = torch.zeros(2, device=st.device)  # loss, infonce: summed on the device, one sync per epoch
     steps = samples = 0
-    for micro_batches in _batches(st, gen):
+    for micro_batches in _batches(st, gen, aug_gen):
+        if st.health is not None:
+            st.health.observe(micro_batches[0])
         out = train_step(st, micro_batches)
         total += torch.stack([out["loss"], out["infonce"]])
         steps += 1
         samples += sum(len(b["tokens"]) for b in micro_batches)
         if on_step is not None:
             on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg, st.dist.world_size))
+    if st.health is not None:
+        st.health.end_epoch()
     st.epoch += 1
     loss, infonce = (total / max(steps, 1)).tolist()
     return {"loss": loss, "infonce": infonce}, samples
@@ -268,11 +296,14 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
 def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """One optimizer step over ``micro_batches``; returns ``loss`` and ``infonce`` on the device. Host
     syncs: one per micro-batch with length groups (their widths), none without."""
-    losses = accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, micro_batches,
-                                lambda: autocast_for(st.cfg, st.device))
+    losses = _backward(st, micro_batches)
     sum_gradients(st.model, st.dist)
+    grads = [p.grad for p in st.model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
     if st.cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
+        torch.nn.utils.clip_grads_with_norm_(st.model.parameters(), st.cfg.optim.grad_clip, norm)
+    if st.health is not None:  # a NaN/inf loss or gradient stops the run before the step spreads it
+        st.health.after_backward(losses["loss"], norm, st.epoch, st.step)
     st.opt.step()
     st.sched.step()
     st.opt.zero_grad(set_to_none=True)
@@ -280,6 +311,29 @@ def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict
         st.model.logit_scale.clamp_(0.0, math.log(st.cfg.loss.max_logit_scale))
     st.step += 1
     return losses
+
+
+def _backward(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The step's forward and backward; out of device memory, the rescue cuts the micro-batches (oom.py)."""
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        return autocast_for(st.cfg, st.device)
+
+    def step(mbs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, mbs, autocast)
+
+    def cached(chunks: Sequence[dict[str, torch.Tensor]], scale: float) -> dict[str, torch.Tensor]:
+        return cached_backward(st.model, _scaled(st.crit, scale), chunks, autocast)
+
+    if st.oom is None:
+        return step(micro_batches)
+    return st.oom.run(micro_batches, st.cfg.optim.accum_mode, step, cached,
+                      lambda: st.opt.zero_grad(set_to_none=True), f"epoch {st.epoch + 1} step {st.step + 1}")
+
+
+def _scaled(loss_fn: LossFn, scale: float) -> LossFn:
+    if scale == 1.0:
+        return loss_fn
+    return lambda *args: {k: v * scale for k, v in loss_fn(*args).items()}
 
 
 @torch.no_grad()

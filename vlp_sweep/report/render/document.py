@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vlp_sweep.report.render import analyses, confirmation, verdicts
+from vlp_sweep.report.render import analyses, confirmation, monitoring, verdicts
 from vlp_sweep.report.render.blocks import (
     INACTIVE_NOTE,
     Block,
@@ -94,7 +94,8 @@ def sources(rep: Report, images: set[str]) -> list[Block]:
 
 SECTIONS: tuple[Section, ...] = (
     header, confirmation.confirmed, leaderboard, verdicts.comparisons, verdicts.baseline_and_targets, intervals,
-    learning_curves, analyses.effects, analyses.importance, analyses.more_trials, errors, sources)
+    learning_curves, analyses.effects, analyses.importance, analyses.more_trials, monitoring.section, errors,
+    sources)
 
 
 def document(rep: Report, images: set[str]) -> list[Block]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.report.render import monitoring
 from vlp_sweep.report.render.blocks import (
     INACTIVE_NOTE,
     config_cell,
@@ -93,7 +94,8 @@ def summary_lines(rep: Report) -> list[str]:
         for lv, thr, ok in row.levels:
             out.append(f"target {lv}: {row.metric} {fmt(row.best, row.metric)} vs {fmt(thr, row.metric)}: "
                        f"{target_state(ok, rep.data.synthetic)}{unjudged}")
-    return [*out, _importance_line(rep), _expected_best_line(rep), *(f"ERROR {t}: {e}" for t, e in rep.errors)]
+    return [*out, _importance_line(rep), _expected_best_line(rep), monitoring.line(rep),
+            *(f"ERROR {t}: {e}" for t, e in rep.errors)]
 
 
 def _importance_line(rep: Report) -> str:
