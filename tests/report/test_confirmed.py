@@ -182,3 +182,18 @@ def test_a_baseline_whose_runs_all_failed_leaves_no_verdict_and_names_no_winner(
     assert [c.verdict for c in conf.comparisons] == ["the baseline has no finished seed"] * 2
     assert conf.headline.startswith("Chosen on dev: c1") and "the baseline has no finished seed" in conf.headline
     assert "Confirmed winner" not in to_markdown(document(rep, set()))
+
+
+def test_the_evidence_benchmark_reads_a_confirmed_sweep(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_confirm.py"
+    spec = importlib.util.spec_from_file_location("bench_confirm", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run = _confirmed_sweep(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
+                           test={"c1": 0.2, "c2": 0.6, "baseline": 0.1})
+    s = bench.summarise(run)
+    assert s["dev_pick"] == "c1" and s["test_best"] == "c2" and s["differs"] and s["search_best"] == "c1"
+    assert s["pick_dev"] == 30.0 and s["pick_test"] < s["pick_dev"]
