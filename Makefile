@@ -23,13 +23,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 data/quickstart/meta.json: | setup
 	$(VS) data synth --out data/quickstart
 
-# The three uses, one after another: launch, read, promote (and check that the promoted file gives the
-# leaderboard's numbers again: eval exits 1 if it does not).
+# The three uses, one after another: launch (the search, then its confirmation stage), read, promote the
+# confirmed winner (and check that the promoted file gives its test numbers again: eval exits 1 if not).
 quickstart: setup data/quickstart/meta.json
 	$(VS) run search_spaces/quickstart.yaml --name $(NAME)
 	$(VS) report runs/$(NAME)
 	$(VS) promote runs/$(NAME) --to runs/$(NAME)/promoted
-	$(VS) eval --ckpt runs/$(NAME)/promoted/vlp_best_full.pt
+	$(VS) eval --ckpt runs/$(NAME)/promoted/vlp_best_full.pt --split test
 
 lint: setup
 	$(VENV)/bin/ruff check vlp_sweep tests benchmarks

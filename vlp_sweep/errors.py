@@ -26,3 +26,10 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' suffix when a close candidate exists, else ''."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def write_error(path: object, err: OSError) -> UserError:
+    """A failed write (full disk, read-only folder, no permission) as one line naming the path."""
+    lines = str(err).strip().splitlines()  # pyarrow's OSError has a message but no strerror
+    why = err.strerror or (lines[0] if lines else type(err).__name__)
+    return UserError(f"cannot write {path}: {why}")

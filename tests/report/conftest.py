@@ -95,7 +95,7 @@ def build_sweep(root: Path, data: Path) -> SmallSweep:
             kept = run_dir / f"trial_{tid}" / f"checkpoint_{ev.epoch - 1:06d}" / "full.pt"
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ev.checkpoint, kept)
-            lb.result(tid, {"epoch": ev.epoch, "step": ev.step, **ev.metrics,
+            lb.result(tid, {"epoch": ev.epoch, "step": ev.step, **ev.metrics, **ev.health,
                             "checkpoint_sha256": ev.checkpoint_sha256, "node_id": "local",
                             "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()})
             lb.checkpoint(tid, ev.epoch, str(kept))
@@ -103,7 +103,7 @@ def build_sweep(root: Path, data: Path) -> SmallSweep:
             if tid == "t1" and ev.epoch == 1:
                 _take_snapshot(run_dir, snapshot)
 
-        fit(cfg, report)
+        fit(cfg, report, health=spec.health)
         lb.finish(tid)
         lb.write()
     write_sweep_json(run_dir, spec, "finished")

@@ -1,12 +1,23 @@
-"""Sweep fixtures: a small synthetic dataset and a helper to write a space YAML next to it."""
+"""Sweep fixtures: a small synthetic dataset, a helper to write a space YAML next to it, and a Ray
+session "outside" the tests (with a sweep running on it) that the Ray tests must leave alone."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
+
+from tests.ray_procs import RayNode, alive, start_head, stop_processes, tree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,3 +50,77 @@ def tiny_space(data: Path, **over: Any) -> dict[str, Any]:
 def write_space(path: Path, space: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
+
+
+@dataclass
+class OutsideRay:
+    """A Ray session started outside the tests that use it, with a sweep running on it (a user's)."""
+
+    head: RayNode
+    sweep: subprocess.Popen[bytes]
+    board: Path
+
+    def vital(self) -> list[psutil.Process]:
+        """The processes that must outlive every test: `ray start`, GCS, raylet, the sweep's driver
+        and its trial's worker (idle workers and agents may come and go on their own)."""
+        procs = [*self.head.processes(), *tree(self.sweep.pid)]
+        keep = {"ray", "gcs_server", "raylet"}
+        return [p for p in alive(procs) if p.pid in (self.head.proc.pid, self.sweep.pid)
+                or _name(p) in keep or (_name(p).startswith("ray::") and _name(p) not in IDLE_OR_AGENT)]
+
+
+IDLE_OR_AGENT = {"ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent"}
+
+
+def _name(p: psutil.Process) -> str:
+    try:
+        return str(p.name())
+    except psutil.NoSuchProcess:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def outside_ray(sweep_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutsideRay]:
+    """Started once, at low priority, by the first test that needs it; its trial trains until the end."""
+    head = start_head(num_cpus=1, nice=19)
+    runs = tmp_path_factory.mktemp("outside")
+    space = tiny_space(sweep_data, num_samples=1, max_concurrent=1)
+    space["base"]["optim"]["epochs"] = 100_000
+    path = write_space(runs / "space.yaml", space)
+    sweep = subprocess.Popen([sys.executable, "-m", "vlp_sweep", "run", str(path), "--name", "outside",
+                              "--address", head.address, "--runs-root", str(runs / "runs")],
+                             cwd=REPO, env=head.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True, preexec_fn=lambda: os.nice(19))
+    outside = OutsideRay(head, sweep, runs / "runs" / "outside" / "leaderboard.parquet")
+    try:
+        deadline = time.time() + 300
+        while not _trial_running(outside.board):
+            assert sweep.poll() is None and time.time() < deadline, "the outside sweep did not start"
+            time.sleep(1)
+        yield outside
+    finally:
+        procs = tree(sweep.pid)
+        os.killpg(sweep.pid, signal.SIGKILL)  # our own sweep's session (start_new_session)
+        stop_processes(alive(procs))
+        sweep.wait()
+        head.stop()
+
+
+def _trial_running(board: Path) -> bool:
+    from vlp_sweep.sweep.leaderboard import read_table
+
+    if not board.exists():
+        return False
+    b = read_table(board)
+    return bool(((b.status == "RUNNING") & (b.epochs >= 1)).any())
+
+
+@pytest.fixture
+def outside_survives(outside_ray: OutsideRay) -> Iterator[None]:
+    """Fails the test that uses it if the outside Ray session or its sweep lost a process meanwhile."""
+    vital = outside_ray.vital()
+    assert outside_ray.sweep.poll() is None and len(vital) >= 5, [(p.pid, _name(p)) for p in vital]
+    yield
+    gone = [(p.pid, _name(p)) for p in vital if not alive([p])]
+    assert not gone, f"processes of a Ray session outside this test were ended: {gone}"
+    assert outside_ray.sweep.poll() is None, "the sweep running on the outside Ray session ended"

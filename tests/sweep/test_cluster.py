@@ -1,9 +1,10 @@
-"""A two-node Ray cluster on loopback: a head and a worker node on this machine; trials land on both."""
+"""A two-node Ray cluster on this machine: a head and a worker node; trials land on both.
+
+Every node here is the test's own (tests/ray_procs.py); a Ray session outside the tests, with a
+sweep running on it, must survive each test (the `outside_survives` fixture)."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,55 +14,34 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.ray_procs import RayNode, start_head, start_worker
 from tests.sweep.conftest import REPO, tiny_space, write_space
 from vlp_sweep.sweep.leaderboard import read_table
 
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ray(*args: str) -> subprocess.CompletedProcess[str]:
-    # Token auth is on by default: the worker joins with the head's token (same home) in token mode.
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    return subprocess.run([RAY, *args], capture_output=True, text=True, timeout=180, env=env)
-
-
-def _start_head() -> str:
-    """A one-CPU Ray head on loopback; returns its address (skips the test where Ray cannot start)."""
-    port = _free_port()
-    head = _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats")
-    if head.returncode != 0:
-        pytest.skip(f"cannot start a Ray head here: {head.stderr.strip().splitlines()[-1:]}")
-    return f"127.0.0.1:{port}"
-
 
 @pytest.fixture
-def two_nodes() -> Iterator[str]:
-    address = _start_head()
+def two_nodes() -> Iterator[RayNode]:
+    """A head and a worker node of this test's own, stopped by their processes (never `ray stop`)."""
+    head = start_head(num_cpus=1)
     try:
-        worker = _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                      "--num-gpus=0", "--disable-usage-stats")
-        assert worker.returncode == 0, worker.stderr
-        yield address
+        worker = start_worker(head, num_cpus=1)
+        try:
+            yield head
+        finally:
+            worker.stop()
     finally:
-        _ray("stop", "--force")
+        head.stop()
 
 
 @pytest.mark.slow
-def test_trials_land_on_both_nodes(two_nodes: str, sweep_data: Path, tmp_path: Path) -> None:
+def test_trials_land_on_both_nodes(two_nodes: RayNode, sweep_data: Path, tmp_path: Path,
+                                   outside_survives: None) -> None:
     space = tiny_space(sweep_data, num_samples=4, max_concurrent=2)
     path = write_space(tmp_path / "space.yaml", space)
     out = subprocess.run([sys.executable, "-m", "vlp_sweep", "run", str(path), "--name", "cluster",
-                          "--address", two_nodes, "--runs-root", str(tmp_path / "runs"),
+                          "--address", two_nodes.address, "--runs-root", str(tmp_path / "runs"),
                           "--storage", str(tmp_path / "shared")],
-                         cwd=REPO, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "RAY_AUTH_MODE": "token"})
+                         cwd=REPO, capture_output=True, text=True, timeout=600, env=two_nodes.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     board = pd.read_parquet(tmp_path / "runs" / "cluster" / "leaderboard.parquet")
     assert len(board) == 4 and set(board.status) <= {"TERMINATED", "STOPPED"}
@@ -70,25 +50,25 @@ def test_trials_land_on_both_nodes(two_nodes: str, sweep_data: Path, tmp_path: P
 
 
 @pytest.fixture
-def one_cpu_node() -> Iterator[str]:
-    address = _start_head()
+def one_cpu_node() -> Iterator[RayNode]:
+    head = start_head(num_cpus=1)
     try:
-        yield address
+        yield head
     finally:
-        _ray("stop", "--force")
+        head.stop()
 
 
 @pytest.mark.slow
-def test_fractional_resources_pack_two_trials_on_one_slot(one_cpu_node: str, sweep_data: Path,
-                                                          tmp_path: Path) -> None:
+def test_fractional_resources_pack_two_trials_on_one_slot(one_cpu_node: RayNode, sweep_data: Path,
+                                                          tmp_path: Path, outside_survives: None) -> None:
     # One CPU on the node; trials asking for half of it must run two at a time (as gpu: 0.5 does on a GPU).
     space = tiny_space(sweep_data, num_samples=2, max_concurrent=2, resources={"cpu": 0.5, "gpu": 0})
     space["base"]["optim"]["epochs"] = 3
     path = write_space(tmp_path / "space.yaml", space)
     proc = subprocess.Popen([sys.executable, "-m", "vlp_sweep", "run", str(path), "--name", "packed",
-                             "--address", one_cpu_node, "--runs-root", str(tmp_path / "runs")],
+                             "--address", one_cpu_node.address, "--runs-root", str(tmp_path / "runs")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "RAY_AUTH_MODE": "token"})
+                            env=one_cpu_node.env)
     board_path = tmp_path / "runs" / "packed" / "leaderboard.parquet"
     most_running = 0
     while proc.poll() is None:

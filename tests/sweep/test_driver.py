@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.ray_procs import alive, stop_processes, tree
 from tests.sweep.conftest import REPO, tiny_space, write_space
 from tests.sweep.wandb_offline import history
 from vlp_sweep.cli import main
@@ -78,6 +79,10 @@ def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_dat
     hist = pd.read_parquet(run_dir / "history.parquet")
     assert sorted(hist[hist.trial_id == ok.trial_id].epoch) == [1, 2]
     assert ok.best_t2v_R1 == hist[hist.trial_id == ok.trial_id].t2v_R1.max()
+    # the trainer's health checklist reached the leaderboard and the history through Ray
+    assert ok.health_inputs == "pass" and ok.health_finite == "pass" and ok.fed_kpts_dim > 0
+    assert ok.micro_batch > 0 and ok.oom_rescues == 0 and ok.health in ("pass", "warn")
+    assert hist[hist.trial_id == ok.trial_id].health.notna().all()
     # The plain InfoNCE (comparable across hard-negative modes) reaches history, leaderboard and W&B.
     ok_hist = hist[hist.trial_id == ok.trial_id]
     assert ok_hist[["infonce", "eval_infonce"]].notna().all().all()
@@ -102,7 +107,8 @@ def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 
 @slow
-def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path, tmp_path: Path) -> None:
+def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path, tmp_path: Path,
+                                                                outside_survives: None) -> None:
     # With a baseline trial: the restored searcher must not hand it out again.
     space = tiny_space(sweep_data, num_samples=3, max_concurrent=1,
                        baseline={"run": True, "config": {"model.dropout": 0.4}})
@@ -123,10 +129,10 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
     assert _wait_for(one_done_one_running, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
     before = read_table(run_dir / "leaderboard.parquet")
     done_before = set(before[before.status == "TERMINATED"].trial_id)
+    local_ray = tree(proc.pid)  # the driver and the local Ray it started: GCS, raylet, workers
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    # The killed driver's local Ray processes live on; stop them as a user would.
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    stop_processes(alive(local_ray))  # what outlived its driver; never `ray stop` (every Ray on the machine)
     out = subprocess.run([sys.executable, "-m", "vlp_sweep", *args, "--resume"], cwd=REPO, text=True,
                          capture_output=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -30,6 +30,24 @@ def test_the_rule_is_metric_then_rsum_then_the_earlier_epoch() -> None:
         == (-3.0, -9.0, 2.0, "a")
 
 
+@pytest.mark.parametrize("rsum6,best", [(206.0, 6), (194.0, 5), (150.0, 5)])
+def test_the_leaderboard_names_the_rules_epoch_and_its_checkpoint(tmp_path: Path, rsum6: float, best: int) -> None:
+    from vlp_sweep.sweep.leaderboard import Leaderboard, read_table
+
+    lb = Leaderboard(tmp_path, "s", "t2v_R1", "max", 6)
+    for tid, rows in (("a", [(4, 9.5, 143.0), (5, 17.5, 194.0), (6, 17.5, rsum6)]), ("b", [(1, 17.5, 300.0)])):
+        lb.start(tid, {}, {})
+        for epoch, r1, rsum in rows:
+            lb.result(tid, {"epoch": epoch, "t2v_R1": r1, "rsum": rsum})
+            lb.checkpoint(tid, epoch, f"/ckpt/{tid}/{epoch}/full.pt")
+        lb.finish(tid)
+    lb.write()
+    board = read_table(tmp_path / "leaderboard.parquet").set_index("trial_id")
+    assert board.loc["a", "best_epoch"] == best and board.loc["a", "best_rsum"] == (rsum6 if best == 6 else 194.0)
+    assert board.loc["a", "checkpoint_path"] == f"/ckpt/a/{best}/full.pt" and board.loc["a", "epochs"] == 6
+    assert list(board.index) == ["b", "a"]  # trials by the same rule: equal R@1, b has the higher rsum
+
+
 class _RayCheckpoints:
     """Ray's own per-trial checkpoint manager (the one Tune uses), on real folders."""
 

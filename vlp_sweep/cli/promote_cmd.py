@@ -27,11 +27,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vlp_sweep.output import quiet_python
     from vlp_sweep.promote import TOLERANCE, promote
 
-    res = promote(args.run_dir, trial=args.trial, metric=args.metric, to=args.to, force=args.force,
-                  device=args.device, tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
-                  wandb=not args.no_wandb, progress=print)
+    # PyTorch's and W&B's own messages go to runs/NAME/promote.log (to the terminal with --debug).
+    with quiet_python(Path(args.run_dir) / "promote.log", enabled=not getattr(args, "debug", False)):
+        res = promote(args.run_dir, trial=args.trial, metric=args.metric, to=args.to, force=args.force,
+                      device=args.device, tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+                      wandb=not args.no_wandb, progress=print)
     for line in res.lines:
         print(line)
     return 0

@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vlp_sweep.errors import UserError
+    from vlp_sweep.output import quiet_python
     from vlp_sweep.report.build import build_report
     from vlp_sweep.report.render import print_terminal, to_json, write_report
     from vlp_sweep.report.select import load_sweep
@@ -34,11 +35,14 @@ def run(args: argparse.Namespace) -> int:
     if args.resamples < 100:
         raise UserError(f"--resamples must be >= 100, got {args.resamples}")
     sweep = load_sweep(args.run_dir)
-    rep = build_report(sweep, metric=args.metric, top=args.top, resamples=args.resamples)
+    # Optuna's, matplotlib's and pandas' own messages go to runs/NAME/report.log (shown with --debug).
+    with quiet_python(Path(args.run_dir) / "report.log", enabled=not getattr(args, "debug", False)):
+        rep = build_report(sweep, metric=args.metric, top=args.top, resamples=args.resamples)
     out_dir = Path(args.out) / Path(args.run_dir).resolve().name
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"report destination is a file, not a folder: {out_dir}")
-    written = write_report(rep, out_dir)
+    with quiet_python(Path(args.run_dir) / "report.log", enabled=not getattr(args, "debug", False)):
+        written = write_report(rep, out_dir)
     if args.format == "table":
         print_terminal(rep, written)
     elif args.format == "md":

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     spec = load_space(args.space)
     _print_warnings(spec)
     opts = SweepOptions(name=args.name, resume=args.resume, address=args.address, storage=args.storage,
-                        max_concurrent=args.max_concurrent, runs_root=args.runs_root, dry_run=args.dry_run)
+                        max_concurrent=args.max_concurrent, runs_root=args.runs_root, dry_run=args.dry_run,
+                        quiet=not getattr(args, "debug", False))
     outcome = run_sweep(spec, opts)
     args.exit_hard = outcome.ray_started  # read by cli.console: skip the interpreter's teardown
     run_dir = outcome.run_dir
@@ -42,9 +43,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from vlp_sweep.sweep.status import print_status
 
+    if not (run_dir / "sweep.json").is_file():  # a signal while Ray was starting: nothing to show
+        print(f"interrupted before sweep '{run_dir.name}' started; nothing was run", file=sys.stderr)
+        return outcome.exit_code
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
-    return 0
+    if (run_dir / "confirm.parquet").is_file():
+        from vlp_sweep.sweep.leaderboard import read_table
+
+        rows = read_table(run_dir / "confirm.parquet")
+        failed = int((rows["status"] != "TERMINATED").sum())
+        print(f"confirmation: {len(rows)} runs ({failed} failed): {run_dir}/confirm.parquet")
+    if outcome.status == "interrupted":
+        print(f"interrupted: resume with  vlp-sweep run {_resume_args(args, run_dir.name)} --resume", file=sys.stderr)
+    return outcome.exit_code
+
+
+def _resume_args(args: argparse.Namespace, name: str) -> str:
+    """The command line that continues this sweep (same space, name, storage and cluster)."""
+    import shlex
+
+    parts = [args.space, "--name", name]
+    for flag, value in (("--address", args.address), ("--storage", args.storage),
+                        ("--max-concurrent", args.max_concurrent),
+                        ("--runs-root", None if args.runs_root == "runs" else args.runs_root)):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(str(p)) for p in parts)
 
 
 def _print_warnings(spec: Any) -> None:

@@ -25,11 +25,13 @@ def register(sub: Any) -> None:
 def load_config_file(path: str) -> dict[str, Any]:
     import yaml
 
+    from vlp_sweep.yamlio import safe_load
+
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -50,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
         out = args.out or f"runs/train/{time.strftime('%Y%m%d-%H%M%S')}"
         cfg = make_config(cfg.to_dict(), {"run.out_dir": out})
-    return _train(cfg, args.resume, args.json)
+    from vlp_sweep.output import quiet_python
+
+    # PyTorch's own warnings go to OUT/train.log (to the terminal with --debug).
+    with quiet_python(Path(cfg.run.out_dir) / "train.log", enabled=not getattr(args, "debug", False)):
+        return _train(cfg, args.resume, args.json)
 
 
 def _train(cfg: Any, resume: str | None, as_json: bool) -> int:

@@ -136,13 +136,15 @@ def build_manifest(sweep: Sweep, cand: Candidate, metric: str, mode: str, v: Ver
 def promote(run_dir: str | Path, trial: str | None = None, metric: str | None = None,
             to: str | Path = "checkpoints", force: bool = False, device: str = "auto",
             tolerance: float = TOLERANCE, wandb: bool = True,
-            progress: Callable[[str], None] | None = None, source: Source = from_leaderboard) -> PromoteResult:
-    """Promote the best candidate of ``source`` (default: the sweep's leaderboard) into ``to``."""
+            progress: Callable[[str], None] | None = None, source: Source | None = None) -> PromoteResult:
+    """Promote the best candidate of ``source`` into ``to``. Default source: the confirmed winner when the
+    sweep's confirmation stage has run (and no ``trial`` is named), else the sweep's leaderboard."""
     say = progress or (lambda _line: None)
     sweep = load_sweep(run_dir)
     metric, mode = resolve_metric(metric, sweep.spec)
     if not tolerance >= 0:
         raise UserError(f"--tolerance must be >= 0, got {tolerance}")
+    source = source or _default_source(sweep, trial, say)
     cand, skipped = choose(sweep, trial, metric, mode, source)
     if skipped:
         say(skipped)
@@ -167,6 +169,16 @@ def promote(run_dir: str | Path, trial: str | None = None, metric: str | None = 
     return res
 
 
+def _default_source(sweep: Sweep, trial: str | None, say: Callable[[str], None]) -> Source:
+    from vlp_sweep.promote.confirmed import from_confirmation, has_confirmation
+
+    if trial is None and has_confirmation(sweep):
+        say("the confirmation stage ran: promoting its winner (the best dev mean over fresh seeds); the numbers "
+            "recorded and re-checked are its held-out test numbers")
+        return from_confirmation
+    return from_leaderboard
+
+
 def _path(cand: Candidate) -> Path:
     assert cand.checkpoint is not None  # pick() refuses a candidate without one
     return cand.checkpoint
@@ -188,7 +200,8 @@ def _install(dest: Path, sweep: Sweep, cand: Candidate, metric: str, mode: str, 
         champion, _ = store.read_champion(dest)  # again: another promote may have committed meanwhile
         lines = check_challenger(champion, cand, metric, mode, force)
         lines.append(f"verified: sha256 {v.sha256[:12]}… as recorded, weights_only load, re-evaluation on "
-                     f"{v.split} ({v.n_queries} queries, device {v.device}) reproduces the leaderboard "
+                     f"{v.split} ({v.n_queries} queries, device {v.device}) reproduces the "
+                     f"{'leaderboard' if cand.stage == 'search' else 'confirmation table'} "
                      f"(max |diff| {v.max_diff:.2g})")
         manifest, release = _write_and_commit(dest, sweep, cand, metric, mode, v, champion, force)
     lines.append(f"promoted to {dest}: {', '.join((*store.PAYLOAD, store.MANIFEST))}")

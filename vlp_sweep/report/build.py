@@ -22,7 +22,7 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.report import baseline as base
-from vlp_sweep.report import budgets, expected_max, stats, trials
+from vlp_sweep.report import budgets, confirmed, expected_max, monitoring, stats, trials
 from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
@@ -67,7 +67,9 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         expected_best=expected_max.analyse(slices, metric, mode, str((sweep.spec.get("search_alg") or {}).get("type"))),
         errors=trials.errors(sweep.board),
         curves=trials.curves(sweep.history, [str(t) for t in plotted["trial_id"]], metric, loss[0]),
-        curve_loss=loss, sources=_sources(sweep), notes=_notes(sweep, ranked, finished, data), resamples=resamples)
+        curve_loss=loss, sources=_sources(sweep), notes=_notes(sweep, ranked, finished, data),
+        confirmed=confirmed.analyse(sweep, metric, mode, resamples, seed), resamples=resamples,
+        monitoring=monitoring.analyse(sweep))
 
 
 def _nothing_finished(sweep: Sweep) -> str:
@@ -81,10 +83,22 @@ def _nothing_finished(sweep: Sweep) -> str:
     return msg
 
 
+def _driver_alive(sweep: Sweep) -> bool:
+    from vlp_sweep.sweep.lock import driver_alive
+
+    return driver_alive(sweep.run_dir) is not None
+
+
 def _notes(sweep: Sweep, ranked: pd.DataFrame, finished: pd.DataFrame, data: DataSource) -> list[str]:
     notes = []
     running = int((ranked["status"] == "RUNNING").sum()) if not ranked.empty else 0
-    if sweep.meta.get("status") != "finished" or running:
+    stopped_by = sweep.meta.get("status")
+    if stopped_by in ("interrupted", "failed") and not _driver_alive(sweep):
+        unfinished = int(ranked["status"].isin(["INTERRUPTED", "RUNNING", "PENDING"]).sum()) if not ranked.empty else 0
+        notes.append(f"the sweep was {stopped_by} with {unfinished} trial{'s' if unfinished != 1 else ''} "
+                     "unfinished (vlp-sweep run SPACE --name NAME --resume continues it): the best trial, "
+                     "comparisons, targets and effects use finished trials only")
+    elif sweep.meta.get("status") != "finished" or running:
         notes.append(f"snapshot of a sweep still running ({running} trial{'s' if running != 1 else ''} running): "
                      "numbers will change; "
                      "the best trial, comparisons, targets and effects use finished trials only")
@@ -121,4 +135,9 @@ def _sources(sweep: Sweep) -> list[str]:
                "curves, and each trial's metric at each equal budget (effects, importance, expected best)")
     out.append(f"{d / 'ranks.parquet'}: {len(sweep.ranks)} rows (per-query ranks per trial, epoch and "
                "direction): intervals and comparisons, at each trial's best_epoch")
+    if not sweep.confirm.empty:
+        out.append(f"{d / 'confirm.parquet'}: {len(sweep.confirm)} rows (one per confirmed configuration and seed): "
+                   "the confirmed result's dev and test numbers, selected epochs and errors")
+        out.append(f"{d / 'confirm_ranks.parquet'}: {len(sweep.confirm_ranks)} rows (per-query ranks of each "
+                   "confirmation trial's selected checkpoint, dev and test): its intervals and comparisons")
     return out

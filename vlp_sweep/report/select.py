@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,20 @@ from vlp_sweep.sweep.trial import BASELINE_KEY
 __all__ = ["FINISHED", "Sweep", "load_sweep", "rank_trials", "resolve_metric", "sort_key", "trial_config",
            "trial_params", "inactive_keys", "drawn_params", "is_baseline_trial", "searched_only"]
 TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
+CONFIRM_TABLES = ("confirm.parquet", "confirm_ranks.parquet")  # the confirmation stage, when it has run
 
 
 @dataclass
 class Sweep:
-    """A sweep folder as read from disk: sweep.json and the three Parquet tables."""
+    """A sweep folder as read from disk: sweep.json, the three Parquet tables and the confirmation's two."""
 
     run_dir: Path
     meta: dict[str, Any]
     board: pd.DataFrame
     history: pd.DataFrame
     ranks: pd.DataFrame
+    confirm: pd.DataFrame = field(default_factory=pd.DataFrame)
+    confirm_ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def name(self) -> str:
@@ -67,12 +70,13 @@ def load_sweep(run_dir: str | Path) -> Sweep:
     if not (d / "leaderboard.parquet").is_file():
         raise UserError(f"{d}: no leaderboard.parquet yet (the sweep has not started any trial)")
     tables = {}
-    for name in TABLES[1:]:
+    for name in (*TABLES[1:], *CONFIRM_TABLES):
         try:
             tables[name] = read_table(d / name) if (d / name).is_file() else pd.DataFrame()
         except Exception as e:  # a damaged file from a disk problem: name it, no traceback
             raise UserError(f"{d / name}: not a readable Parquet table ({type(e).__name__})") from None
-    return Sweep(d, meta, board, tables["history.parquet"], tables["ranks.parquet"])
+    return Sweep(d, meta, board, tables["history.parquet"], tables["ranks.parquet"], tables["confirm.parquet"],
+                 tables["confirm_ranks.parquet"])
 
 
 def resolve_metric(metric: str | None, spec: dict[str, Any]) -> tuple[str, str]:

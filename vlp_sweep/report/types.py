@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlp_sweep.report import stats
+from vlp_sweep.report import seed_stats, stats
 
 
 @dataclass
@@ -135,6 +135,100 @@ class ExpectedBest:
 
 
 @dataclass
+class ConfirmedRun:
+    """One confirmation trial (a configuration with one fresh seed): its row of confirm.parquet."""
+
+    trial_id: str
+    seed: int
+    status: str  # TERMINATED | ERROR
+    selected_epoch: int | None
+    dev: float | None  # the metric on the eval split at the selected epoch (a selection number)
+    test: float | None  # the same checkpoint on the held-out split
+    error: str = ""
+
+
+@dataclass
+class ConfirmedConfig:
+    """A configuration of the confirmation stage, over its seeds."""
+
+    config_id: str  # c1, c2, ... in search order, or baseline
+    role: str  # top | baseline
+    search_trials: list[str]  # the search trials that ran it
+    search_value: float | None  # its mean best dev metric in the search (a selection number)
+    config: dict[str, Any]  # the keys that differ between the confirmed configurations
+    runs: list[ConfirmedRun]
+    dev_mean: float | None  # mean over finished seeds of the dev metric at the selected epoch
+    test: stats.Interval | None  # mean over finished seeds, two-level bootstrap interval (seeds, queries)
+    inactive: frozenset[str] = frozenset()  # conditional keys its search trial did not draw (base value applied)
+
+
+@dataclass
+class ConfirmedComparison:
+    """A confirmed configuration against the baseline on the same test queries, pooled over seeds."""
+
+    config_id: str
+    result: seed_stats.SeedComparison | None
+    p_holm: float | None  # Holm-adjusted across the stage's comparisons
+    verdict: str  # "better", "worse", "not distinguishable", or why there is no comparison
+
+
+@dataclass
+class Confirmed:
+    """The confirmation stage's result: the report's headline (``confirmed.py``)."""
+
+    metric: str
+    split: str  # the held-out split
+    seeds: list[int]
+    n_queries: int | None
+    configs: list[ConfirmedConfig] = field(default_factory=list)
+    comparisons: list[ConfirmedComparison] = field(default_factory=list)
+    winner: str | None = None  # the configuration promote installs: the best dev mean over seeds
+    holds: bool | None = None  # the winner is better than the baseline after Holm (None: no baseline)
+    test_best: str | None = None  # the configuration with the best test mean (differs from winner: noted)
+    headline: str = ""
+    note: str = ""  # why there is no stage, or what is missing
+
+
+@dataclass
+class TrialHealth:
+    """One trial's row of the monitoring checklist (the leaderboard's health columns)."""
+
+    trial_id: str
+    status: str  # the trial's status (RUNNING, TERMINATED, ...)
+    health: str  # the worst item: pass | warn | fail | n/a ("-": the sweep recorded no health)
+    items: dict[str, str]  # checklist item -> pass | warn | fail | n/a
+    flags: str  # what is not right, with the epoch it began ("stall@7, overfit@12")
+    inputs: str  # what the batches carried: "kpts 231 + siglip 768"
+    samples_per_s: float | None = None
+    gpu_util: float | None = None
+    peak_mem_gb: float | None = None
+    micro_batch: int | None = None
+
+
+@dataclass
+class InputCost:
+    """Training time per clip of the trials fed one set of inputs."""
+
+    label: str  # "keypoints + SigLIP", "keypoints only"
+    n: int  # trials
+    s_per_1k: float  # median seconds per 1000 training clips (1000 / samples_per_s)
+
+
+@dataclass
+class Monitoring:
+    """The plan's monitoring checklist over the sweep (``monitoring.py``)."""
+
+    rows: list[TrialHealth] = field(default_factory=list)  # worst first
+    look_first: list[tuple[str, str]] = field(default_factory=list)  # (trial, why), the trials to open first
+    checks: list[str] = field(default_factory=list)  # the space's milestones, e.g. "eval_loss < 3 by epoch 100"
+    costs: list[InputCost] = field(default_factory=list)
+    ratio: float | None = None  # fusion / keypoints-only time per clip
+    pairs: int = 0  # trial pairs differing only in data.use_siglip behind the ratio (0: groups' medians)
+    expected: tuple[float, float] = (1.2, 1.5)  # the plan's expectation of that ratio
+    note: str = ""  # how the ratio was measured, or why there is none
+
+
+@dataclass
 class Report:
     sweep: str
     run_dir: str
@@ -161,5 +255,7 @@ class Report:
     curve_loss: tuple[str, str]  # (history column, why that one) for the loss panel of the learning curves
     sources: list[str]
     notes: list[str] = field(default_factory=list)
+    confirmed: Confirmed | None = None  # None: the sweep has no confirmation stage
+    monitoring: Monitoring = field(default_factory=Monitoring)
     resamples: int = stats.RESAMPLES
     level: float = stats.LEVEL

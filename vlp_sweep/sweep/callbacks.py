@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
-from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 
+from vlp_sweep.errors import UserError
+from vlp_sweep.output import live_line
 from vlp_sweep.sweep.leaderboard import Leaderboard
 
 MIN_WRITE_INTERVAL_S = 1.0
@@ -20,6 +20,9 @@ class LeaderboardCallback(Callback):
 
     Rows are keyed by the experiment's own trial list (the ``trials`` argument Tune passes), never by
     scanning folders: after a resume, trials restarted under new ids replace their old rows.
+
+    A write that fails (full disk, read-only folder) raises a UserError naming the file out of the
+    event, which ends Tune's loop: the sweep stops, and the previous complete tables stay (atomic writes).
     """
 
     def __init__(self, run_dir: str, sweep: str, metric: str, mode: str, max_epochs: int, ctx: dict[str, Any]):
@@ -27,6 +30,7 @@ class LeaderboardCallback(Callback):
         self.ctx = ctx
         self.board: Leaderboard | None = None
         self.last_write = 0.0
+        self.write_failed = False
 
     def setup(self, *args: Any, **info: Any) -> None:
         # Runs at the start of a fresh and of a restored experiment: reopen what was written before.
@@ -47,8 +51,14 @@ class LeaderboardCallback(Callback):
                 self._start(t)
         # Per-epoch results and checkpoints are written at most once a second (fewer rewrites under
         # readers' feet); starts, ends and errors at once, so the final tables are always complete.
+        if self.write_failed:  # the sweep is stopping for it: let the other callbacks finish
+            return
         if force or time.time() - self.last_write >= MIN_WRITE_INTERVAL_S:
-            lb.write()
+            try:
+                lb.write()
+            except UserError:  # full disk, read-only runs/ (write_table_atomic): stop the sweep
+                self.write_failed = True
+                raise
             self.last_write = time.time()
 
     def _start(self, trial: Any) -> None:
@@ -120,15 +130,14 @@ def _trial_error(trial: Any) -> str:
 
 
 class ProgressCallback(Callback):
-    """One compact line per event: done / running / errored and the best so far."""
+    """Compact progress: done / running / errored, the best so far and the last event; a live line on a
+    terminal, one whole line per event in a log (vlp_sweep.output.LiveLine); errors are kept as lines."""
 
     def __init__(self, metric: str, mode: str, total: int | None):
         self.metric, self.mode, self.total = metric, mode, total
         self.t0 = time.time()
 
-    def _line(self, trials: list[Any], event: str) -> None:
-        from rich.console import Console
-
+    def _text(self, trials: list[Any], event: str) -> str:
         states = [t.status for t in trials]
         done = sum(s == "TERMINATED" for s in states)
         running = sum(s == "RUNNING" for s in states)
@@ -140,25 +149,22 @@ class ProgressCallback(Callback):
                 best, best_id = v, t.trial_id
         total = f"/{self.total}" if self.total else ""
         best_s = f"best {self.metric} {best:.2f} ({best_id})" if best is not None else "best -"
-        Console(stderr=True, highlight=False).print(
-            f"[{time.time() - self.t0:6.0f}s] {done}{total} done  {running} running  {errored} errored  "
-            f"{best_s}  | {event}")
+        return (f"[{time.time() - self.t0:6.0f}s] {done}{total} done  {running} running  {errored} errored  "
+                f"{best_s}  | {event}")
+
+    def setup(self, *args: Any, **info: Any) -> None:
+        self.t0 = time.time()  # a resumed sweep's clock starts now, not when the pickled callback was made
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(trials, f"start {trial.trial_id}")
+        live_line().update(self._text(trials, f"start {trial.trial_id}"))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(trials, f"done {trial.trial_id} at epoch {(trial.last_result or {}).get('epoch')}")
+        live_line().update(self._text(trials, f"done {trial.trial_id} at epoch "
+                                              f"{(trial.last_result or {}).get('epoch')}"))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(trials, f"ERROR {trial.trial_id}: {_trial_error(trial)}")
+        live_line().event(self._text(trials, f"ERROR {trial.trial_id}: {_trial_error(trial)}"))
 
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        live_line().close()
 
-
-class QuietWandbCallback(WandbLoggerCallback):
-    """Ray's W&B callback (one W&B run per trial; offline runs sync later with `wandb sync DIR`)."""
-
-    def __del__(self) -> None:
-        # Ray's __del__ runs again at interpreter exit, when Ray's module globals are gone: ignore that.
-        with contextlib.suppress(Exception):
-            super().__del__()

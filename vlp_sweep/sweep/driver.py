@@ -1,9 +1,12 @@
 """The sweep driver: the only module that starts Ray. A YAML space in, a Tune experiment out.
 
-    runs/<name>/sweep.json          what was launched (spec, fingerprint, storage, status)
+    runs/<name>/sweep.json          what was launched (spec, fingerprint, storage, status, datasets)
+    runs/<name>/driver.lock         held while a driver runs the sweep (lock.py)
+    runs/<name>/driver.log          Ray's, W&B's and PyTorch's own log lines (output.py)
     runs/<name>/leaderboard.parquet one row per trial        (leaderboard.py)
     runs/<name>/history.parquet     one row per evaluation
     runs/<name>/ranks.parquet       per-query ranks per evaluation
+    runs/<name>/confirm.parquet     the confirmation stage, one row per config x seed (confirm.py)
     runs/<name>/wandb/              W&B runs (offline ones sync later with `wandb sync`)
     <storage>/<name>/               Ray Tune's experiment (trial folders, checkpoints); by default
                                     <storage> = runs, so this is runs/<name> too
@@ -19,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from vlp_sweep.atomic import write_text
-from vlp_sweep.errors import UserError
+from vlp_sweep.errors import UserError, write_error
 
 SWEEP_FILE = "sweep.json"
+LOG_FILE = "driver.log"  # Ray's, W&B's and PyTorch's own log lines (shown on the terminal with --debug)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class SweepOptions:
     max_concurrent: int | None = None
     runs_root: str = "runs"
     dry_run: bool = False
+    quiet: bool = False  # libraries' log lines go to runs/NAME/driver.log, not the terminal
 
 
 def check_name(name: str) -> str:
@@ -43,10 +48,12 @@ def check_name(name: str) -> str:
 
 def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
     """Checks that need no Ray: name, resume state, data; returns (name, run dir, trial context)."""
+    from vlp_sweep.sweep.lock import LOCK_FILE, refuse_if_running
     from vlp_sweep.sweep.space import check_data
 
     name = check_name(opts.name or spec.name)
     run_dir = Path(opts.runs_root) / name
+    refuse_if_running(run_dir)  # one driver per sweep: before any other check can mislead
     saved = run_dir / SWEEP_FILE
     if opts.resume:
         if not saved.is_file():
@@ -55,11 +62,14 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
         from vlp_sweep.sweep.journal import JOURNAL_FILE, check_journal
 
         check_journal(run_dir / JOURNAL_FILE, name)  # before anything is written
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name not in (LOCK_FILE, LOG_FILE) for p in run_dir.iterdir()):
         raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
     check_data(spec)
+    from vlp_sweep.sweep.user_code import import_paths
+
     ctx = {"spec": spec.to_dict(), "cwd": os.getcwd(), "select_metric": spec.metric,
-           "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu}
+           "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu,
+           "import_paths": import_paths(spec, cluster=opts.address is not None)}
     return name, run_dir, ctx
 
 
@@ -74,7 +84,7 @@ def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
         raise UserError(f"refusing to resume with a changed search space: {diff}")
 
 
-def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
+def _init_ray(address: str | None, wandb_mode: str, need_gpu: float, py_modules: list[str] | None = None) -> None:
     import logging
 
     import ray
@@ -83,17 +93,22 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
     os.environ.update(env)  # local workers inherit the driver's environment
     for name in ("ray", "ray.tune", "ray.train"):  # our own progress line replaces Tune's
         logging.getLogger(name).setLevel(logging.ERROR)
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "logging_level": "ERROR",
+    runtime_env: dict[str, Any] = {"env_vars": env}
+    if address and py_modules:  # the user's model factory, shipped to every node (sweep/user_code.py)
+        runtime_env["py_modules"] = py_modules
+    kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": "ERROR",
                               "log_to_driver": False, "include_dashboard": False}
     try:
         if address and address.split(":")[0] in ("127.0.0.1", "localhost"):
             ray.init(address=address, _node_ip_address="127.0.0.1", **kwargs)  # a cluster on loopback
         elif address:
             ray.init(address=address, **kwargs)
-        else:
-            # Loopback only: a local sweep never listens on the machine's network interfaces.
-            ray.init(_node_ip_address="127.0.0.1", **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+        else:  # our own Ray, every server on loopback (see ray_local)
+            from vlp_sweep.sweep.ray_local import init_local
+
+            init_local(**kwargs)
+    except Exception as e:  # ConnectionError, ValueError, or a bare Exception when a node times out starting
+        ray.shutdown()  # whatever part of a local Ray did start
         raise UserError(f"cannot start or join Ray{f' at {address}' if address else ''}: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -145,13 +160,12 @@ def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epo
     cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
                       ProgressCallback(spec.metric, spec.mode, total)]
     if spec.wandb.mode != "disabled":
-        from vlp_sweep.sweep.callbacks import QuietWandbCallback
+        from vlp_sweep.sweep.wandb_logger import WandbLogger
 
         (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-        cbs.append(QuietWandbCallback(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
-                                       tags=list(spec.wandb.tags), mode=spec.wandb.mode,
-                                       dir=str(run_dir.resolve()),
-                                       excludes=["t2v_ranks", "v2t_ranks", "node_id", "checkpoint_path", SCORE]))
+        cbs.append(WandbLogger(project=spec.wandb.project, group=name, entity=spec.wandb.entity,
+                               tags=list(spec.wandb.tags), mode=spec.wandb.mode, dir=str(run_dir.resolve()),
+                               excludes=["t2v_ranks", "v2t_ranks", "node_id", "checkpoint_path", SCORE]))
     return cbs
 
 
@@ -163,23 +177,54 @@ class SweepOutcome:
     # Ray ran in this process: its background threads can abort the interpreter's teardown after the
     # work is done and written, so a command-line caller should exit without it (os._exit).
     ray_started: bool = False
+    status: str = "dry-run"  # what sweep.json says now: finished | interrupted (see outcome.py)
+    exit_code: int = 0  # 130 after Ctrl-C (SIGINT), 143 after SIGTERM
 
 
 def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
-    """Launch (or resume) the sweep."""
+    """Launch (or resume) the sweep, holding its lock; Ctrl-C/SIGTERM stop it cleanly (signals.py)."""
     name, run_dir, ctx = prepare(spec, opts)
     max_conc = opts.max_concurrent or spec.max_concurrent
     if opts.dry_run:
         return SweepOutcome(run_dir)
+    from vlp_sweep.output import quiet_fds
+    from vlp_sweep.sweep.lock import SweepLock
+    from vlp_sweep.sweep.outcome import run_and_record
+    from vlp_sweep.sweep.signals import StopOnSignal
+
+    storage = opts.storage if opts.storage and "://" in opts.storage else str(
+        Path(opts.storage or opts.runs_root).resolve())
+
+    def mark(status: str, reason: str | None = None) -> None:
+        _write_sweep_file(run_dir, spec, name, storage, status, reason)
+
+    def interrupted(_: int) -> None:
+        if (run_dir / SWEEP_FILE).is_file():
+            mark("interrupted")
+
+    with SweepLock(run_dir), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
+            StopOnSignal(on_force=interrupted, on_stop=interrupted) as stop:
+
+        def fit() -> None:
+            # ray.init puts Ray's native SIGTERM handler (a stack dump, then abort) over ours: take it back.
+            _fit(spec, opts, name, run_dir, ctx, storage, max_conc, mark, after_init=stop.install,
+                 stopped=lambda: stop.signum is not None)
+
+        status = run_and_record(fit, stop, run_dir, mark, started=(run_dir / SWEEP_FILE).is_file)
+    return SweepOutcome(run_dir, ray_started=True, status=status, exit_code=stop.exit_code)
+
+
+def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str, Any], storage: str,
+         max_conc: int, mark: Any, after_init: Any, stopped: Any = lambda: False) -> None:
     from ray import tune
 
     from vlp_sweep.sweep.trial import trial_main
+    from vlp_sweep.sweep.user_code import py_modules
 
-    _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu)
+    _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu, py_modules(spec))
+    after_init()
     run_dir.mkdir(parents=True, exist_ok=True)
-    storage = opts.storage if opts.storage and "://" in opts.storage else str(
-        Path(opts.storage or opts.runs_root).resolve())
-    _write_sweep_file(run_dir, spec, name, storage, "running")
+    mark("running")
     max_epochs = spec.epochs_range()[1]
     # A data-parallel trial's Tune actor only launches Ray Train workers, which hold the resources.
     res = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu} if spec.resources.workers == 1 else {"cpu": 0.01}
@@ -191,8 +236,10 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
         tuner = _new_tuner(spec, name, run_dir, ctx, storage, trainable, max_conc, max_epochs)
     try:
         tuner.fit()
+        from vlp_sweep.sweep.confirm import run_confirmation
+
+        run_confirmation(spec, name, run_dir, storage, ctx, stopped)  # no-op without confirm: or once stopped
     finally:
-        _write_sweep_file(run_dir, spec, name, storage, "finished")
         import gc
 
         import ray
@@ -206,7 +253,6 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
         # an explicit shutdown of a remote connection (a glibc robust-mutex assertion) after the sweep
         # had finished and every file was written; the caller should exit without interpreter teardown
         # (SweepOutcome.ray_started).
-    return SweepOutcome(run_dir, ray_started=True)
 
 
 def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage: str, trainable: Any,
@@ -238,8 +284,10 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_cfg, run_config=run_cfg)
 
 
-def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status: str) -> None:
+def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status: str,
+                      reason: str | None = None) -> None:
     from vlp_sweep import __version__
+    from vlp_sweep.sweep.datasets import dataset_entries
 
     path = run_dir / SWEEP_FILE
     old = json.loads(path.read_text()) if path.is_file() else {}
@@ -247,4 +295,11 @@ def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status:
            "experiment_path": f"{storage.rstrip('/')}/{name}", "status": status, "tool_version": __version__,
            "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    write_text(path, json.dumps(doc, indent=2, default=str))
+    # Where the data came from (the report reads it): read when the driver starts, carried over after.
+    doc["datasets"] = old["datasets"] if status != "running" and "datasets" in old else dataset_entries(spec)
+    if reason:
+        doc["reason"] = reason  # why the status is "failed"
+    try:
+        write_text(path, json.dumps(doc, indent=2, default=str))
+    except OSError as e:  # full disk, read-only runs/
+        raise write_error(path, e) from None

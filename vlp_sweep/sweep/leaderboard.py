@@ -26,10 +26,14 @@ import pyarrow.parquet as pq
 
 from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
+from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
-from vlp_sweep.sweep.selection import best_evaluation
+from vlp_sweep.sweep.selection import best_evaluation, trial_key
+from vlp_sweep.train.health_config import COLUMNS as HEALTH_COLUMNS
+from vlp_sweep.train.health_config import HISTORY_HEALTH
 
-# Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR.
+# Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR,
+# INTERRUPTED (running when Ctrl-C or SIGTERM stopped the sweep; a resume continues it).
 GROUP_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "rsum")
 _PY_TO_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
 
@@ -44,12 +48,14 @@ def _leaderboard_schema() -> pa.Schema:
     fields = [("sweep", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
               ("seed", pa.int64()), ("group_id", pa.string()), ("params", pa.string())]
     fields += [(config_column(k), _PY_TO_ARROW[v["type"]]) for k, v in config_keys().items()]
+    fields += [("model_options", pa.string())]  # JSON of model.options (a factory of your own)
     fields += [(f"best_{m}", pa.float64()) for m in METRIC_NAMES]
     fields += [(f"last_{m}", pa.float64()) for m in METRIC_NAMES]
     fields += [("best_epoch", pa.int64()), ("epochs", pa.int64()), ("max_epochs", pa.int64()),
                ("time_s", pa.float64()), ("samples_per_s", pa.float64()), ("checkpoint_path", pa.string()),
                ("checkpoint_sha256", pa.string()), ("node_id", pa.string()), ("group_n", pa.int64())]
     fields += [(f"group_{s}_{m}", pa.float64()) for m in GROUP_METRICS for s in ("mean", "std")]
+    fields += [(c, _PY_TO_ARROW[t]) for c, t in HEALTH_COLUMNS.items()]
     fields += [("config_json", pa.string()), ("updated_at", pa.timestamp("s", tz="UTC"))]
     return pa.schema(fields)
 
@@ -59,7 +65,8 @@ HISTORY_COLUMNS = ("epoch", "step", "elapsed_s", "epoch_s", "samples_per_s", "lr
 
 def _history_schema() -> pa.Schema:
     return pa.schema([("sweep", pa.string()), ("trial_id", pa.string()), ("epoch", pa.int64()), ("step", pa.int64())]
-                     + [(c, pa.float64()) for c in HISTORY_COLUMNS[2:]])
+                     + [(c, pa.float64()) for c in HISTORY_COLUMNS[2:]]
+                     + [(c, _PY_TO_ARROW[HEALTH_COLUMNS[c]]) for c in HISTORY_HEALTH])
 
 
 RANKS_SCHEMA = pa.schema([("sweep", pa.string()), ("trial_id", pa.string()), ("epoch", pa.int64()),
@@ -86,9 +93,14 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def write_table_atomic(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
+    """Replace ``path`` whole; a failed write (full disk, read-only folder) leaves the previous complete
+    file and raises a UserError naming ``path``."""
     table = pa.Table.from_pylist(rows, schema=schema)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 def finite_float(x: Any) -> float | None:
@@ -98,6 +110,23 @@ def finite_float(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
+
+
+def health_values(result: dict[str, Any]) -> dict[str, Any]:
+    """The health columns of a trial's result, each as its column's type (None when absent)."""
+    out: dict[str, Any] = {}
+    for c, typ in HEALTH_COLUMNS.items():
+        v = result.get(c)
+        if typ == "str":
+            out[c] = None if v is None else str(v)
+        else:
+            f = finite_float(v)
+            out[c] = None if f is None else (int(f) if typ == "int" else f)
+    return out
+
+
+# An errored trial's reason, recognised in its error line: (exception name, checklist item, flag).
+_ERROR_ITEMS = (("NonFiniteError", "finite", "non-finite loss"), ("OutOfMemory", "oom", "out of memory"))
 
 
 def group_id(config_flat: dict[str, Any]) -> str:
@@ -116,6 +145,7 @@ class Leaderboard:
         self.history: dict[tuple[str, int], dict[str, Any]] = {}
         self.ranks: dict[tuple[str, int, str], list[int]] = {}
         self.ckpts: dict[tuple[str, int], tuple[str, str]] = {}
+        self.health: dict[str, dict[str, Any]] = {}  # trial -> health columns of its last result
 
     # -- events -------------------------------------------------------------------------------
     def start(self, trial_id: str, config: dict[str, Any], params: dict[str, Any]) -> None:
@@ -124,12 +154,18 @@ class Leaderboard:
         row.update(status="RUNNING", error=None, seed=config.get("run.seed"), group_id=group_id(config),
                    params=json.dumps(params, sort_keys=True, default=str),
                    config_json=json.dumps(config, sort_keys=True, default=str),
+                   model_options=json.dumps({k.split(".", 2)[2]: v for k, v in config.items()
+                                             if k.startswith("model.options.")}, sort_keys=True),
                    max_epochs=int(config.get("optim.epochs", self.max_epochs)))
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         epoch = int(result["epoch"])
         hist = {"sweep": self.sweep, "trial_id": trial_id, "epoch": epoch, "step": int(result.get("step", 0))}
         hist |= {c: finite_float(result.get(c)) for c in HISTORY_COLUMNS[2:]}
+        health = health_values(result)
+        hist |= {c: health[c] for c in HISTORY_HEALTH}
+        if any(v is not None for v in health.values()):
+            self.health[trial_id] = health
         self.history[(trial_id, epoch)] = hist
         for d in ("t2v", "v2t"):
             if f"{d}_ranks" in result:
@@ -149,6 +185,7 @@ class Leaderboard:
         row = self.rows.setdefault(trial_id, self._empty_row(trial_id))
         if error:
             row.update(status="ERROR", error=error.strip().splitlines()[-1][:500] if error.strip() else "error")
+            _health_of_error(row, row["error"])
         else:
             target = row.get("max_epochs") or self.max_epochs
             row["status"] = "TERMINATED" if (row.get("epochs") or 0) >= target else "STOPPED"
@@ -161,6 +198,7 @@ class Leaderboard:
         self.history = {k: v for k, v in self.history.items() if k[0] in keep}
         self.ranks = {k: v for k, v in self.ranks.items() if k[0] in keep}
         self.ckpts = {k: v for k, v in self.ckpts.items() if k[0] in keep}
+        self.health = {k: v for k, v in self.health.items() if k in keep}
 
     # -- derived columns ------------------------------------------------------------------------
     def _empty_row(self, trial_id: str) -> dict[str, Any]:
@@ -180,6 +218,7 @@ class Leaderboard:
         row.update(best_epoch=best["epoch"], epochs=last["epoch"], time_s=last.get("elapsed_s"),
                    samples_per_s=last.get("samples_per_s"), checkpoint_path=path or None,
                    checkpoint_sha256=sha or None, updated_at=_now())
+        row.update(self.health.get(trial_id, {}))
 
     def _group_stats(self, rows: list[dict[str, Any]]) -> None:
         groups: dict[str, list[dict[str, Any]]] = {}
@@ -198,8 +237,7 @@ class Leaderboard:
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = [dict(r) for r in self.rows.values()]
         self._group_stats(rows)
-        sign = -1 if self.mode == "max" else 1
-        rows.sort(key=lambda r: (r.get(f"best_{self.metric}") is None, sign * (r.get(f"best_{self.metric}") or 0.0)))
+        rows.sort(key=lambda r: trial_key(r, self.metric, self.mode))  # best first, by the selection rule
         write_table_atomic(rows, LEADERBOARD_SCHEMA, self.dir / "leaderboard.parquet")
         hist = sorted(self.history.values(), key=lambda h: (h["trial_id"], h["epoch"]))
         write_table_atomic(hist, HISTORY_SCHEMA, self.dir / "history.parquet")
@@ -228,7 +266,30 @@ class Leaderboard:
         return lb
 
 
+def _health_of_error(row: dict[str, Any], error: str) -> None:
+    """A trial stopped by a NaN or by running out of memory below the floor fails that checklist item."""
+    for name, item, flag in _ERROR_ITEMS:
+        if name in error:
+            flags = [f for f in (row.get("health_flags") or "").split(", ") if f]
+            row.update({"health": "fail", f"health_{item}": "fail", "health_flags": ", ".join([*flags, flag])})
+
+
 def _now() -> Any:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(int(time.time()), tz=dt.timezone.utc)
+
+
+def mark_interrupted(run_dir: str | os.PathLike[str]) -> int:
+    """After a stopped sweep: rows still RUNNING or PENDING become INTERRUPTED (a resume runs them on);
+    returns how many. Reads and rewrites leaderboard.parquet alone, atomically."""
+    path = Path(run_dir) / "leaderboard.parquet"
+    if not path.exists():
+        return 0
+    rows = read_arrow(path).to_pylist()
+    open_rows = [r for r in rows if r.get("status") in ("RUNNING", "PENDING")]
+    for r in open_rows:
+        r.update(status="INTERRUPTED", updated_at=_now())
+    if open_rows:
+        write_table_atomic(rows, LEADERBOARD_SCHEMA, path)
+    return len(open_rows)

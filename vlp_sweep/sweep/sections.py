@@ -287,3 +287,61 @@ def parse_targets(m: Mapping[str, Any], where: Where) -> tuple[tuple[str, Pairs]
     """``{level: {metric: number}}``, e.g. good / excellent."""
     return tuple((str(level), parse_metric_table(table, f"targets.{level}", where, line_of(m, level)))
                  for level, table in m.items())
+
+
+# ---------------------------------------------------------------- confirm
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """The confirmation stage after the search: the ``top`` configurations by the sweep's metric (and the
+    baseline config, where the space has one) trained again with each of ``seeds`` (fresh: none of the
+    search's), for their full budget with no early stopping; each picks its epoch on the eval split and is
+    evaluated once on ``split``, a split the search never looked at."""
+
+    top: int = 2
+    seeds: tuple[int, ...] = (1, 2)
+    split: str = "test"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"top": self.top, "seeds": list(self.seeds), "split": self.split}
+
+    def describe(self) -> str:
+        return (f"top {self.top} x seeds {list(self.seeds)}, full budget, no early stopping; epoch picked on "
+                f"the eval split, then evaluated once on the {self.split} split")
+
+
+def parse_confirm(d: Mapping[str, Any], where: Where, configs: int, search_seeds: tuple[int, ...],
+                  splits: tuple[str, str]) -> Confirm | None:
+    """``confirm: {top, seeds, split}``, or ``confirm: none`` (also null or absent) for no stage.
+    ``configs``: how many configurations the search samples (top may not exceed it); ``splits``: the
+    trainer's (train, eval) splits, which the held-out split must differ from."""
+    raw = d.get("confirm")
+    if raw is None or raw == "none":
+        return None
+    line = line_of(d, "confirm")
+    if not isinstance(raw, Mapping):
+        raise where.error("confirm", f"expected {{top: K, seeds: [...], split: test}} or none, got {raw!r}", line)
+    check_keys(raw, "confirm", ("top", "seeds", "split"), where)
+    top = get_int(raw, "top", "confirm.top", where, 2, lo=1)
+    if top > configs:
+        raise where.error("confirm.top", f"{top} is more than the {configs} configurations the search samples",
+                          line_of(raw, "top"))
+    seeds = raw.get("seeds", [1, 2])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise where.error("confirm.seeds", f"expected a non-empty list of integers >= 0, got {seeds!r}",
+                          line_of(raw, "seeds"))
+    if len(set(seeds)) != len(seeds):
+        raise where.error("confirm.seeds", f"lists a seed twice: {seeds}", line_of(raw, "seeds"))
+    reused = sorted(set(seeds) & set(search_seeds))
+    if reused:
+        verb = "seeds" if len(reused) == 1 else "seed"
+        raise where.error("confirm.seeds", f"must be fresh seeds, but {reused} also {verb} the search "
+                                           f"(seeds: {list(search_seeds)})", line_of(raw, "seeds"))
+    split = get_str(raw, "split", "confirm.split", where, "test")
+    if split in splits:
+        raise where.error("confirm.split", f"'{split}' is the {'training' if split == splits[0] else 'eval'} "
+                                           "split; the confirmation needs a held-out split (e.g. test)",
+                          line_of(raw, "split"))
+    return Confirm(top=top, seeds=tuple(seeds), split=split)

@@ -19,14 +19,16 @@ from typing import Any
 from vlp_sweep.config import TrainConfig, config_keys, make_config, nest
 from vlp_sweep.errors import UserError
 from vlp_sweep.sweep.params import Param, flatten, holds, topological
-from vlp_sweep.sweep.sections import Baseline, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
+from vlp_sweep.sweep.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
+from vlp_sweep.train.health_config import HealthConfig
 
 TOP_KEYS = ("name", "description", "base", "search", "search_alg", "scheduler", "metric", "mode",
             "num_samples", "max_concurrent", "resources", "seeds", "retries", "keep_checkpoints", "wandb",
-            "baseline", "targets")
+            "baseline", "targets", "confirm", "health", "code")
 # What decides which trials run and how they are judged; the rest (concurrency, resources, W&B,
 # baseline, targets, text) may change when a sweep is resumed.
-FINGERPRINT_KEYS = ("base", "search", "search_alg", "scheduler", "metric", "mode", "num_samples", "seeds")
+FINGERPRINT_KEYS = ("base", "search", "search_alg", "scheduler", "metric", "mode", "num_samples", "seeds",
+                    "confirm")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,10 @@ class SweepSpec:
     wandb: WandbSettings = field(default_factory=WandbSettings)
     baseline: Baseline | None = None
     targets: tuple[tuple[str, Pairs], ...] = ()
+    confirm: Confirm | None = None  # the confirmation stage after the search (None: no stage)
     description: str = ""
+    health: HealthConfig = field(default_factory=HealthConfig)  # thresholds of each trial's health checklist
+    code: tuple[str, ...] = ()  # absolute folders the model factory is imported from (not fingerprinted)
     # Where it came from; not part of equality, the fingerprint or to_dict.
     source: str | None = field(default=None, compare=False)
     format: str = field(default="native", compare=False)  # native | wandb
@@ -67,9 +72,12 @@ class SweepSpec:
             "num_samples": self.num_samples, "max_concurrent": self.max_concurrent,
             "resources": self.resources.to_dict(), "seeds": list(self.seeds), "retries": self.retries,
             "keep_checkpoints": self.keep_checkpoints, "wandb": self.wandb.to_dict(),
-            "targets": {level: dict(t) for level, t in self.targets}}
+            "targets": {level: dict(t) for level, t in self.targets}, "health": self.health.to_dict(),
+            "confirm": self.confirm.to_dict() if self.confirm is not None else None}
         if self.baseline is not None:
             out["baseline"] = self.baseline.to_dict()
+        if self.code:
+            out["code"] = list(self.code)
         return out
 
     def fingerprint(self) -> str:
@@ -77,7 +85,8 @@ class SweepSpec:
         when it changes. Concurrency, resources, retries, checkpoints kept, W&B, baseline (unless it runs
         as a trial), targets, name and description are left out, so they may change between runs of one sweep."""
         d = self.to_dict()
-        keep = {k: d[k] for k in FINGERPRINT_KEYS}
+        # A space without a confirmation stage keeps the fingerprint it had before the stage existed.
+        keep = {k: d[k] for k in FINGERPRINT_KEYS if d[k] is not None}
         if self.runs_baseline:  # then it is one of the sweep's trials
             keep["baseline_trial"] = self._baseline_trial()
         canon = json.dumps(keep, sort_keys=True, separators=(",", ":"), default=str)
@@ -117,7 +126,12 @@ class SweepSpec:
     def fixed(self, key: str) -> Any:
         """A key's base value, or the trainer default (the base alone need not be a valid config:
         with ``model.d_model`` searched, a base ``model.heads`` may not divide the default width)."""
-        return dict(self.base).get(key, config_keys()[key]["default"])
+        base, known = dict(self.base), config_keys()
+        if key in base or key in known:
+            return base.get(key, known.get(key, {}).get("default"))
+        from vlp_sweep.train.factory import BUILTIN_FACTORY, option_keys
+
+        return option_keys(base.get("model.factory", BUILTIN_FACTORY))[0].get(key, {}).get("default")
 
     def possible_values(self, key: str) -> list[Any]:
         """Every value trainer key ``key`` can take in a trial: the searched values (a range's two
@@ -258,7 +272,22 @@ class SweepSpec:
         return {"trials": searched + n_base, "num_samples": self.num_samples, "grid_points": grid, "seeds": seeds,
                 "baseline_trials": n_base, "max_epochs_per_trial": hi, "min_epochs_per_trial": lo,
                 "max_total_epochs": searched * hi + base_epochs, "min_total_epochs": searched * lo + base_epochs,
-                "max_concurrent": self.max_concurrent}
+                "max_concurrent": self.max_concurrent, **self._confirm_budget()}
+
+    @property
+    def confirms_baseline(self) -> bool:
+        """Whether the confirmation stage trains the baseline config too (the space gives one)."""
+        return self.confirm is not None and self.baseline is not None and bool(self.baseline.config)
+
+    def _confirm_budget(self) -> dict[str, int]:
+        """Trials and epochs (at most) of the confirmation stage: every config runs all its epochs."""
+        if self.confirm is None:
+            return {"confirm_trials": 0, "confirm_max_epochs": 0}
+        n = len(self.confirm.seeds)
+        epochs = self.confirm.top * n * self.epochs_range()[1]
+        if self.confirms_baseline:
+            epochs += n * self.baseline_config().optim.epochs
+        return {"confirm_trials": (self.confirm.top + self.confirms_baseline) * n, "confirm_max_epochs": epochs}
 
 
 # ---------------------------------------------------------------- diff helpers

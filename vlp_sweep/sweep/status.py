@@ -58,24 +58,29 @@ def print_status(run_dir: str | Path) -> None:
     counts = board["status"].value_counts().to_dict() if not board.empty else {}
     summary = "  ".join(f"{str(k).lower()} {v}" for k, v in sorted(counts.items(), key=str)) or "no trials yet"
     console.print(f"sweep [bold]{meta['name']}[/bold] ({meta.get('status')}): {len(board)} trials: {summary}")
+    console.print(driver_line(run_dir, meta), highlight=False)
     if board.empty:
         return
     table = Table(show_lines=False)
     for col in ("trial", "status", "epochs", f"best {metric}", "t2v R@1", "R@5", "R@10", "MedR", "time s",
-                "checkpoint"):
-        table.add_column(col, justify="right" if col not in ("trial", "status", "checkpoint") else "left")
+                "checkpoint", "health"):
+        table.add_column(col, justify="right" if col not in ("trial", "status", "checkpoint", "health") else "left")
     missing = dict(missing_checkpoints(board))
     for _, r in board.head(10).iterrows():
         table.add_row(str(r.trial_id), str(r.status), _fmt(r.epochs, "d"), _fmt(r.get(f"best_{metric}")),
                       _fmt(r.best_t2v_R1), _fmt(r.best_t2v_R5), _fmt(r.best_t2v_R10), _fmt(r.best_t2v_MedR, "g"),
-                      _fmt(r.time_s, ".0f"), _checkpoint_cell(r, missing))
+                      _fmt(r.time_s, ".0f"), _checkpoint_cell(r, missing), _health(r))
     console.print(table)
+    running = board[board["status"] == "RUNNING"]
+    if len(running):
+        console.print(_running_table(running))
     errors = board[board["status"] == "ERROR"]
     for _, r in errors.iterrows():
-        console.print(f"[red]ERROR[/red] {r.trial_id}: {r.error}")
+        console.print(f"[red]ERROR[/red] {r.trial_id}: {rich_escape(str(r.error))}", markup=True,
+                      highlight=False)
     for tid, path in missing.items():
-        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {tid}: {path} (deleted or moved since the sweep "
-                      "recorded it; promote skips this trial)", markup=True, highlight=False)
+        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(tid)}: {rich_escape(path)} (deleted or "
+                      "moved since the sweep recorded it; promote skips this trial)", markup=True, highlight=False)
 
 
 def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:
@@ -85,7 +90,56 @@ def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:
     return f"epoch {int(r.best_epoch)}" if isinstance(path, str) and path and pd.notna(r.get("best_epoch")) else "-"
 
 
+def driver_line(run_dir: str | Path, meta: dict[str, Any]) -> str:
+    """Whether a driver runs the sweep now (its lock is held), and what sweep.json's status means then."""
+    from vlp_sweep.sweep.lock import driver_alive
+
+    info = driver_alive(run_dir)
+    if info is not None:
+        return f"driver: alive, {info.describe()}"
+    status = meta.get("status")
+    if status == "running":  # killed without a chance to write its status (kill -9, power loss)
+        return "driver: not running (it ended without recording how; resume with vlp-sweep run SPACE --resume)"
+    if status == "failed":
+        return f"driver: not running (failed: {meta.get('reason', 'no reason recorded')})"
+    return "driver: not running"
+
+
+_STYLE = {"fail": "red", "warn": "yellow", "pass": "green"}
+
+
+def _health(r: Any) -> str:
+    """The trial's worst checklist item, coloured, with its flags (leaderboard health columns)."""
+    h = r.get("health")
+    if h is None or (isinstance(h, float) and pd.isna(h)):
+        return "-"
+    flags = r.get("health_flags") or ""
+    style = _STYLE.get(str(h))
+    word = f"[{style}]{h}[/{style}]" if style else str(h)
+    return f"{word} {rich_escape(flags)}".strip()
+
+
+def _running_table(running: pd.DataFrame) -> Any:
+    """Every running trial: its progress and, next to it, its health flags."""
+    from rich.table import Table
+
+    table = Table(title="running", title_justify="left", show_lines=False)
+    for col in ("trial", "epoch", "samples/s", "micro-batch", "health"):
+        table.add_column(col, justify="left" if col in ("trial", "health") else "right")
+    for _, r in running.sort_values("trial_id").iterrows():
+        progress = f"{_fmt(r.get('epochs'), 'd')}/{_fmt(r.get('max_epochs'), 'd')}"
+        table.add_row(str(r.trial_id), progress, _fmt(r.get("samples_per_s"), ".0f"),
+                      _fmt(r.get("micro_batch"), "d"), _health(r))
+    return table
+
+
+def rich_escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _fmt(x: Any, spec: str = ".2f") -> str:
-    if x is None or (isinstance(x, float) and pd.isna(x)):
+    if x is None or (isinstance(x, float) and pd.isna(x)) or x is pd.NA:
         return "-"
     return format(int(x) if spec == "d" else float(x), spec)

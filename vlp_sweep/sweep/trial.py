@@ -46,7 +46,7 @@ def _reporter(node: str, keeper: Any, rank: int = 0) -> Any:
     from vlp_sweep.train.trainer import Evaluation
 
     def adapt(ev: Evaluation, report: Any, checkpoint_cls: Any) -> None:
-        metrics: dict[str, Any] = {"epoch": ev.epoch, "step": ev.step, **ev.metrics,
+        metrics: dict[str, Any] = {"epoch": ev.epoch, "step": ev.step, **ev.metrics, **ev.health,
                                    SCORE: keeper(ev.metrics, ev.epoch),
                                    "checkpoint_sha256": ev.checkpoint_sha256 or "", "node_id": node,
                                    "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()}
@@ -84,8 +84,10 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
 
     from vlp_sweep.config import make_config
     from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.train.factory import add_import_paths
     from vlp_sweep.train.trainer import fit
 
+    add_import_paths(ctx.get("import_paths", []))  # the user's model factory (sweep/user_code.py)
     spec = parse_space(ctx["spec"])
     if spec.resources.workers > 1:
         _data_parallel_trial(params, ctx, spec)
@@ -97,7 +99,7 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
     try:
         resume, keeper = _restore_to(tune.get_checkpoint(), scratch, spec.metric, spec.mode)
         adapt = _reporter(node, keeper)
-        fit(cfg, lambda ev: adapt(ev, tune.report, tune.Checkpoint), resume=resume)
+        fit(cfg, lambda ev: adapt(ev, tune.report, tune.Checkpoint), resume=resume, health=spec.health)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -135,8 +137,10 @@ def _worker_loop(config: dict[str, Any]) -> None:
     from vlp_sweep.config import make_config
     from vlp_sweep.sweep.space import parse_space
     from vlp_sweep.train.distributed import DistContext
+    from vlp_sweep.train.factory import add_import_paths
     from vlp_sweep.train.trainer import fit
 
+    add_import_paths(config["ctx"].get("import_paths", []))
     dist = DistContext.current()
     spec = parse_space(config["ctx"]["spec"])
     scratch = Path(tempfile.mkdtemp(prefix="vlp-worker-"))
@@ -147,6 +151,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     try:
         resume, keeper = _restore_to(ray.train.get_checkpoint(), scratch, spec.metric, spec.mode)
         adapt = _reporter(ray.get_runtime_context().get_node_id(), keeper, dist.rank)
-        fit(cfg, lambda ev: adapt(ev, ray.train.report, ray.train.Checkpoint), resume=resume, dist=dist)
+        fit(cfg, lambda ev: adapt(ev, ray.train.report, ray.train.Checkpoint), resume=resume, dist=dist,
+            health=spec.health)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

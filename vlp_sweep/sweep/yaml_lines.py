@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from vlp_sweep.errors import UserError
+from vlp_sweep.yamlio import FloatLoader
 
 
 class LineDict(dict):  # type: ignore[type-arg]
@@ -67,11 +68,7 @@ class Where:
         return UserError(f"{at + ': ' if at else ''}{self.label(key)}: {message}")
 
 
-# A float in any usual spelling, including an exponent without a dot or without a sign.
-_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
-
-
-class _Loader(yaml.SafeLoader):
+class _Loader(FloatLoader):  # exponent floats such as 1e-4 (vlp_sweep.yamlio)
     def construct_line_map(self, node: yaml.MappingNode) -> Any:
         data = LineDict(line=node.start_mark.line + 1)
         yield data  # lets anchors refer to this mapping before it is filled (PyYAML's protocol)
@@ -99,7 +96,6 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_line_map)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def _message(err: yaml.YAMLError) -> tuple[str, int | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,16 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
-from vlp_sweep.train.accumulate import accumulate_gradients
-from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, make_batch, storage_dtype
+from vlp_sweep.train.accumulate import LossFn, accumulate_gradients, cached_backward
+from vlp_sweep.train.batching import SplitTensors, load_split, make_batch, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
+from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
+from vlp_sweep.train.health import HealthMonitor
+from vlp_sweep.train.health_config import HealthConfig
 from vlp_sweep.train.loss import ContrastiveLoss
 from vlp_sweep.train.metrics import retrieval_metrics
-from vlp_sweep.train.model import ModelArgs, VLPModel
+from vlp_sweep.train.oom import OomRescue
 from vlp_sweep.train.schedule import lr_factor
 from vlp_sweep.train.tokenizer import WordTokenizer
 
@@ -41,6 +44,7 @@ class Evaluation:
     v2t_ranks: np.ndarray
     checkpoint: Path | None = None  # full checkpoint written for this evaluation (last.pt)
     checkpoint_sha256: str | None = None
+    health: dict[str, Any] = field(default_factory=dict)  # the checklist so far (health.COLUMNS)
 
 
 @dataclass
@@ -95,7 +99,7 @@ def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> t
 class _State:
     cfg: TrainConfig
     device: torch.device
-    model: VLPModel
+    model: ContrastiveModel
     crit: GatheredLoss  # the contrastive loss over the global batch (all processes)
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
@@ -108,17 +112,22 @@ class _State:
     dist: DistContext = field(default_factory=DistContext)
     best_value: float | None = None  # select_metric of best.pt so far (kept across a resume) ...
     best_epoch: int | None = None  # ... and its epoch
+    health: HealthMonitor | None = None
+    oom: OomRescue | None = None  # halves the micro-batch when a step runs out of device memory
 
 
 def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
         resume: str | Path | None = None, on_step: Callable[[int, int, int], None] | None = None,
-        dist: DistContext | None = None) -> FitResult:
+        dist: DistContext | None = None, health: HealthConfig | None = None) -> FitResult:
     """Train one configuration; call ``report(evaluation)`` after every evaluation.
 
     ``resume`` continues from a full checkpoint (bit-for-bit on the CPU with the same config);
     ``on_step(epoch, step_in_epoch, steps_per_epoch)`` is for progress bars. With ``dist`` (a
     process group already initialised, e.g. by Ray Train) the global batch is split across processes
-    and ``optim.batch_size`` is per process; only rank 0 writes checkpoints.
+    and ``optim.batch_size`` is per process; only rank 0 writes checkpoints. ``health`` sets the
+    thresholds of the checklist each evaluation carries (``Evaluation.health``); a NaN/inf loss or gradient
+    raises ``health.NonFiniteError``; a step out of device memory is redone at half the micro-batch, down to
+    ``health.min_micro_batch`` (``oom.py``).
     """
     cfg = config if isinstance(config, TrainConfig) else make_config(config)
     if cfg.run.select_metric not in METRIC_NAMES:
@@ -126,6 +135,10 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     st = _setup(cfg, resume, dist or DistContext())
+    health = health or HealthConfig()
+    st.oom = OomRescue(health.min_micro_batch, st.device)
+    st.health = HealthMonitor(health, st.device, {"kpts": cfg.data.use_kpts, "siglip": cfg.data.use_siglip},
+                              cfg.optim.epochs, st.oom)
     history: list[Evaluation] = []
     best: Evaluation | None = None
     t_start = time.perf_counter()
@@ -138,6 +151,7 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
             ev.metrics |= {**train_losses, "samples_per_s": samples / max(epoch_s, 1e-9), "epoch_s": epoch_s,
                            "elapsed_s": time.perf_counter() - t_start}
             m = cfg.run.select_metric
+            ev.health = st.health.on_evaluation(ev.epoch, ev.metrics)
             best = ev if best is None or _better(ev.metrics[m], best.metrics[m], m) else best
             # best.pt is the best over a resume too; a NaN best never blocks a real number
             is_best = st.best_value is None or not math.isfinite(st.best_value) or \
@@ -172,11 +186,7 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
     train = load_split(ds, cfg.data.train_split, cfg.data, tok, device, dtype, cfg.data.limit_train)
     evs = load_split(ds, cfg.data.eval_split, cfg.data, tok, device, dtype)
     torch.manual_seed(cfg.run.seed)
-    kpt_dim, siglip_dim = input_dims(ds, cfg.data)
-    args = ModelArgs(kpt_dim=kpt_dim, siglip_dim=siglip_dim, vocab_size=len(tok),
-                     max_frames=cfg.data.max_frames, max_text_len=cfg.data.max_text_len,
-                     logit_scale_init=cfg.logit_scale_init, learn_temperature=cfg.loss.learn_temperature)
-    model = VLPModel(cfg.model, args, cfg.run.length_buckets).to(device)
+    model = build_model(cfg, model_dims(ds, cfg, len(tok))).to(device)  # the factory's module, wrapped
     opt = _optimizer(model, cfg, device)
     dist = dist or DistContext()
     steps_per_epoch = _steps_per_epoch(len(train), cfg, dist.world_size)
@@ -184,7 +194,7 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, total, cfg.optim.schedule))
     if cfg.run.compile:
-        model.compile_towers()
+        model.compile_model()
     st = _State(cfg, device, model, GatheredLoss(ContrastiveLoss(cfg.loss), dist), opt, sched, train,
                 evs, vocab, str(ds.meta.get("content_hash", "")), dist=dist)
     if ckpt:
@@ -192,14 +202,15 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
     return st
 
 
-def _optimizer(model: VLPModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model: ContrastiveModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     # No weight decay on biases, norms, embeddings, positions and the logit scale (CLIP practice).
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 and "pos" not in name and not name.startswith("tok.") else no_decay).append(p)
+        (decay if p.ndim >= 2 and "pos" not in name and id(p) not in embeddings else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=device.type == "cuda")
 
@@ -219,28 +230,20 @@ def _steps_per_epoch(n: int, cfg: TrainConfig, world: int = 1) -> int:
 
 def _restore(st: _State, ckpt: dict[str, Any]) -> None:
     saved = make_config(ckpt["config"])
-    if saved.model != st.cfg.model or ckpt["model_args"] != st.model.args.to_dict():
+    if saved.model != st.cfg.model or ckpt["model_args"] != st.model.dims.to_dict():
         raise UserError("checkpoint was trained with a different model shape or data dims; cannot resume")
     if ckpt.get("kind") != "full":
         raise UserError("resume needs a full checkpoint (this one is encoder-only)")
     if ckpt.get("dataset_hash") and ckpt["dataset_hash"] != st.dataset_hash:
         raise UserError(f"checkpoint was trained on another dataset (content hash {ckpt['dataset_hash'][:12]}, "
                         f"{st.cfg.data.path} has {st.dataset_hash[:12]}); cannot resume")
-    _load_state(st.model, ckpt["model"])
+    load_state(st.model, ckpt["model"])
     st.opt.load_state_dict(ckpt["optimizer"])
     st.sched.load_state_dict(ckpt["scheduler"])
     st.step, st.epoch = int(ckpt["step"]), int(ckpt["epoch"])
     best, epoch = ckpt.get("best_value"), ckpt.get("best_epoch")  # absent in older checkpoints: best.pt restarts
     if isinstance(best, (int, float)) and isinstance(epoch, int):
         st.best_value, st.best_epoch = float(best), epoch
-
-
-def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise UserError(f"checkpoint does not fit this model ({first})") from None
 
 
 def _batches(st: _State, gen: torch.Generator,
@@ -265,12 +268,16 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
     total = torch.zeros(2, device=st.device)  # loss, infonce: summed on the device, one sync per epoch
     steps = samples = 0
     for micro_batches in _batches(st, gen, aug_gen):
+        if st.health is not None:
+            st.health.observe(micro_batches[0])
         out = train_step(st, micro_batches)
         total += torch.stack([out["loss"], out["infonce"]])
         steps += 1
         samples += sum(len(b["tokens"]) for b in micro_batches)
         if on_step is not None:
             on_step(st.epoch, steps, _steps_per_epoch(len(st.train), st.cfg, st.dist.world_size))
+    if st.health is not None:
+        st.health.end_epoch()
     st.epoch += 1
     loss, infonce = (total / max(steps, 1)).tolist()
     return {"loss": loss, "infonce": infonce}, samples
@@ -279,11 +286,14 @@ def _train_epoch(st: _State, on_step: Callable[[int, int, int], None] | None = N
 def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """One optimizer step over ``micro_batches``; returns ``loss`` and ``infonce`` on the device. Host
     syncs: one per micro-batch with length groups (their widths), none without."""
-    losses = accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, micro_batches,
-                                lambda: autocast_for(st.cfg, st.device))
+    losses = _backward(st, micro_batches)
     sum_gradients(st.model, st.dist)
+    grads = [p.grad for p in st.model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
     if st.cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.cfg.optim.grad_clip)
+        torch.nn.utils.clip_grads_with_norm_(st.model.parameters(), st.cfg.optim.grad_clip, norm)
+    if st.health is not None:  # a NaN/inf loss or gradient stops the run before the step spreads it
+        st.health.after_backward(losses["loss"], norm, st.epoch, st.step)
     st.opt.step()
     st.sched.step()
     st.opt.zero_grad(set_to_none=True)
@@ -293,8 +303,31 @@ def train_step(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict
     return losses
 
 
+def _backward(st: _State, micro_batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The step's forward and backward; out of device memory, the rescue cuts the micro-batches (oom.py)."""
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        return autocast_for(st.cfg, st.device)
+
+    def step(mbs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return accumulate_gradients(st.cfg.optim.accum_mode, st.model, st.crit, mbs, autocast)
+
+    def cached(chunks: Sequence[dict[str, torch.Tensor]], scale: float) -> dict[str, torch.Tensor]:
+        return cached_backward(st.model, _scaled(st.crit, scale), chunks, autocast)
+
+    if st.oom is None:
+        return step(micro_batches)
+    return st.oom.run(micro_batches, st.cfg.optim.accum_mode, step, cached,
+                      lambda: st.opt.zero_grad(set_to_none=True), f"epoch {st.epoch + 1} step {st.step + 1}")
+
+
+def _scaled(loss_fn: LossFn, scale: float) -> LossFn:
+    if scale == 1.0:
+        return loss_fn
+    return lambda *args: {k: v * scale for k, v in loss_fn(*args).items()}
+
+
 @torch.no_grad()
-def embed_split(model: VLPModel, split: SplitTensors, cfg: TrainConfig, device: torch.device) -> tuple[
+def embed_split(model: ContrastiveModel, split: SplitTensors, cfg: TrainConfig, device: torch.device) -> tuple[
         torch.Tensor, torch.Tensor]:
     """Text and video embeddings ``[N, E]`` (float32) of a whole split, in evaluation mode."""
     model.eval()
@@ -338,7 +371,8 @@ def _eval_losses(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024
 
 
 def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
-    return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.args.to_dict(), "vocab": st.vocab,
+    return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.dims.to_dict(),
+            "model_source": st.model.source or "", "vocab": st.vocab,
             "model": st.model.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
             "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash,
             "best_value": st.best_value, "best_epoch": st.best_epoch}

@@ -4,6 +4,7 @@
     document.py   the document: its sections in order (trials, intervals, curves, errors, sources)
     verdicts.py   sections that judge: comparisons, baseline and targets
     analyses.py   sections of the equal-budget analyses: effects, importance, would more trials help
+    monitoring.py the Monitoring section: the plan's checklist per trial, what to look at first, input cost
     markdown.py   the document as Markdown
     html.py       the document as self-contained HTML
     terminal.py   the terminal summary (a rich table and one line per verdict)

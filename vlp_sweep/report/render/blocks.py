@@ -84,7 +84,8 @@ def summary(rep: Report) -> str:
     if rep.best:
         iv = rep.intervals.get(rep.best.trial_id, {}).get(rep.metric)
         val = fmt_ci(iv, rep.metric) if iv else fmt(rep.best.metrics.get(rep.metric), rep.metric)
-        best = f" Best finished trial: {rep.best.trial_id} with {rep.metric} {val} (epoch {rep.best.best_epoch})."
+        best = (f" Best finished trial of the search: {rep.best.trial_id} with {rep.metric} {val} (epoch "
+                f"{rep.best.best_epoch}; a selection number, on the split that chose it).")
     return (f"Sweep {rep.sweep} ({rep.sweep_status}), {sum(rep.counts.values())} trials: {counts}. "
             f"Metric {rep.metric} ({rep.mode}).{best}")
 

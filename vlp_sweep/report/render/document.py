@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vlp_sweep.report.render import analyses, verdicts
+from vlp_sweep.report.render import analyses, confirmation, monitoring, verdicts
 from vlp_sweep.report.render.blocks import (
     INACTIVE_NOTE,
     Block,
@@ -93,8 +93,9 @@ def sources(rep: Report, images: set[str]) -> list[Block]:
 
 
 SECTIONS: tuple[Section, ...] = (
-    header, leaderboard, verdicts.comparisons, verdicts.baseline_and_targets, intervals, learning_curves,
-    analyses.effects, analyses.importance, analyses.more_trials, errors, sources)
+    header, confirmation.confirmed, leaderboard, verdicts.comparisons, verdicts.baseline_and_targets, intervals,
+    learning_curves, analyses.effects, analyses.importance, analyses.more_trials, monitoring.section, errors,
+    sources)
 
 
 def document(rep: Report, images: set[str]) -> list[Block]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.report.render import monitoring
 from vlp_sweep.report.render.blocks import (
     INACTIVE_NOTE,
     config_cell,
@@ -21,7 +22,8 @@ from vlp_sweep.report.values import value_label
 
 TERMINAL_METRICS = {"t2v_R1": "t2v R@1", "t2v_R5": "R@5", "t2v_R10": "R@10", "t2v_MedR": "MedR",
                     "v2t_R1": "v2t R@1"}
-STATUS_WORDS = {"TERMINATED": "done", "STOPPED": "stopped", "RUNNING": "running", "ERROR": "error"}
+STATUS_WORDS = {"TERMINATED": "done", "STOPPED": "stopped", "RUNNING": "running", "ERROR": "error",
+                "INTERRUPTED": "interrupted"}
 
 
 def print_terminal(rep: Report, written: dict[str, Path] | None = None) -> None:
@@ -77,20 +79,23 @@ def _table(rep: Report) -> Any:
 
 def summary_lines(rep: Report) -> list[str]:
     """One line per comparison, target, and analysis (importance, expected best), then the errors."""
-    out = []
+    out = [f"confirmed: {rep.confirmed.headline}"] if rep.confirmed is not None else []
+    out += [f"confirmed {c.config_id}: FAILED seed {r.seed}: {r.error}" for c in (rep.confirmed.configs if
+            rep.confirmed else []) for r in c.runs if r.status != "TERMINATED"]
     for c in rep.comparisons:
         r = c.result
         if r is None:
             out.append(f"{c.label}: {c.note}")
             continue
-        out.append(f"{c.label} ({c.a} vs {c.b}): {r.metric} {signed(r.diff)} [{signed(r.low)}, "
+        out.append(f"{c.label} (selection numbers, {c.a} vs {c.b}): {r.metric} {signed(r.diff)} [{signed(r.low)}, "
                    f"{signed(r.high)}]: {r.verdict()}" + (f" ({c.note})" if c.note else ""))
     unjudged = " (other data), not judged" if rep.data.synthetic else ""
     for row in rep.targets:
         for lv, thr, ok in row.levels:
             out.append(f"target {lv}: {row.metric} {fmt(row.best, row.metric)} vs {fmt(thr, row.metric)}: "
                        f"{target_state(ok, rep.data.synthetic)}{unjudged}")
-    return [*out, _importance_line(rep), _expected_best_line(rep), *(f"ERROR {t}: {e}" for t, e in rep.errors)]
+    return [*out, _importance_line(rep), _expected_best_line(rep), monitoring.line(rep),
+            *(f"ERROR {t}: {e}" for t, e in rep.errors)]
 
 
 def _importance_line(rep: Report) -> str:

@@ -20,7 +20,7 @@ def comparisons(rep: Report, images: set[str]) -> list[Block]:
         rows.append([c.label, c.a, c.b, r.metric, fmt(r.a, r.metric), fmt(r.b, r.metric),
                      f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]", verdict,
                      f"{r.method}, {r.n} queries"])
-    return [Block("h2", "Is the best trial really better?"),
+    return [Block("h2", "Is the best trial really better? (selection numbers)"),
             Block("p", "Each trial at its best epoch on the eval split, the split that selected it: selection "
                        "numbers, which favour the selected trial."),
             Block("table", headers=headers, rows=rows, text_cols=(0, 1, 3), wrap_cols=(2, 7, 8))]

@@ -1,0 +1,175 @@
+"""The confirmation stage: its section of the space, the choice of configurations, the epoch rule, the
+table (a failed trial included), and one slow end-to-end run whose test numbers `eval` reproduces."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.sweep.conftest import tiny_space, write_space
+from vlp_sweep.cli import main
+from vlp_sweep.errors import UserError
+from vlp_sweep.sweep.confirm import rank_groups
+from vlp_sweep.sweep.confirm_table import CONFIRM_SCHEMA, write_confirm
+from vlp_sweep.sweep.confirm_trial import best_epoch
+from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.sections import Confirm
+from vlp_sweep.sweep.space import check_data, parse_space
+
+slow = pytest.mark.slow
+
+
+def test_confirm_section_parses_round_trips_and_is_fingerprinted(sweep_data: Path) -> None:
+    assert parse_space(tiny_space(sweep_data)).confirm is None
+    assert parse_space(tiny_space(sweep_data, confirm="none")).confirm is None
+    spec = parse_space(tiny_space(sweep_data, confirm={"top": 2, "seeds": [3, 4]}))
+    assert spec.confirm == Confirm(top=2, seeds=(3, 4), split="test")
+    assert parse_space(spec.to_dict()) == spec
+    other = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [3, 4]}))
+    assert spec.fingerprint() != other.fingerprint()
+    assert spec.diff(other) == ["confirm.top: 2 -> 1"]
+    # 2 configs x 2 seeds; no baseline config in this space
+    assert spec.budget()["confirm_trials"] == 4 and spec.budget()["confirm_max_epochs"] == 8
+
+
+def test_confirm_budget_counts_the_baseline_config(sweep_data: Path) -> None:
+    spec = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [1, 2, 3]},
+                                  baseline={"name": "b", "config": {"optim.epochs": 5}}))
+    assert spec.confirms_baseline
+    assert spec.budget()["confirm_trials"] == (1 + 1) * 3
+    assert spec.budget()["confirm_max_epochs"] == 3 * 2 + 3 * 5
+
+
+@pytest.mark.parametrize("confirm, message", [
+    ({"top": 0}, "confirm.top: must be >= 1, got 0"),
+    ({"top": 3}, "confirm.top: 3 is more than the 2 configurations the search samples"),
+    ({"seeds": [1, 1]}, "confirm.seeds: lists a seed twice: [1, 1]"),
+    ({"seeds": [0, 5]}, "confirm.seeds: must be fresh seeds, but [0] also seeds the search"),
+    ({"seeds": []}, "confirm.seeds: expected a non-empty list"),
+    ({"split": "dev"}, "confirm.split: 'dev' is the eval split"),
+    ({"top": 1, "splitt": "test"}, "confirm.splitt: unknown key (did you mean 'split'?)"),
+    ("all", "confirm: expected {top: K, seeds: [...], split: test} or none"),
+])
+def test_bad_confirm_sections_are_one_line_errors(sweep_data: Path, confirm: Any, message: str) -> None:
+    with pytest.raises(UserError) as e:
+        parse_space(tiny_space(sweep_data, confirm=confirm))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_split_the_data_lacks_fails_validate_with_exit_2(sweep_data: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    spec = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [1], "split": "heldout"}))
+    with pytest.raises(UserError, match="confirm.split: .*split 'heldout' has no clips"):
+        check_data(spec)
+    path = write_space(tmp_path / "s.yaml", tiny_space(sweep_data, confirm={"top": 1, "seeds": [1],
+                                                                            "split": "heldout"}))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "confirm.split" in err[0] and "line" in err[0]
+
+
+def _row(tid: str, group: str, r1: float | None, rsum: float = 100.0, status: str = "TERMINATED",
+         baseline: bool = False) -> dict[str, Any]:
+    params = {"__baseline__": True} if baseline else {"optim.lr": 0.001}
+    return {"trial_id": tid, "group_id": group, "status": status, "best_t2v_R1": r1, "best_rsum": rsum,
+            "params": json.dumps(params), "config_json": json.dumps({"optim.lr": 0.001, "run.seed": 0,
+                                                                     "run.out_dir": "/x", "group": group})}
+
+
+def test_configs_are_ranked_by_their_mean_over_seeds_baseline_and_unfinished_left_out() -> None:
+    board = pd.DataFrame([
+        _row("a1", "A", 30.0), _row("a2", "A", 10.0),  # mean 20: one lucky seed must not win
+        _row("b1", "B", 25.0), _row("b2", "B", 24.0),  # mean 24.5
+        _row("c1", "C", 20.0, rsum=150.0),  # ties A on the metric, wins on rsum
+        _row("d1", "D", 99.0, status="ERROR"), _row("e1", "E", 98.0, status="RUNNING"),
+        _row("base", "Z", 90.0, baseline=True)])
+    ranked = rank_groups(board, "t2v_R1", "max")
+    assert [g["group_id"] for g in ranked] == ["B", "C", "A"]
+    assert ranked[0]["search_value"] == pytest.approx(24.5) and ranked[0]["trials"] == ["b1", "b2"]
+    assert [g["group_id"] for g in rank_groups(board, "t2v_R1", "min")] == ["C", "A", "B"]  # rsum: higher wins
+
+
+def test_the_selected_epoch_follows_the_selection_rule_never_a_nan() -> None:
+    h = [{"epoch": 1, "t2v_R1": 5.0}, {"epoch": 2, "t2v_R1": 9.0}, {"epoch": 3, "t2v_R1": 9.0},
+         {"epoch": 4, "t2v_R1": math.nan}]
+    assert best_epoch(h, "t2v_R1", "max") == 2
+    assert best_epoch(h, "t2v_R1", "min") == 1
+    assert best_epoch([{"epoch": 1, "t2v_R1": math.nan}, {"epoch": 2, "t2v_R1": math.nan}], "t2v_R1", "max") == 1
+    # the sweep's one rule (selection.py): a tie on the metric goes to the higher rsum before the earlier epoch
+    assert best_epoch([{"epoch": 1, "t2v_R1": 9.0, "rsum": 50.0}, {"epoch": 2, "t2v_R1": 9.0, "rsum": 60.0}],
+                      "t2v_R1", "max") == 2
+
+
+def test_confirm_table_keeps_a_failed_trial_as_an_error_row(sweep_data: Path, tmp_path: Path) -> None:
+    spec = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [1, 2]}))
+    cands = {"c1": {"role": "top", "search_rank": 1, "search_trials": ["t1"], "search_value": 7.5,
+                    "config": {"data.eval_split": "dev"}}}
+    ok = {"trial_id": "x_00000", "config_id": "c1", "seed": 1, "checkpoint_path": "/ck/full.pt", "error": None,
+          "metrics": {"stage": "final", "epoch": 2, "selected_epoch": 1, "checkpoint_sha256": "ab",
+                      "dev": {"metrics": {"t2v_R1": 4.0}, "t2v_ranks": [1, 2], "v2t_ranks": [2, 1], "n": 2},
+                      "test": {"metrics": {"t2v_R1": 50.0}, "t2v_ranks": [1, 3], "v2t_ranks": [1, 1], "n": 2}}}
+    bad = {"trial_id": "x_00001", "config_id": "c1", "seed": 2, "checkpoint_path": None,
+           "error": "RuntimeError: out of memory", "metrics": {"stage": "train", "epoch": 1}}
+    write_confirm(tmp_path, "tiny", spec, cands, [bad, ok])
+    rows = read_table(tmp_path / "confirm.parquet")
+    assert list(rows.columns) == CONFIRM_SCHEMA.names
+    assert list(rows["seed"]) == [1, 2] and list(rows["status"]) == ["TERMINATED", "ERROR"]
+    assert rows.loc[0, "test_t2v_R1"] == 50.0 and rows.loc[0, "dev_t2v_R1"] == 4.0
+    assert rows.loc[1, "error"] == "RuntimeError: out of memory" and pd.isna(rows.loc[1, "test_t2v_R1"])
+    ranks = read_table(tmp_path / "confirm_ranks.parquet")
+    assert len(ranks) == 4 and set(ranks["trial_id"]) == {"x_00000"}
+
+
+@slow
+def test_confirmation_stage_end_to_end_and_eval_reproduces_its_test_numbers(
+        sweep_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    space = tiny_space(sweep_data, confirm={"top": 1, "seeds": [1, 2]},
+                       baseline={"name": "b", "run": True, "config": {"model.dropout": 0.4}})
+    assert main(["run", str(write_space(tmp_path / "s.yaml", space)), "--name", "c"]) == 0
+    rows = read_table(tmp_path / "runs/c/confirm.parquet")
+    assert sorted(zip(rows["config_id"], rows["seed"])) == [("baseline", 1), ("baseline", 2), ("c1", 1), ("c1", 2)]
+    assert (rows["status"] == "TERMINATED").all() and (rows["epochs"] == 2).all()
+    cands = json.loads((tmp_path / "runs/c/confirm_candidates.json").read_text())["candidates"]
+    board = read_table(tmp_path / "runs/c/leaderboard.parquet")
+    best = board[board["trial_id"] == cands["c1"]["search_trials"][0]].iloc[0]
+    assert rows[rows["config_id"] == "c1"]["search_value"].iloc[0] == best["best_t2v_R1"]
+    from vlp_sweep.train.checkpoint import sha256_file
+
+    r = rows.iloc[0]
+    assert sha256_file(r["checkpoint_path"]) == r["checkpoint_sha256"]
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", r["checkpoint_path"], "--split", "test", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert got["t2v_R1"] == pytest.approx(r["test_t2v_R1"]) and got["rsum"] == pytest.approx(r["test_rsum"])
+    ranks = read_table(tmp_path / "runs/c/confirm_ranks.parquet")
+    assert len(ranks) == len(rows) * 4 and {len(x) for x in ranks[ranks["split"] == "test"]["ranks"]} == {16}
+    # promote installs the confirmed winner's best-dev run and records its test numbers; eval reproduces them
+    assert main(["promote", "runs/c", "--to", "champ", "--no-wandb", "--device", "cpu"]) == 0
+    manifest = json.loads((tmp_path / "champ/promoted.json").read_text())
+    top = rows[rows["config_id"] == "c1"].sort_values(["dev_t2v_R1", "seed"], ascending=[False, True]).iloc[0]
+    assert manifest["stage"] == "confirmation" and manifest["trial_id"] == top["trial_id"]
+    assert manifest["verification"]["eval_split"] == "test" and manifest["value"] == top["test_t2v_R1"]
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", "champ/vlp_best_full.pt", "--split", "test"]) == 0
+    assert "reproduces the numbers promoted.json recorded" in capsys.readouterr().out
+
+
+def test_a_resume_keeps_the_saved_choice_and_says_when_the_search_changed(sweep_data: Path, tmp_path: Path) -> None:
+    from vlp_sweep.sweep.confirm import CANDIDATES_FILE, load_or_choose
+
+    spec = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [1]}))
+    pd.DataFrame([_row("a1", "A", 10.0), _row("b1", "B", 5.0)]).to_parquet(tmp_path / "leaderboard.parquet")
+    said: list[str] = []
+    first = load_or_choose(spec, tmp_path, {}, said.append)
+    assert first["c1"]["search_trials"] == ["a1"] and (tmp_path / CANDIDATES_FILE).is_file() and not said
+    # a trial Ray had not recorded as ended ran again on resume and now ranks first
+    pd.DataFrame([_row("a1", "A", 10.0), _row("b1", "B", 50.0)]).to_parquet(tmp_path / "leaderboard.parquet")
+    again = load_or_choose(spec, tmp_path, {}, said.append)
+    assert again == first and len(said) == 1 and "ranking changed" in said[0]

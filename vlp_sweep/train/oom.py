@@ -1,0 +1,91 @@
+"""Out of memory in a training step, handled the way the plan wished it were: halve the micro-batch and
+double the cached accumulation, then redo the same step.
+
+GradCache computes the loss over the whole step whatever the micro-batches are, so cutting each of the
+step's micro-batches in two leaves the effective batch, the negatives each example sees and the gradients
+as they were (``test_cached_accumulation_equals_full_batch_gradients``). Under naive accumulation each
+micro-batch keeps its own negatives: its chunks go through GradCache together, scaled as the naive loss
+is. The chunks are cut from the micro-batches already built (same clips, same augmentation draws), the
+retry starts from the RNG state the failed try started from, and the failed try's gradients are
+dropped. The cut stays for the rest of the run. Below ``floor`` clips per chunk it gives up with
+:class:`OutOfMemoryFloorError`, one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from vlp_sweep.errors import UserError
+from vlp_sweep.train.accumulate import rng_state, set_rng_state
+
+Batch = dict[str, Tensor]
+Losses = dict[str, Tensor]  # what a step returns: its loss (and e.g. its plain InfoNCE), detached
+StepFn = Callable[[Sequence[Batch]], Losses]  # the normal step: forward + backward over the micro-batches
+CachedFn = Callable[[Sequence[Batch], float], Losses]  # GradCache over chunks, the losses scaled by a factor
+
+log = logging.getLogger(__name__)
+
+
+class OutOfMemoryFloorError(UserError):
+    """Out of memory even at the smallest micro-batch the space allows (``health.min_micro_batch``): one
+    line, the settings ask for more memory than the device has."""
+
+
+def split_batch(batch: Batch, parts: int) -> list[Batch]:
+    """``batch`` cut into ``parts`` consecutive chunks along its first dimension (sizes differ by at most 1)."""
+    pieces = {k: torch.tensor_split(v, parts) for k, v in batch.items()}
+    return [{k: p[i] for k, p in pieces.items()} for i in range(parts)]
+
+
+class OomRescue:
+    """Runs training steps, shrinking the micro-batch each time one runs out of device memory."""
+
+    def __init__(self, floor: int, device: torch.device) -> None:
+        self.floor, self.device = floor, device
+        self.split = 1  # chunks per micro-batch as built
+        self.events: list[str] = []  # "epoch 2 step 5: micro-batch 128 -> 64 (CUDA out of memory. ...)"
+
+    def micro_batch(self, built: int) -> int:
+        """Clips per micro-batch really run, for micro-batches built with ``built`` clips."""
+        return math.ceil(built / self.split)
+
+    def run(self, micro_batches: Sequence[Batch], mode: str, step: StepFn, cached: CachedFn,
+            zero_grad: Callable[[], None], where: str) -> Losses:
+        """One step's forward and backward: ``step`` as long as nothing ran out of memory, then the chunks
+        through ``cached``. ``mode`` is ``optim.accum_mode``; ``where`` names the step in messages."""
+        start = rng_state(self.device)
+        while True:
+            try:
+                return step(micro_batches) if self.split == 1 else self._split_step(micro_batches, mode, cached)
+            except torch.OutOfMemoryError as e:
+                reason = (str(e).strip().splitlines() or ["out of memory"])[0][:200]
+            # Outside the except block, so the failed try's frames and tensors are released first.
+            zero_grad()
+            set_rng_state(start, self.device)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self._halve(len(micro_batches[0]["tokens"]), reason, where)
+
+    def _split_step(self, micro_batches: Sequence[Batch], mode: str, cached: CachedFn) -> Losses:
+        chunks = [split_batch(b, self.split) for b in micro_batches]
+        if mode == "cached":
+            return cached([c for cs in chunks for c in cs], 1.0)
+        # naive: each micro-batch sees only its own negatives, its losses divided by their number
+        outs = [cached(cs, 1.0 / len(chunks)) for cs in chunks]
+        return {k: torch.stack([o[k] for o in outs]).sum() for k in outs[0]}
+
+    def _halve(self, built: int, reason: str, where: str) -> None:
+        now, after = self.micro_batch(built), math.ceil(built / (self.split * 2))
+        if after < self.floor or now == after:
+            raise OutOfMemoryFloorError(
+                f"out of memory at micro-batch {now} ({where}: {reason}); halving it would go below "
+                f"health.min_micro_batch {self.floor}: lower optim.batch_size or use a larger device")
+        self.split *= 2
+        event = f"{where}: micro-batch {now} -> {after}, cached accumulation x{self.split} ({reason})"
+        self.events.append(event)
+        log.warning("out of memory: %s", event)
