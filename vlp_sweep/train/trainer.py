@@ -89,7 +89,8 @@ def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> t
     """
     s = (seed * 1_000_003 + epoch * 7919) % (2**63)
     torch.manual_seed(s + 104_729 * rank)  # dropout
-    aug_seed = int(np.random.SeedSequence([seed % 2**63, epoch, rank, 1]).generate_state(1, np.uint64)[0])
+    # 63 bits: a seed every generator type (CPU, CUDA) takes as a non-negative int64
+    aug_seed = int(np.random.SeedSequence([seed % 2**63, epoch, rank, 1]).generate_state(1, np.uint64)[0]) % 2**63
     return (torch.Generator(device=device).manual_seed(s + 1),
             torch.Generator(device=device).manual_seed(aug_seed))
 
