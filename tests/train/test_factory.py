@@ -210,7 +210,8 @@ def test_cached_accumulation_is_exact_for_a_user_model_with_dropout(user_module:
     cfg = make_config(cfg_for(tiny_data, f"{user_module}:build", dropout=0.3) | {
         "optim.grad_accum": 3, "optim.accum_mode": "cached", "optim.batch_size": 6, "optim.grad_clip": 0.0})
     st = T._setup(cfg, None)
-    micro = next(T._batches(st, *T._seed_epoch(0, 0, st.device)))  # (batch, augmentation) generators
+    gen, aug = T._seed_epoch(0, 0, st.device)
+    micro = next(T._batches(st, gen, aug))
     torch.manual_seed(5)
     start = torch.get_rng_state()
     cached_loss = cached_backward(st.model, st.crit, micro)["loss"]
