@@ -62,6 +62,11 @@ def test_gpu_stages_need_a_stage_name(tmp_path: Path) -> None:
         assert out.returncode != 0 and words in out.stderr  # before touching the kit or the GPU
 
 
+def test_health_benchmark_smoke() -> None:
+    out = _run("bench_health.py", "--smoke", "--device", "cpu")
+    assert "without health" in out and "overhead" in out
+
+
 def test_option_c_benchmark_smoke() -> None:
     out = _run("option_c.py", "--smoke")
     assert "log(100)" in out and "mean best R@1" in out

@@ -63,7 +63,7 @@ def test_section_parses_and_round_trips(tmp_path: Path) -> None:
     ("health: {min_micro_batch: 32}", ["health.min_micro_batch", "32 is above optim.batch_size 16"]),
     ("health: {windw: 3}", ["health.windw", "did you mean 'window'"]),
     ("health: {checks: [{metric: eval_loss, below: 3, above: 1}]}", ["health.checks[0]", "exactly one"]),
-    ("health: {checks: [{metric: accuracy, below: 3}]}", ["health.checks[0].metric", "eval_loss"]),
+    ("health: {checks: [{metric: eval_los, below: 3}]}", ["health.checks[0].metric", "did you mean 'eval_loss'"]),
     ("health: {checks: [{metric: loss, below: 3, by_epoch: 0}]}", ["health.checks[0].by_epoch", ">= 1"]),
 ])
 def test_bad_health_is_one_line(tmp_path: Path, extra: str, parts: list[str]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vlp_sweep.errors import did_you_mean
 from vlp_sweep.sweep.sections import check_keys, get_bool, get_int, get_num
 from vlp_sweep.sweep.yaml_lines import Where, line_of
 from vlp_sweep.train.health_config import CHECK_METRICS, Check, HealthConfig
@@ -64,8 +65,9 @@ def _check(c: Any, label: str, where: Where, line: int | None) -> Check:
     check_keys(c, label, ("metric", "below", "above", "by_epoch"), where)
     metric = c.get("metric")
     if metric not in CHECK_METRICS:
-        raise where.error(f"{label}.metric", f"expected one of {', '.join(CHECK_METRICS)}, got {metric!r}",
-                          line_of(c, "metric"))
+        raise where.error(f"{label}.metric", f"{metric!r} is not a metric the trainer reports"
+                                             f"{did_you_mean(str(metric), CHECK_METRICS)} (metrics: "
+                                             f"{', '.join(CHECK_METRICS)})", line_of(c, "metric"))
     if ("below" in c) == ("above" in c):
         raise where.error(label, "needs exactly one of below: or above:", line_of(c, "metric"))
     bound = "below" if "below" in c else "above"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -51,7 +51,7 @@ def _bad(x: float | None) -> bool:
     return x is None or not math.isfinite(x)
 
 
-def _run_start(n: int, window: int, flagged: Any) -> int | None:
+def _run_start(n: int, window: int, flagged: Callable[[int], bool]) -> int | None:
     """Index where the run of flagged windows ending at the last evaluation began (its window's start)."""
     if n <= window or not flagged(n - 1):
         return None

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlp_sweep.metric_names import METRIC_NAMES
+
 STATUSES = ("pass", "warn", "fail", "n/a")
 ITEMS = ("inputs", "finite", "train_loss", "eval_loss", "checks", "oom", "gpu")  # the checklist, in order
 INPUTS = ("kpts", "siglip")
@@ -21,8 +23,7 @@ COLUMNS: dict[str, str] = {"health": "str", "health_flags": "str", **{f"health_{
                            "peak_mem_gb": "float", "micro_batch": "int", "oom_rescues": "int"}
 # Of those, what history.parquet keeps per evaluation.
 HISTORY_HEALTH = ("health", "health_flags", "gpu_util", "peak_mem_gb", "micro_batch")
-CHECK_METRICS = ("loss", "eval_loss", "t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "v2t_R5", "v2t_R10",
-                 "v2t_MedR", "mean_R1", "rsum")
+CHECK_METRICS = METRIC_NAMES  # what a milestone can be about: any metric the trainer reports
 
 
 @dataclass(frozen=True)
