@@ -11,8 +11,9 @@ Two shapes:
 - ``long``: N trials of a few epochs, one at a time, W&B off, against the same N trials run one after
   another with ``vlp-sweep train``: the ratio sweep/sequential and the fixed cost per trial.
 
-Per trial it also prints where the seconds went, from the driver's progress lines (when Tune started
-and finished it) and Tune's results (``time_total_s``: since the trial's function began).
+Per trial it also prints where the seconds went, from Tune's results (``time_total_s``: since the
+trial's function began; ``timestamp``): the setup before the first evaluation on a fresh and on a
+reused worker process, and the time before the first trial began and after the last result.
 
     python benchmarks/bench_orchestration.py --shape quickstart                # about 1-2 min on 2 CPU cores
     python benchmarks/bench_orchestration.py --shape long --trials 3 --epochs 6
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -35,7 +35,6 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENT = re.compile(r"\[\s*(\d+(?:\.\d+)?)s\].*\| (start|done|ERROR) ([0-9a-f]{8})")
 
 
 def vlp(*args: str, cwd: Path) -> float:
@@ -49,46 +48,56 @@ def vlp(*args: str, cwd: Path) -> float:
 def run_sweep(space: Path, runs: Path, name: str, cwd: Path) -> dict[str, Any]:
     """Run a sweep; wall time, Ray start-up (until sweep.json exists) and the progress lines."""
     sweep_json = runs / name / "sweep.json"
-    t0 = time.perf_counter()
+    t0, up_at = time.perf_counter(), float("nan")
     proc = subprocess.Popen([sys.executable, "-m", "vlp_sweep", "run", str(space), "--name", name,
                              "--runs-root", str(runs)], cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     startup = None
     while proc.poll() is None and startup is None:
         if sweep_json.exists():
-            startup = time.perf_counter() - t0
+            startup, up_at = time.perf_counter() - t0, time.time()
         time.sleep(0.05)
     out = proc.communicate()[0]
-    wall = time.perf_counter() - t0
+    wall, exit_at = time.perf_counter() - t0, time.time()
     if proc.returncode != 0:
         sys.exit(f"sweep failed:\n{out[-3000:]}")
-    return {"wall": wall, "startup": startup if startup is not None else float("nan"), "log": out}
+    return {"wall": wall, "startup": startup if startup is not None else float("nan"), "log": out,
+            "up_at": up_at, "exit_at": exit_at}
 
 
-def trial_table(run_dir: Path, log: str) -> pd.DataFrame:
-    """Per trial: training time (time_s), Tune's time since the function began, start and end in the log."""
-    board = pd.read_parquet(run_dir / "leaderboard.parquet").set_index("trial_id")
-    events: dict[str, dict[str, float]] = {}
-    for t, kind, tid in EVENT.findall(log):
-        events.setdefault(tid, {})["start" if kind == "start" else "end"] = float(t)
+def trial_table(run_dir: Path) -> pd.DataFrame:
+    """Per trial of the search and of the confirmation stage, from Tune's result.json: training time
+    (time_s: the trainer's elapsed_s at its last evaluation), the seconds the trial's function ran
+    before its first evaluation beyond the trainer's own clock (``setup_s``: actor start on a fresh
+    worker, imports, data loading, model build, first checkpoint), its process, and when it began and
+    ended (wall clock)."""
+    exp = Path(json.loads((run_dir / "sweep.json").read_text())["experiment_path"])
+    files = [("search", f) for f in sorted(exp.glob("*/result.json"))]
+    files += [("confirm", f) for f in sorted((run_dir / "confirm").glob("*/result.json"))]
     rows = []
-    for tid, r in board.iterrows():
-        total = _last_time_total(run_dir, str(tid))
-        ev = events.get(str(tid), {})
-        rows.append({"trial": tid, "epochs": r.epochs, "time_s": r.time_s, "fn_total_s": total,
-                     "scheduled_s": ev.get("end", float("nan")) - ev.get("start", float("nan"))})
-    return pd.DataFrame(rows)
+    for stage, f in files:
+        res = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        if not res:
+            continue
+        first, last = res[0], res[-1]
+        time_s, setup_s = _training_time(res)
+        rows.append({"stage": stage, "trial": str(first["trial_id"]), "epochs": last["epoch"], "time_s": time_s,
+                     "pid": first["pid"], "setup_s": setup_s,
+                     "began": first["timestamp"] - first["time_total_s"], "ended": float(last["timestamp"])})
+    return pd.DataFrame(rows).sort_values("began")
 
 
-def _last_time_total(run_dir: Path, tid: str) -> float:
-    """Tune's time_total_s of the trial's last result (from its result.json in the experiment)."""
-    state = json.loads((run_dir / "sweep.json").read_text())
-    exp = Path(state["experiment_path"])
-    for f in exp.glob(f"*{tid}*/result.json"):
-        lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-        if lines:
-            return float(lines[-1].get("time_total_s", float("nan")))
-    return float("nan")
+def _training_time(res: list[dict[str, Any]]) -> tuple[float, float]:
+    """(training time, set-up before the first evaluation). Search trials report the trainer's elapsed_s;
+    confirmation runs do not, so there the first epoch is taken to last as long as the second."""
+    first = res[0]
+    if "elapsed_s" in first:
+        evals = [r for r in res if "elapsed_s" in r]
+        return float(evals[-1]["elapsed_s"]), float(first["time_total_s"] - first["elapsed_s"])
+    train = [r["time_total_s"] for r in res if r.get("stage") != "final"]
+    per_epoch = train[1] - train[0] if len(train) > 1 else 0.0
+    setup = train[0] - per_epoch
+    return float(train[-1] - setup), float(setup)
 
 
 def quickstart(work: Path, smoke: bool) -> None:
@@ -100,16 +109,24 @@ def quickstart(work: Path, smoke: bool) -> None:
         space["base"]["optim"]["epochs"] = 2
     (work / "quickstart.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     r = run_sweep(work / "quickstart.yaml", work / "runs", "qs", work)
-    table = trial_table(work / "runs" / "qs", r["log"])
+    table = trial_table(work / "runs" / "qs")
     conc = int(space["max_concurrent"])
+    search = table[table.stage == "search"]
+    cold = table.drop_duplicates("pid")  # the first trial on each worker process
+    warm = table.drop(cold.index)
+    print(f"quickstart shape: {len(search)} search trials, {len(table) - len(search)} confirmation runs, "
+          f"{conc} at a time")
+    print("(confirmation runs: time_s and setup_s estimated, their first epoch taken as long as the second)")
+    print(table.drop(columns=["began", "ended"]).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(f"setup before the first evaluation, beyond training: first trial on a worker {cold.setup_s.mean():.1f} s, "
+          f"later trials (reused worker) {warm.setup_s.mean() if len(warm) else float('nan'):.1f} s")
+    print(f"Ray start-up (until sweep.json): {r['startup']:.1f} s; then until the first trial began: "
+          f"{table.began.min() - r['up_at']:.1f} s; search end to confirmation start: "
+          f"{table[table.stage == 'confirm'].began.min() - search.ended.max():.1f} s; after the last result until "
+          f"the driver exited: {r['exit_at'] - table.ended.max():.1f} s (result timestamps are whole seconds)")
     ideal = float(table.time_s.sum()) / conc
-    print(f"quickstart shape: {len(table)} trials, {conc} at a time")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-    print(f"sum of trial time_s: {table.time_s.sum():.1f} s; / concurrency = {ideal:.1f} s")
-    print(f"per trial, Tune's time beyond training (fn_total_s - time_s): "
-          f"{(table.fn_total_s - table.time_s).mean():.1f} s; scheduled beyond training "
-          f"(scheduled_s - time_s): {(table.scheduled_s - table.time_s).mean():.1f} s")
-    print(f"sweep wall: {r['wall']:.1f} s; Ray start-up: {r['startup']:.1f} s")
+    print(f"sum of trial time_s: {table.time_s.sum():.1f} s (search {search.time_s.sum():.1f} s); "
+          f"/ concurrency = {ideal:.1f} s; sweep wall: {r['wall']:.1f} s")
     print(f"ratio (wall - start-up) / (sum time_s / concurrency): {(r['wall'] - r['startup']) / ideal:.2f}")
 
 

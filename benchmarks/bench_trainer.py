@@ -15,7 +15,6 @@ and can exceed what the kernels do. Clip lengths are Phoenix-2014T's; ``--bucket
 from __future__ import annotations
 
 import argparse
-import math
 import subprocess
 import sys
 import time
@@ -29,9 +28,10 @@ import torch
 from vlp_sweep.config import make_config
 from vlp_sweep.train import trainer as T
 from vlp_sweep.train.batching import SplitTensors
+from vlp_sweep.train.contract import build_model
 from vlp_sweep.train.distributed import DistContext, GatheredLoss
+from vlp_sweep.train.factory import ModelDims
 from vlp_sweep.train.loss import ContrastiveLoss
-from vlp_sweep.train.model import ModelArgs, VLPModel
 
 PLAN = dict(batch=750, frames=180, points=133, siglip=768, d=512, layers=4, text_len=32, vocab=8000, n=7096)
 CPU = dict(batch=64, frames=64, points=50, siglip=32, d=128, layers=2, text_len=16, vocab=2000, n=1024)
@@ -85,13 +85,13 @@ def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool, b
                        "run.length_buckets": buckets})
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     split = fake_split(s, device, dtype)
-    args = ModelArgs(kpt_dim=s["points"] * 3, siglip_dim=s["siglip"], vocab_size=s["vocab"], max_frames=s["frames"],
-                     max_text_len=s["text_len"], logit_scale_init=math.log(1 / 0.07))
-    model = VLPModel(cfg.model, args, buckets).to(device)
+    dims = ModelDims(kpt_dim=s["points"] * 3, siglip_dim=s["siglip"], text_feature_dim=0, vocab_size=s["vocab"],
+                     max_frames=s["frames"], max_text_len=s["text_len"], embed_dim=s["d"])
+    model = build_model(cfg, dims).to(device)
     opt = T._optimizer(model, cfg, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     if compile_:
-        model.compile_towers()
+        model.compile_model()
     crit = GatheredLoss(ContrastiveLoss(cfg.loss), DistContext())
     return T._State(cfg, device, model, crit, opt, sched, split, split, [], "")
 

@@ -93,3 +93,27 @@ def test_quiet_python_with_an_unwritable_log_stays_silent(tmp_path: Path, capsys
     with quiet_python(blocker / "sub" / "x.log"):  # its folder cannot be made
         logging.getLogger("wandb").error("no place for this")
     assert capsys.readouterr().err == ""
+
+
+def test_train_keeps_pytorch_warnings_in_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from vlp_sweep.cli import main
+    from vlp_sweep.train import trainer
+
+    def fake_fit(cfg: object, report: object, **kw: object) -> SimpleNamespace:
+        warnings.warn("enable_nested_tensor is True, but self.use_nested_tensor is False", UserWarning,
+                      stacklevel=1)
+        logging.getLogger("torch._dynamo").warning("recompiling")
+        return SimpleNamespace(best_checkpoint=(1, 5.0))
+
+    monkeypatch.setattr(trainer, "fit", fake_fit)
+    out = tmp_path / "one"
+    assert main(["train", "--set", "optim.lr=3e-3", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "nested_tensor" not in err and "recompiling" not in err and "best epoch 1" in err
+    assert "nested_tensor" in (out / "train.log").read_text() and "recompiling" in (out / "train.log").read_text()
+    with pytest.warns(UserWarning, match="nested_tensor"):  # --debug: Python's own warning machinery
+        assert main(["--debug", "train", "--out", str(tmp_path / "two")]) == 0
+    assert "recompiling" in capsys.readouterr().err and not (tmp_path / "two" / "train.log").exists()

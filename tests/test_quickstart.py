@@ -26,7 +26,7 @@ def _recipe(name: str) -> list[list[str]]:
     return [shlex.split(line)[1:] for line in out.splitlines() if line.startswith(VS)]
 
 
-def _vlp(args: list[str], cwd: Path, timeout: float = 900) -> tuple[int, str]:
+def _vlp(args: list[str], cwd: Path, timeout: float = 1800) -> tuple[int, str]:
     """(exit code, stdout + stderr) of one step; on a timeout the step's whole process group (its Ray
     too) is ended before failing."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_SILENT": "true"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
 from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
+from vlp_sweep.train.factory import BUILTIN_FACTORY
 
 
 def _f(default: Any, help: str, *, choices: tuple[Any, ...] = (), lo: float | None = None,
@@ -34,6 +35,8 @@ class DataConfig:
     use_kpts: bool = _f(True, "feed pose keypoints")
     use_siglip: bool = _f(True, "fuse per-frame SigLIP features (needs siglip.npy)")
     max_text_len: int = _f(32, "tokens per caption after truncation", lo=1)
+    use_text_features: bool = _f(False, "feed precomputed per-clip text features (text_features.npy) instead "
+                                        "of tokens to the built-in text tower; a model of your own gets both")
     limit_train: int = _f(0, "use only the first N training clips (0 = all)", lo=0)
 
 
@@ -49,12 +52,19 @@ class ModelConfig:
     heads: int = _f(4, "attention heads", lo=1)
     ff_mult: int = _f(4, "feed-forward width as a multiple of d_model", lo=1)
     dropout: float = _f(0.2, "dropout in both towers (plan: 0.4 -> 0.2)", lo=0.0, hi=1.0, hi_open=True)
-    embed_dim: int = _f(128, "joint embedding size", lo=2)
+    embed_dim: int = _f(128, "joint embedding size (what every model returns)", lo=2)
+    factory: str = _f(BUILTIN_FACTORY, "'package.module:function' that builds the model (README: your own model); "
+                                       "the default is the built-in towers above")
+    # Options of a factory of your own, checked against its signature; dotted keys model.options.NAME.
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "options of model.factory"})
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:
             raise LinkedKeysError(f"model.d_model ({self.d_model}) must be divisible by model.heads ({self.heads})",
                                   ("model.d_model", "model.heads"))
+        from vlp_sweep.train.factory import check_model_config
+
+        check_model_config(self)
 
 
 @dataclass(frozen=True)
@@ -136,8 +146,15 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def flat(self) -> dict[str, Any]:
-        """Dotted keys to values, e.g. ``{"optim.lr": 5e-4, ...}``."""
-        return {f"{s}.{k}": v for s, sub in self.to_dict().items() for k, v in sub.items()}
+        """Dotted keys to values, e.g. ``{"optim.lr": 5e-4, "model.options.hidden": 64, ...}``."""
+        out: dict[str, Any] = {}
+        for s, sub in self.to_dict().items():
+            for k, v in sub.items():
+                if isinstance(v, dict):
+                    out.update({f"{s}.{k}.{name}": x for name, x in v.items()})
+                else:
+                    out[f"{s}.{k}"] = v
+        return out
 
     @property
     def logit_scale_init(self) -> float:
@@ -192,6 +209,22 @@ def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
     return value
 
 
+OPTION_TYPES = (int, float, bool, str, type(None))
+
+
+def _check_options(key: str, value: Any) -> dict[str, Any]:
+    """A mapping of option names to plain values (numbers, bools, strings, null): what a search space can
+    sweep and a leaderboard column can hold."""
+    if not isinstance(value, dict):
+        raise UserError(f"{key}: expected a mapping of option names to values, got {value!r}")
+    for name, v in value.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise UserError(f"{key}: option names are Python identifiers, got {name!r}")
+        if not isinstance(v, OPTION_TYPES) or (isinstance(v, float) and not math.isfinite(v)):
+            raise UserError(f"{key}.{name}: expected a number, bool, string or null, got {v!r}")
+    return dict(value)
+
+
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     hints = get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
@@ -201,7 +234,9 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if key not in known:
             raise UserError(f"unknown config key '{dotted}'{did_you_mean(dotted, _all_keys(cls, prefix))}")
         typ = hints[key]
-        if dataclasses.is_dataclass(typ):
+        if typ == dict[str, Any]:
+            kwargs[key] = _check_options(dotted, value)
+        elif dataclasses.is_dataclass(typ):
             if not isinstance(value, dict):
                 raise UserError(f"{dotted}: expected a mapping of {key} keys, got {value!r}")
             kwargs[key] = _build(typ, value, f"{dotted}.")  # type: ignore[arg-type]
@@ -230,6 +265,8 @@ def config_keys() -> dict[str, dict[str, Any]]:
         cls = get_type_hints(TrainConfig)[sect.name]
         hints = get_type_hints(cls)
         for f in fields(cls):
+            if hints[f.name] == dict[str, Any]:
+                continue  # model.options: its keys are the factory's (factory.option_keys)
             out[f"{sect.name}.{f.name}"] = {"type": hints[f.name].__name__, "default": f.default, **f.metadata}
     return out
 

@@ -73,7 +73,7 @@ def quiet_python(log_path: str | os.PathLike[str], enabled: bool = True) -> Iter
     if not enabled:
         yield
         return
-    loggers = [logging.getLogger(n) for n in (*NOISY_LOGGERS, "py.warnings")]
+    loggers = _noisy_loggers()
     saved = [(lg, lg.propagate, list(lg.handlers)) for lg in loggers]
     handler = _QuietFileHandler(log_path)
     handler.setLevel(logging.WARNING)  # what would have reached the terminal; a library's debug log stays its own
@@ -90,6 +90,16 @@ def quiet_python(log_path: str | os.PathLike[str], enabled: bool = True) -> Iter
             for lg, propagate, handlers in saved:
                 lg.handlers, lg.propagate = handlers, propagate
             handler.close()
+
+
+def _noisy_loggers() -> list[logging.Logger]:
+    """The libraries' top loggers, and any logger below them with handlers of its own (PyTorch gives
+    ``torch._dynamo`` and friends their own stderr handler, which a parent's handlers would not cover)."""
+    loggers = {n: logging.getLogger(n) for n in (*NOISY_LOGGERS, "py.warnings")}
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger) and lg.handlers and name.split(".")[0] in NOISY_LOGGERS:
+            loggers[name] = lg
+    return list(loggers.values())
 
 
 class _QuietFileHandler(logging.FileHandler):

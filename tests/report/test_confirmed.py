@@ -84,7 +84,8 @@ def _outcome(tid: str, cid: str, seed: int, hits: float, rng: np.random.Generato
                                         "dev": {**part, "metrics": {"t2v_R1": 100 * hits + seed}}, "test": part}}
 
 
-def _confirmed_sweep(root: Path, dev: dict[str, float], test: dict[str, float], fail: bool = False) -> Path:
+def _confirmed_sweep(root: Path, dev: dict[str, float], test: dict[str, float], fail: bool = False,
+                     fail_baseline: bool = False) -> Path:
     space = fake_space(root / "data", confirm={"top": 2, "seeds": [1, 2], "split": "test"})
     run = fake_sweep(root / "runs" / "fake", space, [
         Fake("a", {"optim.warmup_steps": 0, "loss.hard_negatives": "none"}, {2: 5.0, 4: 9.0, 6: 16.0}),
@@ -101,6 +102,8 @@ def _confirmed_sweep(root: Path, dev: dict[str, float], test: dict[str, float], 
         o["metrics"]["dev"]["metrics"]["t2v_R1"] = dev[o["config_id"]]
     if fail:
         outs[1] = _outcome("c1-2", "c1", 2, 0.0, rng, error="RuntimeError: CUDA out of memory")
+    if fail_baseline:
+        outs[4:] = [_outcome(f"baseline-{s}", "baseline", s, 0.0, rng, error="ValueError: boom") for s in (1, 2)]
     write_confirm(run, "fake", spec, cands, outs)
     return run
 
@@ -169,3 +172,28 @@ def test_promote_candidates_put_the_dev_winner_first_with_its_test_numbers(tmp_p
     row = sweep.confirm[sweep.confirm["trial_id"] == cands[0].trial_id].iloc[0]
     assert cands[0].split == "test" and cands[0].stage == "confirmation"
     assert cands[0].metrics["t2v_R1"] == row["test_t2v_R1"] and cands[0].epoch == row["selected_epoch"]
+
+
+def test_a_baseline_whose_runs_all_failed_leaves_no_verdict_and_names_no_winner(tmp_path: Path) -> None:
+    rep = _report(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
+                  test={"c1": 0.6, "c2": 0.5, "baseline": 0.1}, fail_baseline=True)
+    conf = rep.confirmed
+    assert conf is not None and conf.winner == "c1" and conf.holds is None
+    assert [c.verdict for c in conf.comparisons] == ["the baseline has no finished seed"] * 2
+    assert conf.headline.startswith("Chosen on dev: c1") and "the baseline has no finished seed" in conf.headline
+    assert "Confirmed winner" not in to_markdown(document(rep, set()))
+
+
+def test_the_evidence_benchmark_reads_a_confirmed_sweep(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_confirm.py"
+    spec = importlib.util.spec_from_file_location("bench_confirm", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run = _confirmed_sweep(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
+                           test={"c1": 0.2, "c2": 0.6, "baseline": 0.1})
+    s = bench.summarise(run)
+    assert s["dev_pick"] == "c1" and s["test_best"] == "c2" and s["differs"] and s["search_best"] == "c1"
+    assert s["pick_dev"] == 30.0 and s["pick_test"] < s["pick_dev"]

@@ -173,3 +173,43 @@ def test_a_resume_keeps_the_saved_choice_and_says_when_the_search_changed(sweep_
     pd.DataFrame([_row("a1", "A", 10.0), _row("b1", "B", 50.0)]).to_parquet(tmp_path / "leaderboard.parquet")
     again = load_or_choose(spec, tmp_path, {}, said.append)
     assert again == first and len(said) == 1 and "ranking changed" in said[0]
+
+
+@slow
+def test_a_sweep_killed_during_its_confirmation_resumes_it_and_runs_each_pair_once(sweep_data: Path,
+                                                                                    tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.ray_procs import alive, stop_processes, tree
+    from tests.sweep.conftest import REPO
+
+    space = tiny_space(sweep_data, max_concurrent=1, confirm={"top": 1, "seeds": [1, 2]})
+    space["base"]["optim"]["epochs"] = 3
+    args = ["run", str(write_space(tmp_path / "s.yaml", space)), "--name", "k", "--runs-root", str(tmp_path / "runs")]
+    run_dir = tmp_path / "runs" / "k"
+    proc = subprocess.Popen([sys.executable, "-m", "vlp_sweep", *args], cwd=REPO, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"})
+
+    def confirming() -> bool:  # a confirmation trial has saved a checkpoint of an unfinished run
+        return any(p.name.startswith("checkpoint_") for p in (run_dir / "confirm").glob("confirm_main_*/*"))
+
+    end = time.time() + 600
+    while time.time() < end and not confirming() and proc.poll() is None:
+        time.sleep(0.5)
+    assert confirming(), proc.communicate(timeout=5)[0][-3000:] if proc.poll() is not None else "timed out"
+    assert not (run_dir / "confirm.parquet").exists()
+    local_ray = tree(proc.pid)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stop_processes(alive(local_ray))  # what outlived its driver; never `ray stop`
+    out = subprocess.run([sys.executable, "-m", "vlp_sweep", *args, "--resume"], cwd=REPO, text=True,
+                         capture_output=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rows = read_table(run_dir / "confirm.parquet")
+    assert sorted(rows["seed"]) == [1, 2] and (rows["status"] == "TERMINATED").all() and (rows["epochs"] == 3).all()
+    assert rows["trial_id"].is_unique and rows["selected_epoch"].between(1, 3).all()

@@ -3,17 +3,17 @@ eager or compiled, and a compiled tower must replay its dropout from the RNG sta
 
 from __future__ import annotations
 
-import math
 import shutil
 
 import pytest
 import torch
 
 from vlp_sweep.config import make_config
-from vlp_sweep.train.model import ModelArgs, VLPModel, length_groups
+from vlp_sweep.train.factory import ModelDims
+from vlp_sweep.train.model import VLPModel, length_groups
 
-ARGS = ModelArgs(kpt_dim=12, siglip_dim=6, vocab_size=40, max_frames=40, max_text_len=10,
-                 logit_scale_init=math.log(1 / 0.07))
+ARGS = ModelDims(kpt_dim=12, siglip_dim=6, text_feature_dim=0, vocab_size=40, max_frames=40, max_text_len=10,
+                 embed_dim=16)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

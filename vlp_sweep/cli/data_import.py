@@ -1,4 +1,4 @@
-"""`vlp-sweep data import`: pose files or arrays + captions (+ SigLIP features) -> a packed dataset."""
+"""`vlp-sweep data import`: pose files or arrays + captions (+ SigLIP, text features) -> a packed dataset."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def register(sub: Any) -> None:
                                    "file name, e.g. PHOENIX-2014-T.dev.corpus.csv)")
     p.add_argument("--siglip", type=Path, metavar="DIR",
                    help="folder of per-clip SigLIP features <id>.npy [T, D] (searched recursively)")
+    p.add_argument("--text-features", type=Path, metavar="DIR",
+                   help="folder of per-clip text features <id>.npy [D] (e.g. a frozen sentence encoder's "
+                        "outputs; searched recursively); every clip needs one")
     p.add_argument("--preset", default="all", choices=("all", "reduced", "hands-body"),
                    help="points kept: all; reduced = upper body, face contour, hands; hands-body = no face")
     p.add_argument("--dims", type=int,
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--array-layout: file not found: {args.array_layout}")
     opts = ImportOptions(out=args.out, poses=tuple(args.poses), captions=tuple(args.captions),
                          captions_format=args.captions_format, split=args.split, siglip=args.siglip,
+                         text_features=args.text_features,
                          preset=args.preset, dims=args.dims, target_fps=args.target_fps, fps=args.fps,
                          id_pattern=args.id_pattern, array_layout=args.array_layout, shoulders=args.shoulders,
                          npy_confidence=args.npy_confidence, workers=args.workers, overwrite=args.overwrite)

@@ -41,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
 def describe(spec: Any) -> list[str]:
     """The resolved space as lines of text."""
     from vlp_sweep.config import config_keys
+    from vlp_sweep.sweep.user_code import factory_of
+    from vlp_sweep.train.factory import option_keys
 
-    keys = config_keys()
+    # A factory of your own adds its options (a **kwargs option has no entry: described as such).
+    keys = {**config_keys(), **option_keys(factory_of(spec))[0]}
+    unknown = {"help": "option of the model factory", "default": "-"}
     fmt = "W&B sweep format" if spec.format == "wandb" else "native format"
     out = [f"sweep: {spec.name}  ({spec.source or 'from data'}, {fmt})"]
     if spec.description:
@@ -54,11 +58,13 @@ def describe(spec: Any) -> list[str]:
         if p.coupled:  # a choice of settings: each value sets several keys
             out += [f"  {'':<24}   - {s.describe()}" for s in p.distribution.values]
         for key in p.sets():
-            info = keys[key]
+            info = keys.get(key, unknown)
             out.append(f"  {'':<24}   sets {key}: {info['help']} (default {_value(info['default'])})")
     out.append("base (fixed for every trial):" if spec.base else "base: trainer defaults")
     for k, v in spec.base:
-        out.append(f"  {k:<24} = {_value(v):<16} (default {_value(keys[k]['default'])})")
+        out.append(f"  {k:<24} = {_value(v):<16} (default {_value(keys.get(k, unknown)['default'])})")
+    if spec.code:
+        out.append(f"code (model factory imported from): {', '.join(spec.code)}")
     out += _settings(spec)
     if spec.warnings:
         out.append("warnings:")

@@ -4,6 +4,7 @@
     keypoints.npy      [sum_frames, K, C] float16, raw coordinates (the trainer normalises)
     confidence.npy     [sum_frames, K] float16, 0 = missing point
     siglip.npy         optional [sum_frames, D] float16 per-frame visual features
+    text_features.npy  optional [n_clips, D] float16 per-clip text features, row i = manifest row i
     meta.json          format, layout (point names, groups, shoulder indices), fps, dims,
                        provenance, content_hash
 
@@ -38,6 +39,11 @@ class PackedDataset:
     confidence: np.ndarray  # [F, K] float16
     siglip: np.ndarray | None  # [F, D] float16
     meta: dict[str, Any]
+    text_features: np.ndarray | None = None  # [N, D] float16, row i = manifest row i
+
+    @property
+    def text_feature_dim(self) -> int:
+        return 0 if self.text_features is None else int(self.text_features.shape[1])
 
     @property
     def n_points(self) -> int:
@@ -98,7 +104,8 @@ def load_packed(path: str | os.PathLike[str], *, mmap: bool = True, check_values
     kp = _load_npy(root / "keypoints.npy", mmap)
     conf = _load_npy(root / "confidence.npy", mmap)
     sig = _load_npy(root / "siglip.npy", mmap) if (root / "siglip.npy").exists() else None
-    ds = PackedDataset(root, manifest, kp, conf, sig, meta)
+    text = _load_npy(root / "text_features.npy", mmap) if (root / "text_features.npy").exists() else None
+    ds = PackedDataset(root, manifest, kp, conf, sig, meta, text)
     validate(ds, check_values=check_values)
     return ds
 
@@ -114,6 +121,9 @@ def validate(ds: PackedDataset, *, check_values: bool = True) -> None:
         raise UserError(f"{root}/siglip.npy: shape {ds.siglip.shape} does not match {len(kp)} frames")
     if m.empty:
         raise UserError(f"{root}: manifest has no clips")
+    if ds.text_features is not None and (ds.text_features.ndim != 2 or len(ds.text_features) != len(m)):
+        raise UserError(f"{root}/text_features.npy: shape {ds.text_features.shape} does not match {len(m)} clips "
+                        "(one row per manifest row)")
     n = m["n_frames"].to_numpy()
     off = m["offset"].to_numpy()
     if (n <= 0).any():
@@ -125,7 +135,8 @@ def validate(ds: PackedDataset, *, check_values: bool = True) -> None:
     if m["id"].duplicated().any():
         raise UserError(f"{root}: duplicate clip id '{m.loc[m['id'].duplicated(), 'id'].iloc[0]}'")
     if check_values:
-        for name, arr in (("keypoints", kp), ("confidence", conf), ("siglip", ds.siglip)):
+        for name, arr in (("keypoints", kp), ("confidence", conf), ("siglip", ds.siglip),
+                          ("text_features", ds.text_features)):
             if arr is not None and not _all_finite(arr):
                 raise UserError(f"{root}/{name}.npy: contains NaN or inf values")
 
@@ -139,7 +150,7 @@ def _all_finite(arr: np.ndarray, block: int = 1 << 20) -> bool:
 def content_hash(root: Path) -> str:
     """sha256 over the data files in a fixed order (meta.json excluded: it stores the hash)."""
     h = hashlib.sha256()
-    for name in ("manifest.parquet", "keypoints.npy", "confidence.npy", "siglip.npy"):
+    for name in ("manifest.parquet", "keypoints.npy", "confidence.npy", "siglip.npy", "text_features.npy"):
         p = root / name
         if p.exists():
             h.update(name.encode())
@@ -151,7 +162,7 @@ def content_hash(root: Path) -> str:
 
 def write_packed(out: str | os.PathLike[str], manifest: pd.DataFrame, keypoints: np.ndarray,
                  confidence: np.ndarray, siglip: np.ndarray | None, meta: dict[str, Any],
-                 *, overwrite: bool = False) -> Path:
+                 *, overwrite: bool = False, text_features: np.ndarray | None = None) -> Path:
     """Write a packed dataset atomically: a temporary sibling folder renamed into place when complete."""
     out = Path(out)
     if out.exists() and not overwrite:
@@ -167,8 +178,11 @@ def write_packed(out: str | os.PathLike[str], manifest: pd.DataFrame, keypoints:
         np.save(tmp / "confidence.npy", np.ascontiguousarray(confidence, dtype=np.float16))
         if siglip is not None:
             np.save(tmp / "siglip.npy", np.ascontiguousarray(siglip, dtype=np.float16))
+        if text_features is not None:
+            np.save(tmp / "text_features.npy", np.ascontiguousarray(text_features, dtype=np.float16))
         full_meta = {"format": FORMAT, **meta, "n_points": int(keypoints.shape[1]), "dims": int(keypoints.shape[2]),
                      "siglip_dim": 0 if siglip is None else int(siglip.shape[1]), "n_clips": len(manifest),
+                     "text_feature_dim": 0 if text_features is None else int(text_features.shape[1]),
                      "n_frames": int(len(keypoints)), "content_hash": content_hash(tmp)}
         (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2))
         load_packed(tmp)  # validates what was written before it becomes visible

@@ -165,7 +165,7 @@ def headline(out: Confirmed) -> str:
         why = cmp.verdict if cmp is not None else "no baseline config to test it against"
         return f"Chosen on dev: {w.config_id}, {num} {where}; {why}."
     r = cmp.result
-    vs = (f"vs the baseline {r.diff:+.2f} [{r.low:+.2f}, {r.high:+.2f}], Holm {_fmt_p(cmp.p_holm, r.resamples)}, "
+    vs = (f"vs the baseline {r.diff:+.2f} [{r.low:+.2f}, {r.high:+.2f}], Holm {holm_text(cmp)}, "
           f"P(improvement) {r.p_improve:.2f}")
     if out.holds:
         return f"Confirmed winner: {w.config_id}, {num} {where}; better than the baseline ({vs})."
@@ -173,5 +173,11 @@ def headline(out: Confirmed) -> str:
             f"{cmp.verdict} ({vs}).")
 
 
-def _fmt_p(p: float | None, resamples: int) -> str:
-    return "p -" if p is None else stats.format_p(p, resamples)
+def holm_text(c: ConfirmedComparison) -> str:
+    """The Holm-adjusted p as text: "p < x" when the raw p is at the bootstrap's floor (then the adjusted
+    value is an upper bound too), else "p = x"."""
+    r = c.result
+    if r is None or c.p_holm is None:
+        return "p -"
+    at_floor = stats.format_p(r.p, r.resamples).startswith("p <")
+    return f"p < {c.p_holm * 1.0001:.2g}" if at_floor else f"p = {c.p_holm:.3g}"

@@ -109,14 +109,13 @@ class LeaderboardCallback(Callback):
     def _warn_missing(self) -> None:
         """Ray's retention follows the selection rule, so every named checkpoint should be on disk; say
         so loudly if one is not (a retention that disagrees with the leaderboard, or a file deleted by hand)."""
-        import sys
-
         import pandas as pd
 
         from vlp_sweep.sweep.status import missing_checkpoints
 
         for tid, path in missing_checkpoints(pd.DataFrame(list(self._lb().rows.values()))):
-            print(f"warning: trial {tid}: the checkpoint the leaderboard names is missing: {path}", file=sys.stderr)
+            # live_line: the terminal, also while the driver's own output goes to driver.log
+            live_line().event(f"warning: trial {tid}: the checkpoint the leaderboard names is missing: {path}")
 
 
 def _trial_error(trial: Any) -> str:

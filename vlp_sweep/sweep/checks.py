@@ -20,7 +20,9 @@ from vlp_sweep.sweep.yaml_lines import Where
 
 def trainer_range(key: str) -> str:
     """The values the trainer takes for ``key``, e.g. ``in [0, 1)``, ``> 0``, ``one of a, b``."""
-    m = config_keys()[key]
+    m = config_keys().get(key)
+    if m is None:  # a model.options key: what the factory's annotation allows
+        return "what the model factory takes"
     if m["choices"]:
         return f"one of {', '.join(map(str, m['choices']))}"
     lo, hi = m["lo"], m["hi"]

@@ -113,21 +113,20 @@ def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dic
     """Run (or resume) the stage after the search; writes confirm.parquet and returns its path, or None
     when there is no stage, or the search did not finish, or a stop signal came (Ctrl-C, SIGTERM: the
     stage's Tune loop stops cleanly and ``--resume`` continues it)."""
-    from rich.console import Console
+    from vlp_sweep.output import say  # the terminal, also while the driver's output goes to driver.log
 
     if spec.confirm is None or stopped():
         return None
-    console = Console(stderr=True, highlight=False)
     why = search_finished(run_dir, spec.budget()["trials"])
     if why:
-        console.print(f"confirmation stage not started: {why}", markup=False)
+        say(f"confirmation stage not started: {why}")
         return None
-    cands = load_or_choose(spec, run_dir, ctx, lambda line: console.print(line, markup=False))
+    cands = load_or_choose(spec, run_dir, ctx, say)
     if not any(c["role"] == "top" for c in cands.values()):
-        console.print("confirmation stage not started: no searched configuration finished", markup=False)
+        say("confirmation stage not started: no searched configuration finished")
         return None
-    console.print(f"confirmation stage: {', '.join(cands)} x seeds {list(spec.confirm.seeds)}, "
-                  f"full budget, then the {spec.confirm.split} split", markup=False)
+    say(f"confirmation stage: {', '.join(cands)} x seeds {list(spec.confirm.seeds)}, "
+        f"full budget, then the {spec.confirm.split} split")
     from vlp_sweep.sweep.confirm_tuner import fit_confirmation
 
     results = fit_confirmation(spec, name, cands, storage, ctx)

@@ -64,6 +64,7 @@ def confirm_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
     """Ray Tune function trainable of the confirmation stage (``params``: config_id and seed)."""
     from ray import tune
 
+    from vlp_sweep.sweep.space import parse_space
     from vlp_sweep.train.checkpoint import sha256_file
     from vlp_sweep.train.trainer import Evaluation, fit
 
@@ -86,7 +87,7 @@ def confirm_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
                         checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
-        fit(cfg, on_eval, resume=resume)
+        fit(cfg, on_eval, resume=resume, health=parse_space(ctx["spec"]).health)  # the search's health checks
         selected = best_epoch(history, metric, mode)
         dev = _evaluate_selected(scratch / SELECTED, cfg, cfg.data.eval_split)
         test = _evaluate_selected(scratch / SELECTED, cfg, ctx["confirm_split"])

@@ -26,8 +26,8 @@ def check_data(spec: Any) -> DataCheck:
     """Check that every dataset a trial can use exists and fits the space: ``data.path`` (fixed or
     searched; relative paths from the current directory) is a packed dataset with the train and
     eval splits (and the confirmation's held-out split), and has siglip.npy when a trial can turn
-    ``data.use_siglip`` on; then the schedule check on the training-set sizes. Raises a one-line
-    UserError naming the key."""
+    ``data.use_siglip`` on; a model factory of your own builds and embeds a few clips (``model_check``);
+    then the schedule check on the training-set sizes. Raises a one-line UserError naming the key."""
     from vlp_sweep.data.packed import load_packed
     from vlp_sweep.sweep import wandb_format
     from vlp_sweep.sweep.schedule_check import schedule_warnings
@@ -35,10 +35,11 @@ def check_data(spec: Any) -> DataCheck:
     where = Where(spec.source, wandb_format.LABELS if spec.format == "wandb" else None)
     label = _label(spec, "data.path")
     train, evs = spec.fixed("data.train_split"), spec.fixed("data.eval_split")
-    out, sizes = DataCheck(), []
+    out, sizes, first = DataCheck(), [], None
     for path in dict.fromkeys(spec.possible_values("data.path")):
         try:
             ds = load_packed(str(path), mmap=True, check_values=False)
+            first = first or ds
             counts = {s: len(ds.split(s)) for s in dict.fromkeys((train, evs))}
         except UserError as e:
             raise _error(spec, where, label, str(e)) from None
@@ -52,12 +53,24 @@ def check_data(spec: Any) -> DataCheck:
         split_text = ", ".join(f"{s} {n}" for s, n in counts.items())
         out.lines.append(f"{path}: {len(ds.manifest)} clips ({split_text}), {ds.n_points} points x {ds.dims}, "
                          f"siglip {'dim ' + str(ds.siglip_dim) if ds.siglip is not None else 'none'}")
+    out.lines.extend(_model_line(spec, where, first))
     try:
         out.warnings.extend(schedule_warnings(spec, sizes))
     except UserError as e:
         key = str(e).split(":")[0]
         raise _error(spec, where, key, str(e)[len(key) + 2:]) from None
     return out
+
+
+def _model_line(spec: Any, where: Where, ds: Any) -> list[str]:
+    """A model factory of your own, built and run on a few clips of ``ds`` (sweep/model_check.py)."""
+    from vlp_sweep.sweep.model_check import check_model
+
+    try:
+        line = check_model(spec, ds)
+    except UserError as e:
+        raise _error(spec, where, "base.model.factory", str(e)) from None
+    return [line] if line else []
 
 
 def _held_out(ds: Any, spec: Any, where: Where) -> int:

@@ -65,8 +65,11 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
     elif run_dir.exists() and any(p.name not in (LOCK_FILE, LOG_FILE) for p in run_dir.iterdir()):
         raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
     check_data(spec)
+    from vlp_sweep.sweep.user_code import import_paths
+
     ctx = {"spec": spec.to_dict(), "cwd": os.getcwd(), "select_metric": spec.metric,
-           "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu}
+           "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu,
+           "import_paths": import_paths(spec, cluster=opts.address is not None)}
     return name, run_dir, ctx
 
 
@@ -81,7 +84,7 @@ def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
         raise UserError(f"refusing to resume with a changed search space: {diff}")
 
 
-def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
+def _init_ray(address: str | None, wandb_mode: str, need_gpu: float, py_modules: list[str] | None = None) -> None:
     import logging
 
     import ray
@@ -90,7 +93,10 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float) -> None:
     os.environ.update(env)  # local workers inherit the driver's environment
     for name in ("ray", "ray.tune", "ray.train"):  # our own progress line replaces Tune's
         logging.getLogger(name).setLevel(logging.ERROR)
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "logging_level": "ERROR",
+    runtime_env: dict[str, Any] = {"env_vars": env}
+    if address and py_modules:  # the user's model factory, shipped to every node (sweep/user_code.py)
+        runtime_env["py_modules"] = py_modules
+    kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": "ERROR",
                               "log_to_driver": False, "include_dashboard": False}
     try:
         if address and address.split(":")[0] in ("127.0.0.1", "localhost"):
@@ -213,8 +219,9 @@ def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str,
     from ray import tune
 
     from vlp_sweep.sweep.trial import trial_main
+    from vlp_sweep.sweep.user_code import py_modules
 
-    _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu)
+    _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu, py_modules(spec))
     after_init()
     run_dir.mkdir(parents=True, exist_ok=True)
     mark("running")

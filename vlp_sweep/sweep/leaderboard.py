@@ -48,6 +48,7 @@ def _leaderboard_schema() -> pa.Schema:
     fields = [("sweep", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
               ("seed", pa.int64()), ("group_id", pa.string()), ("params", pa.string())]
     fields += [(config_column(k), _PY_TO_ARROW[v["type"]]) for k, v in config_keys().items()]
+    fields += [("model_options", pa.string())]  # JSON of model.options (a factory of your own)
     fields += [(f"best_{m}", pa.float64()) for m in METRIC_NAMES]
     fields += [(f"last_{m}", pa.float64()) for m in METRIC_NAMES]
     fields += [("best_epoch", pa.int64()), ("epochs", pa.int64()), ("max_epochs", pa.int64()),
@@ -153,6 +154,8 @@ class Leaderboard:
         row.update(status="RUNNING", error=None, seed=config.get("run.seed"), group_id=group_id(config),
                    params=json.dumps(params, sort_keys=True, default=str),
                    config_json=json.dumps(config, sort_keys=True, default=str),
+                   model_options=json.dumps({k.split(".", 2)[2]: v for k, v in config.items()
+                                             if k.startswith("model.options.")}, sort_keys=True),
                    max_epochs=int(config.get("optim.epochs", self.max_epochs)))
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:

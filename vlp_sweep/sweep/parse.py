@@ -26,6 +26,10 @@ The native format::
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
     confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sweep/confirm.py
     health: {window: 5, min_micro_batch: 2, checks: [{metric: eval_loss, below: 3.0, by_epoch: 100}]}
+    code: [models/]                  # folders the model factory imports from (relative to this file)
+
+A model factory of your own (``base: {model.factory: "pkg.mod:build"}``) makes its options keys of the
+space (``model.options.NAME``), checked against its signature (``train/factory.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from vlp_sweep.sweep.sections import (
 )
 from vlp_sweep.sweep.spec import TOP_KEYS, SweepSpec
 from vlp_sweep.sweep.yaml_lines import Where, line_of, load_yaml
+from vlp_sweep.train.factory import BUILTIN_FACTORY, add_import_paths, check_required, is_option_key, option_keys
 
 SWEEP_FIXED = ("run.out_dir", "run.select_metric")  # the driver sets these for every trial
 
@@ -98,10 +103,12 @@ class _Parser:
         self.lines: dict[str, int] = {}
         self.warnings: list[str] = []
         self.checks = Checks(where, self.lines, self.warnings)
+        self.factory, self.any_option = BUILTIN_FACTORY, False
 
     def spec(self, fmt: str, warnings: list[str]) -> SweepSpec:
         check_keys(self.d, "", TOP_KEYS, self.w)
         self.warnings += warnings
+        code = self._code()
         base = self._base()
         seeds = self._seeds(base)
         search = self._search(base)
@@ -123,7 +130,8 @@ class _Parser:
             wandb=parse_wandb(section(self.d, "wandb", self.w), self.w), baseline=self._baseline(base),
             targets=parse_targets(section(self.d, "targets", self.w), self.w),
             health=parse_health(section(self.d, "health", self.w), self.w),
-            source=self.w.source, format=fmt, warnings=tuple(self.warnings), lines=tuple(self.lines.items()))
+            code=code, source=self.w.source, format=fmt, warnings=tuple(self.warnings),
+            lines=tuple(self.lines.items()))
         if spec.runs_baseline:
             self._check_baseline_run(spec)
         self._check_micro_floor(spec)
@@ -188,11 +196,12 @@ class _Parser:
         def walk(node: Mapping[str, Any], prefix: str) -> None:
             for k, v in node.items():
                 dotted, line = f"{prefix}{k}", line_of(node, k)
-                if dotted in self.keys or (entries and is_entry(v)):
+                if dotted in self.keys or is_option_key(dotted) or (entries and is_entry(v)):
                     if dotted in out:
                         raise self._err(f"{label}.{dotted}", "is set twice (nested and dotted)", line)
                     out[dotted] = (v, line)
-                elif isinstance(v, Mapping) and any(key.startswith(f"{dotted}.") for key in self.keys):
+                elif isinstance(v, Mapping) and (dotted == "model.options"
+                                                 or any(key.startswith(f"{dotted}.") for key in self.keys)):
                     walk(v, f"{dotted}.")
                 else:
                     hint = did_you_mean(dotted, self.keys)
@@ -205,15 +214,22 @@ class _Parser:
         return out
 
     def _config_values(self, m: Mapping[str, Any], label: str) -> dict[str, Any]:
-        """Fixed trainer values, each checked by the trainer config and normalised ('log(100)' -> 0.01)."""
-        out = {}
-        for key, (v, line) in self._trainer_leaves(m, label, "value").items():
+        """Fixed trainer values, each checked by the trainer config and normalised ('log(100)' -> 0.01).
+        ``model.factory`` comes first: the options are checked against its signature."""
+        out: dict[str, Any] = {}
+        leaves = self._trainer_leaves(m, label, "value")
+        for key in sorted(leaves, key=lambda k: k != "model.factory"):
+            v, line = leaves[key]
             self.lines[f"{label}.{key}"] = line or 0
             if isinstance(v, (Mapping, list)):
                 hint = " (distributions go under search)" if label == "base" else ""
                 raise self._err(f"{label}.{key}", f"expected a single value, got {v!r}{hint}", line)
+            if key == "model.factory" and label != "base":
+                raise self._err(f"{label}.{key}", "one model per sweep: set model.factory in base", line)
             try:
-                out[key] = make_config({key: v}).flat()[key]
+                out[key] = make_config({"model.factory": self.factory}, {key: v}).flat()[key]
+                if key == "model.factory":
+                    self._use_factory(out[key])
             except LinkedKeysError:
                 out[key] = v  # fine alone; the pair is checked with the whole space (Checks.linked)
             except UserError as e:
@@ -226,6 +242,38 @@ class _Parser:
             if key in base:
                 self.warnings.append(f"base.{key} is ignored: the sweep sets it for every trial")
         return base
+
+    def _use_factory(self, factory: str) -> None:
+        """The space's model factory: its options become keys the search can name (model.options.NAME)."""
+        self.factory = factory
+        keys, self.any_option = option_keys(factory)
+        self.keys = {**self.keys, **keys}
+        self.checks.keys.update(keys)
+
+    def _code(self) -> tuple[str, ...]:
+        """``code``: folders to import the model factory from (relative to the space file's folder), put
+        on sys.path here and in every trial (a cluster gets the factory's module shipped, see driver)."""
+        raw = self.d.get("code", [])
+        raw = [raw] if isinstance(raw, str) else raw
+        line = line_of(self.d, "code")
+        if not isinstance(raw, list) or not all(isinstance(p, str) and p.strip() for p in raw):
+            raise self._err("code", f"expected a folder or a list of folders, got {self.d.get('code')!r}", line)
+        root = Path(self.w.source).parent if self.w.source else Path.cwd()
+        paths = tuple(str((root / p).resolve()) for p in raw)
+        for p in paths:
+            if self.w.source and not Path(p).is_dir():
+                raise self._err("code", f"folder not found: {p}", line)
+        add_import_paths(paths)
+        return paths
+
+    def _check_options_given(self, base: dict[str, Any], search: tuple[Param, ...]) -> None:
+        """Every option of the factory without a default is fixed in base or searched."""
+        given = {k.split(".", 2)[2] for k in base if is_option_key(k)}
+        given |= {k.split(".", 2)[2] for p in search for k in p.sets() if is_option_key(k)}
+        try:
+            check_required(self.factory, given)
+        except UserError as e:
+            raise self._err("base", str(e), line_of(self.d, "base")) from None
 
     def _seeds(self, base: dict[str, Any]) -> tuple[int, ...]:
         """``seeds`` is the one place for the seed; a lone base ``run.seed`` becomes ``seeds: [it]``."""
@@ -255,14 +303,33 @@ class _Parser:
                 raise self._err("search.run.seed", "use seeds: [...] to repeat trials over seeds", line)
             if "/" in key or key.startswith("__"):
                 raise self._err(f"search.{key}", "a name of a choice may hold no '/' and not start with '__'", line)
+            if key == "model.factory":
+                raise self._err("search.model.factory", "one model per sweep: set model.factory in base (search "
+                                                        "its model.options.NAME)", line)
+            self._known_option(key, line)
             params.append(parse_param(key, entry, self.w, line, self.keys))
         search = tuple(params)
+        self._check_options_given(base, search)
         self.checks.overlaps(search, base)
         for p in search:
             self.checks.points(p, base)
         self.checks.conditions(search)
         self.checks.linked(search, base)
         return search
+
+    def _known_option(self, key: str, line: int | None) -> None:
+        """A searched model.options.NAME must be one the factory takes (any, with ``**kwargs``)."""
+        if not is_option_key(key) or key in self.keys:
+            return
+        if self.any_option:
+            self.keys = {**self.keys, key: {"type": "any", "default": None}}
+            self.checks.keys[key] = self.keys[key]
+            return
+        name = key.split(".", 2)[2]
+        options = [k.split(".", 2)[2] for k in self.keys if is_option_key(k)]
+        what = "the built-in model takes no model.options" if self.factory == BUILTIN_FACTORY else \
+            f"model.factory {self.factory!r} takes no option '{name}'{did_you_mean(name, options)}"
+        raise self._err(f"search.{key}", what, line)
 
     # ------------------------------------------------------------ the rest
 

@@ -24,7 +24,7 @@ from vlp_sweep.train.health_config import HealthConfig
 
 TOP_KEYS = ("name", "description", "base", "search", "search_alg", "scheduler", "metric", "mode",
             "num_samples", "max_concurrent", "resources", "seeds", "retries", "keep_checkpoints", "wandb",
-            "baseline", "targets", "confirm", "health")
+            "baseline", "targets", "confirm", "health", "code")
 # What decides which trials run and how they are judged; the rest (concurrency, resources, W&B,
 # baseline, targets, text) may change when a sweep is resumed.
 FINGERPRINT_KEYS = ("base", "search", "search_alg", "scheduler", "metric", "mode", "num_samples", "seeds",
@@ -54,6 +54,7 @@ class SweepSpec:
     confirm: Confirm | None = None  # the confirmation stage after the search (None: no stage)
     description: str = ""
     health: HealthConfig = field(default_factory=HealthConfig)  # thresholds of each trial's health checklist
+    code: tuple[str, ...] = ()  # absolute folders the model factory is imported from (not fingerprinted)
     # Where it came from; not part of equality, the fingerprint or to_dict.
     source: str | None = field(default=None, compare=False)
     format: str = field(default="native", compare=False)  # native | wandb
@@ -75,6 +76,8 @@ class SweepSpec:
             "confirm": self.confirm.to_dict() if self.confirm is not None else None}
         if self.baseline is not None:
             out["baseline"] = self.baseline.to_dict()
+        if self.code:
+            out["code"] = list(self.code)
         return out
 
     def fingerprint(self) -> str:
@@ -123,7 +126,12 @@ class SweepSpec:
     def fixed(self, key: str) -> Any:
         """A key's base value, or the trainer default (the base alone need not be a valid config:
         with ``model.d_model`` searched, a base ``model.heads`` may not divide the default width)."""
-        return dict(self.base).get(key, config_keys()[key]["default"])
+        base, known = dict(self.base), config_keys()
+        if key in base or key in known:
+            return base.get(key, known.get(key, {}).get("default"))
+        from vlp_sweep.train.factory import BUILTIN_FACTORY, option_keys
+
+        return option_keys(base.get("model.factory", BUILTIN_FACTORY))[0].get(key, {}).get("default")
 
     def possible_values(self, key: str) -> list[Any]:
         """Every value trainer key ``key`` can take in a trial: the searched values (a range's two

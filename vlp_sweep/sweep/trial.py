@@ -84,8 +84,10 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
 
     from vlp_sweep.config import make_config
     from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.train.factory import add_import_paths
     from vlp_sweep.train.trainer import fit
 
+    add_import_paths(ctx.get("import_paths", []))  # the user's model factory (sweep/user_code.py)
     spec = parse_space(ctx["spec"])
     if spec.resources.workers > 1:
         _data_parallel_trial(params, ctx, spec)
@@ -135,8 +137,10 @@ def _worker_loop(config: dict[str, Any]) -> None:
     from vlp_sweep.config import make_config
     from vlp_sweep.sweep.space import parse_space
     from vlp_sweep.train.distributed import DistContext
+    from vlp_sweep.train.factory import add_import_paths
     from vlp_sweep.train.trainer import fit
 
+    add_import_paths(config["ctx"].get("import_paths", []))
     dist = DistContext.current()
     spec = parse_space(config["ctx"]["spec"])
     scratch = Path(tempfile.mkdtemp(prefix="vlp-worker-"))

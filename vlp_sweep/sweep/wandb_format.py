@@ -14,7 +14,7 @@ Detected by a top-level ``method`` and ``parameters``. What maps where:
     project, entity                        -> wandb.project, wandb.entity
 
 Native keys that W&B has no word for (resources, max_concurrent, seeds, retries,
-keep_checkpoints, search_alg, wandb, baseline, targets) may be added and pass through. Other keys
+keep_checkpoints, search_alg, wandb, baseline, targets, code) may be added and pass through. Other keys
 (program, command, ...) are ignored with a warning.
 """
 
@@ -35,7 +35,7 @@ METHODS = {"grid": "grid", "random": "random", "bayes": "optuna"}
 HANDLED = ("method", "metric", "parameters", "early_terminate", "run_cap", "name", "description", "project",
            "entity")
 PASSTHROUGH = ("resources", "max_concurrent", "seeds", "retries", "keep_checkpoints", "search_alg", "wandb",
-               "baseline", "targets")
+               "baseline", "targets", "code")
 DEFAULT_SAMPLES = 10
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vlp_sweep.train.model import VLPModel
+from vlp_sweep.train.contract import ContrastiveModel
 
 Batch = dict[str, Tensor]
 LossFn = Callable[..., dict[str, Tensor]]
@@ -30,7 +30,7 @@ Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 RngState = tuple[Tensor, Tensor | None]
 
 
-def accumulate_gradients(mode: str, model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
+def accumulate_gradients(mode: str, model: ContrastiveModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
                          autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
     """Backward over one optimizer step's ``micro_batches``: ``mode`` is ``optim.accum_mode``.
 
@@ -41,7 +41,7 @@ def accumulate_gradients(mode: str, model: VLPModel, loss_fn: LossFn, micro_batc
     return naive_backward(model, loss_fn, micro_batches, autocast)
 
 
-def naive_backward(model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
+def naive_backward(model: ContrastiveModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
                    autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
     """Each micro-batch sees only its own negatives; returns the means over the micro-batches."""
     zero = torch.zeros((), device=_device(micro_batches))
@@ -55,7 +55,7 @@ def naive_backward(model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Bat
     return total
 
 
-def cached_backward(model: VLPModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
+def cached_backward(model: ContrastiveModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
                     autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
     """GradCache: the loss over the whole effective batch; returns it (and its plain InfoNCE).
 

@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vlp_sweep.config import AugConfig, DataConfig
+from vlp_sweep.config import AugConfig, DataConfig, TrainConfig
 from vlp_sweep.data.layout import Layout
 from vlp_sweep.data.normalize import normalize_keypoints
 from vlp_sweep.data.packed import PackedDataset
+from vlp_sweep.errors import UserError
 from vlp_sweep.train.augment import augment_keypoints
+from vlp_sweep.train.factory import ModelDims
 from vlp_sweep.train.tokenizer import WordTokenizer, sequence_ids
 
 
@@ -32,6 +34,7 @@ class SplitTensors:
     tokens: torch.Tensor  # [N, L] int64
     token_mask: torch.Tensor  # [N, L] bool
     text_ids: torch.Tensor  # [N] int64: equal for identical token sequences (false negatives, retrieval ties)
+    text_feats: torch.Tensor | None = None  # [N, D] precomputed text features (data.use_text_features)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -46,6 +49,14 @@ def input_dims(ds: PackedDataset, cfg: DataConfig) -> tuple[int, int]:
     """(keypoint input width per frame, SigLIP width) the model sees; 0 for an input not used."""
     kpt = ds.n_points * (ds.dims + 1) if cfg.use_kpts else 0  # coords + visibility per point
     return kpt, ds.siglip_dim if cfg.use_siglip else 0
+
+
+def model_dims(ds: PackedDataset, cfg: TrainConfig, vocab_size: int) -> ModelDims:
+    """What the model factory receives for this dataset and config."""
+    kpt, siglip = input_dims(ds, cfg.data)
+    text = ds.text_feature_dim if cfg.data.use_text_features else 0
+    return ModelDims(kpt_dim=kpt, siglip_dim=siglip, text_feature_dim=text, vocab_size=vocab_size,
+                     max_frames=cfg.data.max_frames, max_text_len=cfg.data.max_text_len, embed_dim=cfg.model.embed_dim)
 
 
 def _frame_rows(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,16 +80,24 @@ def load_split(ds: PackedDataset, split: str, cfg: DataConfig, tok: WordTokenize
         kpts = _normalised(ds, src, clip, len(rows), device, dtype)
     if cfg.use_siglip:
         if ds.siglip is None:
-            from vlp_sweep.errors import UserError
-
             raise UserError(f"{ds.root}: data.use_siglip is true but the dataset has no siglip.npy")
         siglip = torch.from_numpy(np.asarray(ds.siglip[src])).to(device=device, dtype=dtype)
     texts = rows["text"].astype(str).tolist()
     tokens, tmask = tok.encode(texts, cfg.max_text_len)
     text_ids = sequence_ids(tokens)  # duplicates as the text tower sees them, not as raw strings
     length = torch.tensor(rows["n_frames"].to_numpy(np.int64), device=device)
+    feats = _text_features(ds, rows, device, dtype) if cfg.use_text_features else None
     return SplitTensors(rows["id"].astype(str).tolist(), texts, kpts, siglip, torch.from_numpy(new_off).to(device),
-                        length, tokens.to(device), tmask.to(device), text_ids.to(device))
+                        length, tokens.to(device), tmask.to(device), text_ids.to(device), feats)
+
+
+def _text_features(ds: PackedDataset, rows: pd.DataFrame, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The split's rows of text_features.npy (one row per manifest row, in manifest order)."""
+    if ds.text_features is None:
+        raise UserError(f"{ds.root}: data.use_text_features is true but the dataset has no text_features.npy "
+                        "(vlp-sweep data import --text-features DIR)")
+    at = pd.Index(ds.manifest["id"].astype(str)).get_indexer(pd.Index(rows["id"].astype(str)))
+    return torch.from_numpy(np.asarray(ds.text_features[at])).to(device=device, dtype=dtype)
 
 
 def _normalised(ds: PackedDataset, src: np.ndarray, clip: np.ndarray, n_clips: int, device: torch.device,
@@ -126,6 +145,8 @@ def make_batch(split: SplitTensors, idx: torch.Tensor, cfg: DataConfig, aug: Aug
     rows = split.offset[idx][:, None] + pos  # [B, T] frame rows
     batch: dict[str, torch.Tensor] = {"tokens": split.tokens[idx], "token_mask": split.token_mask[idx],
                                       "text_ids": split.text_ids[idx]}
+    if split.text_feats is not None:
+        batch["text_feats"] = split.text_feats[idx]
     if train and aug is not None and aug.frame_mask_prob > 0:
         drop = torch.rand(valid.shape, device=valid.device, generator=gen) < aug.frame_mask_prob
         drop[:, 0] = False  # keep at least one frame per clip

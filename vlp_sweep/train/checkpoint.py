@@ -1,7 +1,7 @@
 """Checkpoints as plain dicts of tensors and primitives, written atomically, loaded with weights_only=True.
 
-full:    kind, config, model_args, vocab, model, optimizer, scheduler, step, epoch, metrics, dataset_hash
-encoder: kind, config, model_args, vocab, model, metrics, dataset_hash (enough to embed and evaluate)
+full:    kind, config, model_args, model_source, vocab, model, optimizer, scheduler, step, epoch, metrics, dataset_hash
+encoder: kind, config, model_args, model_source, vocab, model, metrics, dataset_hash (enough to embed and evaluate)
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from vlp_sweep.atomic import atomic_path
 from vlp_sweep.errors import UserError
 
 FORMAT = "vlp-sweep/checkpoint/1"
-ENCODER_KEYS = ("format", "kind", "config", "model_args", "vocab", "model", "metrics", "dataset_hash", "epoch", "step")
+ENCODER_KEYS = ("format", "kind", "config", "model_args", "model_source", "vocab", "model", "metrics", "dataset_hash",
+                "epoch", "step")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -11,12 +11,13 @@ import torch
 from vlp_sweep.config import make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, storage_dtype
+from vlp_sweep.train.batching import SplitTensors, load_split, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint
+from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
+from vlp_sweep.train.factory import ModelDims, add_import_paths
 from vlp_sweep.train.metrics import RetrievalResult, retrieval_metrics
-from vlp_sweep.train.model import ModelArgs, VLPModel
 from vlp_sweep.train.tokenizer import WordTokenizer
-from vlp_sweep.train.trainer import EVAL_TIES, _load_state, embed_split, resolve_device
+from vlp_sweep.train.trainer import EVAL_TIES, embed_split, resolve_device
 
 
 @dataclass
@@ -28,14 +29,24 @@ class CheckpointEval:
     checkpoint: dict[str, Any]
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device) -> VLPModel:
+def find_model_code(ckpt: dict[str, Any]) -> None:
+    """Put the folder the checkpoint's model factory was imported from on ``sys.path`` when it exists
+    here (same machine), so that eval and promote work from any folder. Importing it runs its code:
+    evaluate checkpoints of a factory of your own only where you would run that code."""
+    src = ckpt.get("model_source")
+    if isinstance(src, str) and src and Path(src).is_dir():
+        add_import_paths([src])
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device) -> ContrastiveModel:
+    """Rebuild the checkpoint's model through its recorded factory and options (config ``model.*``),
+    then load its weights. A factory that does not import is one line (``factory.resolve_factory``)."""
+    find_model_code(ckpt)
     cfg = make_config(ckpt["config"])
-    try:
-        args = ModelArgs(**ckpt["model_args"])
-    except TypeError as e:
-        raise UserError(f"checkpoint has malformed model_args ({e})") from None
-    model = VLPModel(cfg.model, args, cfg.run.length_buckets).to(device)
-    _load_state(model, ckpt["model"])
+    if not isinstance(ckpt.get("model_args"), dict):
+        raise UserError("checkpoint has no model_args")
+    model = build_model(cfg, ModelDims.from_dict(ckpt["model_args"], cfg.model.embed_dim)).to(device)
+    load_state(model, ckpt["model"])
     return model.eval()
 
 
@@ -43,6 +54,7 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | 
                         device: str = "auto", overrides: dict[str, Any] | None = None) -> CheckpointEval:
     """Re-embed ``split`` of ``data`` (defaults: those the checkpoint was trained with) and score it."""
     ckpt = load_checkpoint(path)
+    find_model_code(ckpt)
     over: dict[str, Any] = {"run.device": device, **(overrides or {})}
     if data:
         over["data.path"] = data
@@ -52,11 +64,11 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | 
     dev = resolve_device(cfg.run.device)
     model = model_from_checkpoint(ckpt, dev)
     ds = load_packed(cfg.data.path)
-    want = ckpt["model_args"]
-    have_kpt, have_sig = input_dims(ds, cfg.data)
-    if have_kpt != want["kpt_dim"] or have_sig != want["siglip_dim"]:
+    want, have = model.dims, model_dims(ds, cfg, len(ckpt["vocab"]))
+    if (have.kpt_dim, have.siglip_dim, have.text_feature_dim) != (want.kpt_dim, want.siglip_dim, want.text_feature_dim):
         raise UserError(f"{cfg.data.path}: data dims do not match the checkpoint's model (keypoint input "
-                        f"{have_kpt} vs {want['kpt_dim']}, siglip {have_sig} vs {want['siglip_dim']})")
+                        f"{have.kpt_dim} vs {want.kpt_dim}, siglip {have.siglip_dim} vs {want.siglip_dim}, "
+                        f"text features {have.text_feature_dim} vs {want.text_feature_dim})")
     sp = load_split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, storage_dtype(dev))
     t, v = embed_split(model, sp, cfg, dev)
     res = retrieval_metrics(text=t, video=v, groups=sp.text_ids if cfg.run.eval_dedup else None, ties=EVAL_TIES)

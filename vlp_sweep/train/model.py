@@ -1,37 +1,30 @@
-"""The VLP model: a video tower over pose keypoints (+ optional SigLIP) and a text tower, CLIP-style.
+"""The built-in VLP model: a video tower over pose keypoints (+ optional SigLIP) and a text tower
+(tokens through a Transformer, or precomputed text features projected), CLIP-style.
 
-``forward`` returns a dict (video, text, logit_scale) that the loss consumes by key.
+It is the default model factory (``build``), reached through the same contract as a model of your own
+(``contract.ContrastiveModel``): ``forward`` returns a dict (video, text) of unnormalised embeddings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vlp_sweep.config import ModelConfig
 from vlp_sweep.errors import UserError
+from vlp_sweep.train.factory import ModelDims
 
 
-@dataclass(frozen=True)
-class ModelArgs:
-    """Everything needed to rebuild the model from a checkpoint (with ModelConfig)."""
-
-    kpt_dim: int  # points x (coords + visibility); 0 = keypoints not used
-    siglip_dim: int  # 0 = SigLIP not used
-    vocab_size: int
-    max_frames: int
-    max_text_len: int
-    logit_scale_init: float
-    learn_temperature: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def build(dims: ModelDims, *, d_model: int = 128, video_layers: int = 2, text_layers: int = 2, heads: int = 4,
+          ff_mult: int = 4, dropout: float = 0.2, length_buckets: int = 0) -> VLPModel:
+    """The built-in model factory (``model.factory`` default); its options are the typed ``model.*`` keys."""
+    cfg = ModelConfig(d_model=d_model, video_layers=video_layers, text_layers=text_layers, heads=heads,
+                      ff_mult=ff_mult, dropout=dropout, embed_dim=dims.embed_dim)
+    return VLPModel(cfg, dims, length_buckets)
 
 
 def _encoder(cfg: ModelConfig, layers: int) -> nn.TransformerEncoder:
@@ -51,6 +44,7 @@ MIN_GROUP_ROWS = 16
 
 
 Group = tuple[torch.Tensor, int, bool]  # (row indices, width, any masked slot left)
+Plan = list[list[Group] | None]  # per input (video, text): its groups, None = that input not grouped
 
 
 def plan_groups(masks: list[torch.Tensor], groups: int, multiple: int = 8,
@@ -94,7 +88,7 @@ class VLPModel(nn.Module):
     each batch is encoded in, with their padding cut (0 = every clip at full width). The embeddings do
     not depend on it beyond float rounding (in training, dropout masks differ with the shapes)."""
 
-    def __init__(self, cfg: ModelConfig, args: ModelArgs, length_buckets: int = 0):
+    def __init__(self, cfg: ModelConfig, args: ModelDims, length_buckets: int = 0):
         super().__init__()
         self.length_buckets = length_buckets
         if args.kpt_dim <= 0 and args.siglip_dim <= 0:
@@ -108,14 +102,17 @@ class VLPModel(nn.Module):
         self.video_enc = _encoder(cfg, cfg.video_layers)
         self.video_norm = nn.LayerNorm(d)
         self.video_head = nn.Linear(d, cfg.embed_dim)
-        self.tok = nn.Embedding(args.vocab_size, d, padding_idx=0)
-        self.text_pos = nn.Parameter(torch.randn(1, args.max_text_len, d) * 0.02)
-        self.text_enc = _encoder(cfg, cfg.text_layers)
-        self.text_norm = nn.LayerNorm(d)
-        self.text_head = nn.Linear(d, cfg.embed_dim)
+        if args.text_feature_dim > 0:  # precomputed sentence features: projected, no tokens, no encoder
+            f = args.text_feature_dim
+            self.text_proj = nn.Sequential(nn.LayerNorm(f), nn.Linear(f, d), nn.GELU(), nn.Dropout(cfg.dropout),
+                                           nn.Linear(d, cfg.embed_dim))
+        else:
+            self.tok = nn.Embedding(args.vocab_size, d, padding_idx=0)
+            self.text_pos = nn.Parameter(torch.randn(1, args.max_text_len, d) * 0.02)
+            self.text_enc = _encoder(cfg, cfg.text_layers)
+            self.text_norm = nn.LayerNorm(d)
+            self.text_head = nn.Linear(d, cfg.embed_dim)
         self.drop = nn.Dropout(cfg.dropout)
-        self.logit_scale = nn.Parameter(torch.tensor(float(args.logit_scale_init)),
-                                        requires_grad=args.learn_temperature)
         self._video_fn: Callable[..., torch.Tensor] = self._video
         self._text_fn: Callable[..., torch.Tensor] = self._text
         self._compiled = False
@@ -127,12 +124,15 @@ class VLPModel(nn.Module):
         self._text_fn = torch.compile(self._text, dynamic=True)
         self._compiled = True
 
-    def group_plan(self, batch: dict[str, Any]) -> list[list[Group]] | None:
+    def group_plan(self, batch: dict[str, Any]) -> Plan | None:
         """The length groups of a batch's video and text (one host sync); None when grouping is off.
         GradCache computes it once per micro-batch and hands it to both of its passes."""
         if self.length_buckets <= 0:
             return None
-        return plan_groups([batch["frame_mask"], batch["token_mask"]], self.length_buckets)
+        if self.args.text_feature_dim > 0:  # no token sequence to cut: the text side is one vector per clip
+            return [plan_groups([batch["frame_mask"]], self.length_buckets)[0], None]
+        video, text = plan_groups([batch["frame_mask"], batch["token_mask"]], self.length_buckets)
+        return [video, text]
 
     def _grouped(self, encode: Callable[..., torch.Tensor], inputs: list[torch.Tensor | None],
                  mask: torch.Tensor, groups: list[Group] | None) -> torch.Tensor:
@@ -171,20 +171,21 @@ class VLPModel(nn.Module):
     @staticmethod
     def _pool(enc: nn.TransformerEncoder, norm: nn.LayerNorm, head: nn.Linear, x: torch.Tensor,
               mask: torch.Tensor | None) -> torch.Tensor:
-        """Encoder, mean over the valid slots (all when ``mask`` is None), projection to a unit vector."""
+        """Encoder, mean over the valid slots (all when ``mask`` is None), projection (the trainer
+        normalises)."""
         if mask is None:
             pooled = enc(x).mean(1)
         else:
             pooled = masked_mean(enc(x, src_key_padding_mask=~mask), mask)
-        return F.normalize(head(norm(pooled)).float(), dim=-1)
+        return head(norm(pooled))
 
-    def forward(self, batch: dict[str, Any], plan: list[list[Group]] | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, Any], plan: Plan | None = None) -> dict[str, torch.Tensor]:
         """``plan``: the batch's :meth:`group_plan` when already computed (else computed here)."""
         plan = plan if plan is not None else self.group_plan(batch)
         video_groups, text_groups = plan if plan is not None else (None, None)
-        return {
-            "video": self._grouped(self._video_fn, [batch.get("kpts"), batch.get("siglip")], batch["frame_mask"],
-                                   video_groups),
-            "text": self._grouped(self._text_fn, [batch["tokens"]], batch["token_mask"], text_groups),
-            "logit_scale": self.logit_scale,
-        }
+        video = self._grouped(self._video_fn, [batch.get("kpts"), batch.get("siglip")], batch["frame_mask"],
+                              video_groups)
+        if self.args.text_feature_dim > 0:
+            return {"video": video, "text": self.text_proj(batch["text_feats"])}
+        text = self._grouped(self._text_fn, [batch["tokens"]], batch["token_mask"], text_groups)
+        return {"video": video, "text": text}

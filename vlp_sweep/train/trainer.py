@@ -20,14 +20,14 @@ from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.train.accumulate import LossFn, accumulate_gradients, cached_backward
-from vlp_sweep.train.batching import SplitTensors, input_dims, load_split, make_batch, storage_dtype
+from vlp_sweep.train.batching import SplitTensors, load_split, make_batch, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
+from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
 from vlp_sweep.train.health import HealthMonitor
 from vlp_sweep.train.health_config import HealthConfig
 from vlp_sweep.train.loss import ContrastiveLoss
 from vlp_sweep.train.metrics import retrieval_metrics
-from vlp_sweep.train.model import ModelArgs, VLPModel
 from vlp_sweep.train.oom import OomRescue
 from vlp_sweep.train.schedule import lr_factor
 from vlp_sweep.train.tokenizer import WordTokenizer
@@ -89,7 +89,8 @@ def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> t
     """
     s = (seed * 1_000_003 + epoch * 7919) % (2**63)
     torch.manual_seed(s + 104_729 * rank)  # dropout
-    aug_seed = int(np.random.SeedSequence([seed % 2**63, epoch, rank, 1]).generate_state(1, np.uint64)[0])
+    # 63 bits: a seed every generator type (CPU, CUDA) takes as a non-negative int64
+    aug_seed = int(np.random.SeedSequence([seed % 2**63, epoch, rank, 1]).generate_state(1, np.uint64)[0]) % 2**63
     return (torch.Generator(device=device).manual_seed(s + 1),
             torch.Generator(device=device).manual_seed(aug_seed))
 
@@ -98,7 +99,7 @@ def _seed_epoch(seed: int, epoch: int, device: torch.device, rank: int = 0) -> t
 class _State:
     cfg: TrainConfig
     device: torch.device
-    model: VLPModel
+    model: ContrastiveModel
     crit: GatheredLoss  # the contrastive loss over the global batch (all processes)
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
@@ -185,11 +186,7 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
     train = load_split(ds, cfg.data.train_split, cfg.data, tok, device, dtype, cfg.data.limit_train)
     evs = load_split(ds, cfg.data.eval_split, cfg.data, tok, device, dtype)
     torch.manual_seed(cfg.run.seed)
-    kpt_dim, siglip_dim = input_dims(ds, cfg.data)
-    args = ModelArgs(kpt_dim=kpt_dim, siglip_dim=siglip_dim, vocab_size=len(tok),
-                     max_frames=cfg.data.max_frames, max_text_len=cfg.data.max_text_len,
-                     logit_scale_init=cfg.logit_scale_init, learn_temperature=cfg.loss.learn_temperature)
-    model = VLPModel(cfg.model, args, cfg.run.length_buckets).to(device)
+    model = build_model(cfg, model_dims(ds, cfg, len(tok))).to(device)  # the factory's module, wrapped
     opt = _optimizer(model, cfg, device)
     dist = dist or DistContext()
     steps_per_epoch = _steps_per_epoch(len(train), cfg, dist.world_size)
@@ -197,7 +194,7 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, total, cfg.optim.schedule))
     if cfg.run.compile:
-        model.compile_towers()
+        model.compile_model()
     st = _State(cfg, device, model, GatheredLoss(ContrastiveLoss(cfg.loss), dist), opt, sched, train,
                 evs, vocab, str(ds.meta.get("content_hash", "")), dist=dist)
     if ckpt:
@@ -205,14 +202,15 @@ def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None
     return st
 
 
-def _optimizer(model: VLPModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model: ContrastiveModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     # No weight decay on biases, norms, embeddings, positions and the logit scale (CLIP practice).
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 and "pos" not in name and not name.startswith("tok.") else no_decay).append(p)
+        (decay if p.ndim >= 2 and "pos" not in name and id(p) not in embeddings else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=device.type == "cuda")
 
@@ -232,28 +230,20 @@ def _steps_per_epoch(n: int, cfg: TrainConfig, world: int = 1) -> int:
 
 def _restore(st: _State, ckpt: dict[str, Any]) -> None:
     saved = make_config(ckpt["config"])
-    if saved.model != st.cfg.model or ckpt["model_args"] != st.model.args.to_dict():
+    if saved.model != st.cfg.model or ckpt["model_args"] != st.model.dims.to_dict():
         raise UserError("checkpoint was trained with a different model shape or data dims; cannot resume")
     if ckpt.get("kind") != "full":
         raise UserError("resume needs a full checkpoint (this one is encoder-only)")
     if ckpt.get("dataset_hash") and ckpt["dataset_hash"] != st.dataset_hash:
         raise UserError(f"checkpoint was trained on another dataset (content hash {ckpt['dataset_hash'][:12]}, "
                         f"{st.cfg.data.path} has {st.dataset_hash[:12]}); cannot resume")
-    _load_state(st.model, ckpt["model"])
+    load_state(st.model, ckpt["model"])
     st.opt.load_state_dict(ckpt["optimizer"])
     st.sched.load_state_dict(ckpt["scheduler"])
     st.step, st.epoch = int(ckpt["step"]), int(ckpt["epoch"])
     best, epoch = ckpt.get("best_value"), ckpt.get("best_epoch")  # absent in older checkpoints: best.pt restarts
     if isinstance(best, (int, float)) and isinstance(epoch, int):
         st.best_value, st.best_epoch = float(best), epoch
-
-
-def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise UserError(f"checkpoint does not fit this model ({first})") from None
 
 
 def _batches(st: _State, gen: torch.Generator,
@@ -337,7 +327,7 @@ def _scaled(loss_fn: LossFn, scale: float) -> LossFn:
 
 
 @torch.no_grad()
-def embed_split(model: VLPModel, split: SplitTensors, cfg: TrainConfig, device: torch.device) -> tuple[
+def embed_split(model: ContrastiveModel, split: SplitTensors, cfg: TrainConfig, device: torch.device) -> tuple[
         torch.Tensor, torch.Tensor]:
     """Text and video embeddings ``[N, E]`` (float32) of a whole split, in evaluation mode."""
     model.eval()
@@ -381,7 +371,8 @@ def _eval_losses(st: _State, t: torch.Tensor, v: torch.Tensor, block: int = 1024
 
 
 def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
-    return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.args.to_dict(), "vocab": st.vocab,
+    return {"kind": "full", "config": st.cfg.to_dict(), "model_args": st.model.dims.to_dict(),
+            "model_source": st.model.source or "", "vocab": st.vocab,
             "model": st.model.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
             "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash,
             "best_value": st.best_value, "best_epoch": st.best_epoch}

@@ -41,6 +41,7 @@ from vlp_sweep.data.importers.sources import (
     index_by_id,
     match,
 )
+from vlp_sweep.data.importers.text_features import read_text_features
 from vlp_sweep.data.layout import Layout
 from vlp_sweep.data.packed import pack_clips, write_packed
 from vlp_sweep.errors import UserError
@@ -59,6 +60,7 @@ class ImportOptions:
     captions_format: str = "auto"  # auto | plain | phoenix | how2sign
     split: str | None = None  # split of captions without a split column (else from the file name)
     siglip: Path | None = None  # folder of <id>.npy [T, D]
+    text_features: Path | None = None  # folder of <id>.npy [D]: precomputed per-clip text features
     preset: str = "all"  # all | reduced | hands-body
     dims: int | None = None  # coordinate channels kept (default: X/Y/Z of a .pose, all of an array)
     target_fps: float | None = None  # resample every clip to this rate
@@ -96,6 +98,7 @@ class ImportResult:
     channels: str
     fps: float
     siglip_dim: int
+    text_feature_dim: int = 0
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -108,7 +111,8 @@ class ImportResult:
                  f"-> {self.out}",
                  f"layout {self.layout.name}: {len(self.layout.names)} points x {len(self.channels)} "
                  f"({', '.join(self.channels)}); shoulders {shoulders}"
-                 + (f"; SigLIP {self.siglip_dim}-d" if self.siglip_dim else "")]
+                 + (f"; SigLIP {self.siglip_dim}-d" if self.siglip_dim else "")
+                 + (f"; text features {self.text_feature_dim}-d" if self.text_feature_dim else "")]
         lines += skip_lines(self.skipped, max_ids, where=f"{self.out}/meta.json under import.skipped")
         return lines + [f"note: {n}" for n in self.notes]
 
@@ -346,7 +350,7 @@ def _plan(opts: ImportOptions) -> _Plan:
     captions, used = _read_all_captions(opts)
     pattern = compile_pattern(opts.id_pattern)
     found = find_files(opts.poses, POSE_SUFFIXES, "pose file or array")
-    pose_files = _outside(found, opts.poses, opts.out, opts.siglip)
+    pose_files = _outside(found, opts.poses, opts.out, opts.siglip, opts.text_features)
     poses, skipped = index_by_id(pose_files, pattern, SEVERAL_FILES)
     siglip = None
     if opts.siglip is not None:
@@ -374,7 +378,11 @@ def import_dataset(opts: ImportOptions, progress: Progress | None = None) -> Imp
     meta = _meta(opts, ref, plan.captions_used, skipped, notes)
     manifest, kp, conf, sig = pack_clips([_to_pack(c) for c in clips])
     clips.clear()  # the packed arrays hold the data now: free the per-clip copies before writing
-    write_packed(opts.out, manifest, kp, conf, sig, meta, overwrite=opts.overwrite)
+    text = None
+    if opts.text_features is not None:
+        text = read_text_features(opts.text_features, manifest["id"].astype(str).tolist(),
+                                  compile_pattern(opts.id_pattern))
+    write_packed(opts.out, manifest, kp, conf, sig, meta, overwrite=opts.overwrite, text_features=text)
     splits = {str(k): int(v) for k, v in manifest["split"].value_counts(sort=False).items()}
     return ImportResult(opts.out, len(manifest), int(len(kp)), splits, ref.selection.layout, ref.channels,
-                        ref.fps, _width(sig), skipped, notes)
+                        ref.fps, _width(sig), 0 if text is None else int(text.shape[1]), skipped, notes)

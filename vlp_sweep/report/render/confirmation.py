@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vlp_sweep.report.confirmed import holm_text
 from vlp_sweep.report.render.blocks import INACTIVE, INACTIVE_NOTE, Block, fmt, fmt_ci, pct, signed
 from vlp_sweep.report.stats import format_p
 from vlp_sweep.report.types import ConfirmedConfig, Report
@@ -45,7 +46,8 @@ def _comparison_table(rep: Report) -> Block:
             rows.append([c.config_id, "-", "-", "-", "-", c.verdict, "-", "-"])
             continue
         rows.append([c.config_id, f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]",
-                     _p(r.p, r.resamples), _p(c.p_holm, r.resamples), f"{r.p_improve:.2f}",
+                     _p(r.p, r.resamples), holm_text(c).removeprefix("p = ").replace("p < ", "< "),
+                     f"{r.p_improve:.2f}",
                      c.verdict, f"{r.seeds_a} vs {r.seeds_b}", str(r.n_queries)])
     return Block("table", headers=headers, rows=rows, text_cols=(0, 5), wrap_cols=(5,))
 
