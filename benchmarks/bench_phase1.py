@@ -62,7 +62,8 @@ def smoke_space(space: dict, data: Path) -> dict:  # type: ignore[type-arg]
     space["search"]["data.max_frames"] = {"choice": [16, 24]}
     space["search"]["optim.warmup_steps"] = {"choice": [0, 2]}
     space.update(num_samples=2, max_concurrent=2, resources={"cpu": 1, "gpu": 0},
-                 scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2}, wandb={"mode": "disabled"})
+                 scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2}, wandb={"mode": "disabled"},
+                 confirm="none")  # two searched configurations: phase1's top 3 cannot be confirmed
     space["search_alg"]["n_startup_trials"] = 2
     return space
 
