@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from tests.report.conftest import SmallSweep, clone_sweep
-from vlp_sweep.report.monitoring import FUSION, KPTS, analyse, input_costs
+from vlp_sweep.report.monitoring import FUSION, KPTS, analyse, input_costs, ratio_verdict
 from vlp_sweep.report.select import load_sweep
+from vlp_sweep.report.types import Monitoring
 from vlp_sweep.sweep.leaderboard import read_table
 
 
@@ -39,6 +40,9 @@ def test_without_pairs_the_ratio_is_rough_and_says_so() -> None:
     board = pd.DataFrame([_row("a", 768, 50.0, **{"model.d_model": 256}), _row("b", 0, 100.0)])
     _, ratio, pairs, note = input_costs(board)
     assert (ratio, pairs) == (2.0, 0) and "rough" in note
+    verdict = ratio_verdict(Monitoring(ratio=ratio, pairs=pairs, note=note))
+    assert "not judged" in verdict and "above" not in verdict  # 2.0x would be "above" with a matched pair
+    assert "above the plan" in ratio_verdict(Monitoring(ratio=2.0, pairs=1, note=note))
     _, ratio, _, note = input_costs(pd.DataFrame([_row("a", 768, 50.0)]))
     assert ratio is None and "not fed both" in note
 

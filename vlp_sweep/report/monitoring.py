@@ -103,6 +103,9 @@ def ratio_verdict(m: Monitoring) -> str:
     if m.ratio is None:
         return m.note
     lo, hi = m.expected
+    if m.pairs == 0:  # the two groups also differ in what sets a step's cost: no verdict on a confounded ratio
+        return (f"fusion vs keypoints only: {m.ratio:.2f}x the time per clip, not judged against the plan's "
+                f"{lo:g}-{hi:g}x (no cost-matched pair of trials)")
     where = "within" if lo <= m.ratio <= hi else ("below" if m.ratio < lo else "above")
     return f"fusion costs {m.ratio:.2f}x the time of keypoints only: {where} the plan's {lo:g}-{hi:g}x"
 
