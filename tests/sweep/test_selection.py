@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from vlp_sweep.sweep.selection import SCORE, SCORE_ORDER, SelectionScore, best_evaluation, selection_key, trial_key
+from vlp_sweep.selection import SCORE, SCORE_ORDER, SelectionScore, best_evaluation, selection_key, trial_key
 
 
 def _ev(epoch: int, r1: float | None, rsum: float | None = 100.0) -> dict[str, Any]:

@@ -122,6 +122,30 @@ def test_best_checkpoint_survives_a_resume_that_does_not_beat_it(tiny_data: Path
     assert res.best_checkpoint == (best["epoch"], 101.0) and res.best.epoch == 3  # what `train` prints
 
 
+def test_best_pt_follows_the_sweeps_selection_rule_on_ties(tiny_data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scripted metrics: R@1 ties at epochs 2-4, rsum breaks 2 vs 3, and 3 vs 4 tie on both (earlier wins).
+    # The rule names epoch 3; "metric, then the earlier epoch" (the trainer's old rule) would name epoch 2.
+    from vlp_sweep.selection import best_evaluation
+
+    script = {1: (10.0, 50.0), 2: (20.0, 100.0), 3: (20.0, 120.0), 4: (20.0, 120.0)}
+    real = T._evaluate
+
+    def scripted(st: T._State) -> T.Evaluation:
+        ev = real(st)
+        ev.metrics["t2v_R1"], ev.metrics["rsum"] = script[ev.epoch]
+        return ev
+
+    monkeypatch.setattr(T, "_evaluate", scripted)
+    cfg = tiny_config(tiny_data, **{"optim.epochs": 4, "run.out_dir": str(tmp_path)})
+    res = T.fit(cfg)
+    rows = [{"epoch": e, "t2v_R1": r1, "rsum": rs} for e, (r1, rs) in script.items()]
+    assert best_evaluation(rows, "t2v_R1", "max")["epoch"] == 3  # type: ignore[index]
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 3
+    assert res.best.epoch == 3 and res.best_checkpoint == (3, 20.0)
+    assert load_checkpoint(tmp_path / "last.pt")["best_rsum"] == 120.0  # the tie-break survives a resume
+
+
 def test_checkpoint_reevaluates_to_reported_metrics(tiny_data: Path, tmp_path: Path) -> None:
     res = T.fit(tiny_config(tiny_data, **{"run.out_dir": str(tmp_path)}))
     ev = evaluate_checkpoint(tmp_path / "last.pt", device="cpu")

@@ -3,7 +3,7 @@
 ``promote(run_dir, ...)``:
 
 1. picks the candidate (``candidates``): ``--trial``, or the best finished trial by the selection rule
-   (``vlp_sweep.sweep.selection``: metric, then rsum, then the earlier best epoch, then trial id) whose
+   (``vlp_sweep.selection``: metric, then rsum, then the earlier best epoch, then trial id) whose
    checkpoint is on disk, saying so in one line when better trials were skipped for a missing file; a
    confirmation stage passes its own ``source`` of candidates;
 2. checks the recorded sha256, refuses a challenger worse than the current champion (unless forced),

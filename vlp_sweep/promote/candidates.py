@@ -2,7 +2,7 @@
 
 A *source* is a function ``(sweep, trial, metric, mode) -> list[Candidate]`` (best first).
 :func:`from_leaderboard` is the default: the finished trials of the search ranked by the selection rule
-(``vlp_sweep.sweep.selection``), each at the epoch whose checkpoint the leaderboard names. A
+(``vlp_sweep.selection``), each at the epoch whose checkpoint the leaderboard names. A
 confirmation stage supplies its own source (the confirmed winner first) and `promote` is unchanged.
 
 :func:`pick` takes the first candidate whose checkpoint is still on disk: a better trial whose file went

@@ -18,8 +18,8 @@ from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.promote.candidates import Candidate
 from vlp_sweep.report.select import Sweep
+from vlp_sweep.selection import selection_key
 from vlp_sweep.sweep.leaderboard import finite_float
-from vlp_sweep.sweep.selection import selection_key
 
 STAGE = "confirmation"
 

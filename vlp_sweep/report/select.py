@@ -1,6 +1,6 @@
 """Open a sweep folder's tables, resolve a metric, and rank trials (shared by ``report`` and ``promote``).
 
-Ranking: the selection rule of ``vlp_sweep.sweep.selection`` (the same one that picks each trial's
+Ranking: the selection rule of ``vlp_sweep.selection`` (the same one that picks each trial's
 best epoch and that Ray's checkpoint retention follows): the metric in its direction, then ``rsum``
 (higher is better: the sum of all six R@k, so a tie on one recall is broken by the others), then the
 earlier ``best_epoch`` (the same quality reached with less training), then ``trial_id`` (so the order
@@ -20,9 +20,9 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.selection import trial_key
 from vlp_sweep.sweep.leaderboard import read_table
 from vlp_sweep.sweep.params import contains
-from vlp_sweep.sweep.selection import trial_key
 from vlp_sweep.sweep.status import FINISHED, open_sweep
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
@@ -91,7 +91,7 @@ def resolve_metric(metric: str | None, spec: dict[str, Any]) -> tuple[str, str]:
 
 
 def sort_key(row: Mapping[Any, Any], metric: str, mode: str) -> tuple[float, float, float, str]:
-    """Smaller sorts first: the selection rule over trials (``vlp_sweep.sweep.selection.trial_key``)."""
+    """Smaller sorts first: the selection rule over trials (``vlp_sweep.selection.trial_key``)."""
     return trial_key(row, metric, mode)
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vlp_sweep.sweep.selection import best_evaluation
+from vlp_sweep.selection import best_evaluation
 
 SELECTED = "selected.pt"  # the checkpoint of the selected epoch, beside the trainer's last.pt
 HISTORY = "history.json"

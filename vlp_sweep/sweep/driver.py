@@ -154,8 +154,8 @@ def _scheduler(spec: Any) -> Any:
 
 def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epochs: int,
                total: int | None) -> list[Any]:
+    from vlp_sweep.selection import SCORE
     from vlp_sweep.sweep.callbacks import LeaderboardCallback, ProgressCallback
-    from vlp_sweep.sweep.selection import SCORE
 
     cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
                       ProgressCallback(spec.metric, spec.mode, total)]
@@ -259,9 +259,9 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
                max_conc: int, max_epochs: int) -> Any:
     from ray import tune
 
+    from vlp_sweep.selection import SCORE, SCORE_ORDER
     from vlp_sweep.sweep.journal import JOURNAL_FILE
     from vlp_sweep.sweep.journal_callback import JournalCallback
-    from vlp_sweep.sweep.selection import SCORE, SCORE_ORDER
 
     journal = (run_dir / JOURNAL_FILE).resolve()  # the study of the search, named after the sweep
     searcher = _searcher(spec, max_conc, journal, name)

@@ -28,7 +28,7 @@ from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
 from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
-from vlp_sweep.sweep.selection import best_evaluation, trial_key
+from vlp_sweep.selection import best_evaluation, trial_key
 from vlp_sweep.train.health_config import COLUMNS as HEALTH_COLUMNS
 from vlp_sweep.train.health_config import HISTORY_HEALTH
 

@@ -40,9 +40,9 @@ def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any])
 
 def _reporter(node: str, keeper: Any, rank: int = 0) -> Any:
     """An Evaluation -> ``report(metrics, checkpoint=...)`` adapter (Tune's or Ray Train's ``report``).
-    ``keeper`` (a :class:`~vlp_sweep.sweep.selection.SelectionScore`) scores each evaluation so that Ray's
+    ``keeper`` (a :class:`~vlp_sweep.selection.SelectionScore`) scores each evaluation so that Ray's
     checkpoint retention keeps the checkpoint the selection rule names."""
-    from vlp_sweep.sweep.selection import SCORE
+    from vlp_sweep.selection import SCORE
     from vlp_sweep.train.trainer import Evaluation
 
     def adapt(ev: Evaluation, report: Any, checkpoint_cls: Any) -> None:
@@ -66,7 +66,7 @@ def _reporter(node: str, keeper: Any, rank: int = 0) -> Any:
 def _restore_to(checkpoint: Any, scratch: Path, metric: str, mode: str) -> tuple[Path | None, Any]:
     """(the trial's last checkpoint copied into ``scratch``, or None; the selection keeper continuing
     the state saved with it, so a restarted trial keeps scoring its checkpoints consistently)."""
-    from vlp_sweep.sweep.selection import SelectionScore
+    from vlp_sweep.selection import SelectionScore
 
     if checkpoint is None:
         return None, SelectionScore(metric, mode)
@@ -112,7 +112,7 @@ def _data_parallel_trial(params: dict[str, Any], ctx: dict[str, Any], spec: Any)
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from vlp_sweep.sweep.selection import SCORE, SCORE_ORDER
+    from vlp_sweep.selection import SCORE, SCORE_ORDER
 
     cpu, gpu = spec.resources.per_worker()
     trial_dir = Path(tune.get_context().get_trial_dir())

@@ -19,6 +19,7 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.selection import TIE_METRIC, selection_key
 from vlp_sweep.train.accumulate import LossFn, accumulate_gradients, cached_backward
 from vlp_sweep.train.batching import SplitTensors, load_split, make_batch, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
@@ -111,7 +112,8 @@ class _State:
     epoch: int = 0
     dist: DistContext = field(default_factory=DistContext)
     best_value: float | None = None  # select_metric of best.pt so far (kept across a resume) ...
-    best_epoch: int | None = None  # ... and its epoch
+    best_epoch: int | None = None  # ... its epoch ...
+    best_rsum: float | None = None  # ... and its rsum: the tie-break of the one selection rule
     health: HealthMonitor | None = None
     oom: OomRescue | None = None  # halves the micro-batch when a step runs out of device memory
 
@@ -152,12 +154,13 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
                            "elapsed_s": time.perf_counter() - t_start}
             m = cfg.run.select_metric
             ev.health = st.health.on_evaluation(ev.epoch, ev.metrics)
-            best = ev if best is None or _better(ev.metrics[m], best.metrics[m], m) else best
-            # best.pt is the best over a resume too; a NaN best never blocks a real number
-            is_best = st.best_value is None or not math.isfinite(st.best_value) or \
-                _better(ev.metrics[m], st.best_value, m)
+            best = ev if best is None or _key(ev.metrics, ev.epoch, m) < _key(best.metrics, best.epoch, m) else best
+            # best.pt: the sweep's one rule (metric, then rsum, then the earlier epoch), over a resume too;
+            # a NaN best never blocks a real number (non-finite values sort last)
+            is_best = st.best_epoch is None or _key(ev.metrics, ev.epoch, m) < _key(
+                {m: st.best_value, TIE_METRIC: st.best_rsum}, st.best_epoch, m)
             if is_best:
-                st.best_value, st.best_epoch = ev.metrics[m], ev.epoch
+                st.best_value, st.best_epoch, st.best_rsum = ev.metrics[m], ev.epoch, ev.metrics.get(TIE_METRIC)
             _save(st, ev, is_best=is_best)
             history.append(ev)
             if report is not None:
@@ -170,8 +173,8 @@ def fit(config: TrainConfig | dict[str, Any], report: Reporter | None = None, *,
     return FitResult(best=best, last=history[-1], history=history, best_checkpoint=saved)
 
 
-def _better(x: float, y: float, metric: str) -> bool:
-    return x > y if MODE[metric] == "max" else x < y
+def _key(values: dict[str, Any], epoch: int | None, metric: str) -> tuple[float, float, float]:
+    return selection_key(values, epoch, metric, MODE[metric])
 
 
 def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None = None) -> _State:
@@ -244,6 +247,8 @@ def _restore(st: _State, ckpt: dict[str, Any]) -> None:
     best, epoch = ckpt.get("best_value"), ckpt.get("best_epoch")  # absent in older checkpoints: best.pt restarts
     if isinstance(best, (int, float)) and isinstance(epoch, int):
         st.best_value, st.best_epoch = float(best), epoch
+        rsum = ckpt.get("best_rsum")
+        st.best_rsum = float(rsum) if isinstance(rsum, (int, float)) else None
 
 
 def _batches(st: _State, gen: torch.Generator,
@@ -375,7 +380,7 @@ def checkpoint_dict(st: _State, ev: Evaluation) -> dict[str, Any]:
             "model_source": st.model.source or "", "vocab": st.vocab,
             "model": st.model.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
             "step": st.step, "epoch": st.epoch, "metrics": dict(ev.metrics), "dataset_hash": st.dataset_hash,
-            "best_value": st.best_value, "best_epoch": st.best_epoch}
+            "best_value": st.best_value, "best_epoch": st.best_epoch, "best_rsum": st.best_rsum}
 
 
 def _save(st: _State, ev: Evaluation, is_best: bool) -> None:
