@@ -8,7 +8,7 @@ VS := $(VENV)/bin/vlp-sweep
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 NAME ?= quickstart-$(STAMP)
 
-.PHONY: setup quickstart test test-fast lint bench clean
+.PHONY: setup quickstart test test-all test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,9 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: lint
+	$(VENV)/bin/pytest -q -ra -m "not heavy"
+
+test-all: lint
 	$(VENV)/bin/pytest -q -ra
 
 test-fast: setup

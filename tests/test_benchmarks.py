@@ -35,6 +35,7 @@ def test_metrics_benchmark_smoke() -> None:
     assert "count" in out and "argsort" in out
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @pytest.mark.slow
 def test_orchestration_benchmark_smoke() -> None:
     out = _run("bench_orchestration.py", "--smoke", timeout=900)

@@ -33,6 +33,7 @@ def two_nodes() -> Iterator[RayNode]:
         head.stop()
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @pytest.mark.slow
 def test_trials_land_on_both_nodes(two_nodes: RayNode, sweep_data: Path, tmp_path: Path,
                                    outside_survives: None) -> None:
@@ -58,6 +59,7 @@ def one_cpu_node() -> Iterator[RayNode]:
         head.stop()
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @pytest.mark.slow
 def test_fractional_resources_pack_two_trials_on_one_slot(one_cpu_node: RayNode, sweep_data: Path,
                                                           tmp_path: Path, outside_survives: None) -> None:

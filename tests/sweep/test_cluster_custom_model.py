@@ -15,6 +15,7 @@ from tests.sweep.test_cluster import two_nodes  # noqa: F401  (the test's own he
 from tests.sweep.test_custom_model_e2e import project, run_sweep
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @pytest.mark.slow
 def test_user_model_trials_run_on_both_nodes(two_nodes: RayNode, sweep_data: Path,  # noqa: F811
                                              tmp_path: Path) -> None:

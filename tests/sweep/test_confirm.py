@@ -175,6 +175,7 @@ def test_a_resume_keeps_the_saved_choice_and_says_when_the_search_changed(sweep_
     assert again == first and len(said) == 1 and "ranking changed" in said[0]
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @slow
 def test_a_sweep_killed_during_its_confirmation_resumes_it_and_runs_each_pair_once(sweep_data: Path,
                                                                                     tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @slow
 def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path, tmp_path: Path,
                                                                 outside_survives: None) -> None:
@@ -205,6 +206,7 @@ def test_gpu_asked_where_none_exists_is_a_clear_error(sweep_data: Path, tmp_path
     assert time.time() - t0 < 120
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @slow
 def test_data_parallel_trial_runs_on_two_processes_with_ray_train(sweep_data: Path, tmp_path: Path) -> None:
     space = tiny_space(sweep_data, num_samples=1, max_concurrent=1, resources={"cpu": 0.5, "gpu": 0, "workers": 2})

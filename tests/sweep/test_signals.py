@@ -105,7 +105,8 @@ def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("sig, group", [pytest.param(signal.SIGINT, True, id="ctrl-c"),
+                                        pytest.param(signal.SIGTERM, False, id="sigterm", marks=pytest.mark.heavy)])
 def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
         sweep_data: Path, tmp_path: Path, sig: int, group: bool, outside_survives: None) -> None:
     # Ctrl-C with W&B on: none of W&B's lines may reach the output.

@@ -141,6 +141,7 @@ def _end_processes_mentioning(folder: str) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @slow
 def test_resume_after_sigkill_continues_the_same_study(sweep_data: Path, tmp_path: Path) -> None:
     # Ray snapshots the experiment rarely here (an hour; a trial's 5 checkpoints), so the trials that
