@@ -47,6 +47,16 @@ def tiny_space(data: Path, **over: Any) -> dict[str, Any]:
     return space
 
 
+def wait_for(pred: Any, timeout: float) -> bool:
+    """Polls ``pred`` every half second until it holds (True) or ``timeout`` seconds pass (False)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def write_space(path: Path, space: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path

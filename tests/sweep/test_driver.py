@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from tests.ray_procs import alive, stop_processes, tree
-from tests.sweep.conftest import REPO, tiny_space, write_space
+from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
 from tests.sweep.wandb_offline import history
 from vlp_sweep.cli import main
 from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, read_table
@@ -92,18 +92,10 @@ def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_dat
         return [r for f in (run_dir / "wandb").glob("offline-run-*/run-*.wandb") for r in history(f)]
 
     # W&B's service process may still be writing the offline file when the sweep returns.
-    assert _wait_for(lambda: {r["epoch"] for r in logged() if "t2v_R1" in r} == {1, 2}, 30), logged()
+    assert wait_for(lambda: {r["epoch"] for r in logged() if "t2v_R1" in r} == {1, 2}, 30), logged()
     assert any(r.get("t2v_R1") == ok.best_t2v_R1 for r in logged())
     assert any(r.get("eval_infonce") == ok.last_eval_infonce for r in logged())
 
-
-def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 @pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
@@ -127,7 +119,7 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
         b = read_table(p)  # one open file: the driver may be replacing it
         return (b.status == "TERMINATED").sum() >= 1 and (b.status == "RUNNING").any() and b.epochs.max() >= 1
 
-    assert _wait_for(one_done_one_running, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
+    assert wait_for(one_done_one_running, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
     before = read_table(run_dir / "leaderboard.parquet")
     done_before = set(before[before.status == "TERMINATED"].trial_id)
     local_ray = tree(proc.pid)  # the driver and the local Ray it started: GCS, raylet, workers

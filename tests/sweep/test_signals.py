@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.sweep.conftest import REPO, tiny_space, write_space
+from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
 from vlp_sweep.sweep.leaderboard import read_table
 from vlp_sweep.sweep.outcome import run_and_record
 from vlp_sweep.sweep.signals import Interrupted, StopOnSignal
@@ -95,14 +95,6 @@ def _assert_quiet(out: str) -> None:
                           for ln in events), out
 
 
-def _wait_for(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.5)
-    return False
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, group", [pytest.param(signal.SIGINT, True, id="ctrl-c"),
@@ -125,7 +117,7 @@ def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
         def trained_an_epoch() -> bool:
             p = run_dir / "history.parquet"
             return p.exists() and len(read_table(p)) >= 1
-        assert _wait_for(trained_an_epoch, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
+        assert wait_for(trained_an_epoch, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
         assert proc.poll() is None
         (os.killpg if group else os.kill)(proc.pid, sig)
         out, _ = proc.communicate(timeout=120)

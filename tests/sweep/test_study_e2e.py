@@ -8,9 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -18,7 +16,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from tests.sweep.conftest import REPO, tiny_space, write_space
+from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.sweep.journal import TUNE_ID_ATTR, open_storage
 from vlp_sweep.sweep.leaderboard import read_table
@@ -119,14 +117,6 @@ def test_seeds_repeat_each_suggestion_and_optuna_sees_their_means(sweep_data: Pa
         assert t.intermediate_values == pytest.approx(mean_curve)
 
 
-def _wait_for(pred: Any, timeout: float) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.5)
-    return False
-
 
 def _end_processes_mentioning(folder: str) -> None:
     """The killed driver's own Ray (started under its RAY_TMPDIR): end those processes by pid."""
@@ -167,7 +157,7 @@ def test_resume_after_sigkill_continues_the_same_study(sweep_data: Path, tmp_pat
         return (searched.status == "TERMINATED").sum() >= 1 and (searched.status == "RUNNING").any()
 
     try:
-        assert _wait_for(searched_trial_running, 300), proc.communicate(timeout=5)[0] if proc.poll() else ""
+        assert wait_for(searched_trial_running, 300), proc.communicate(timeout=5)[0] if proc.poll() else ""
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
