@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["SCORE", "SCORE_ORDER", "SelectionScore", "best_evaluation", "selection_key", "trial_key"]
+__all__ = ["SCORE", "SCORE_ORDER", "SelectionScore", "best_evaluation", "finite_float", "selection_key",
+           "trial_key"]
 
 SCORE = "selection_score"  # the result key Ray's CheckpointConfig scores checkpoints by
 SCORE_ORDER = "max"
@@ -32,7 +33,8 @@ _E = TypeVar("_E", bound=Mapping[str, Any])
 Key = tuple[float, float, float]
 
 
-def _finite(x: Any) -> float | None:
+def finite_float(x: Any) -> float | None:
+    """``x`` as a float, or None when it is missing, not a number, NaN or infinite."""
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -44,7 +46,7 @@ def selection_key(values: Mapping[str, Any], epoch: Any, metric: str, mode: str)
     """The rule as a sort key (smaller is better) of one evaluation; ``values`` maps metric names to
     numbers (a history row, a trainer result, a checkpoint's metrics)."""
     sign = -1.0 if mode == "max" else 1.0
-    m, tie, e = _finite(values.get(metric)), _finite(values.get(TIE_METRIC)), _finite(epoch)
+    m, tie, e = finite_float(values.get(metric)), finite_float(values.get(TIE_METRIC)), finite_float(epoch)
     return (math.inf if m is None else sign * m,
             math.inf if tie is None else -tie,
             math.inf if e is None else e)
@@ -75,7 +77,7 @@ class SelectionScore:
 
     def __call__(self, values: Mapping[str, Any], epoch: int) -> float:
         key = selection_key(values, epoch, self.metric, self.mode)
-        v = _finite(values.get(self.metric))
+        v = finite_float(values.get(self.metric))
         # The metric itself (in "max" orientation) where it is a number, so the score still reads as it.
         raw = -key[0] if v is not None else -math.inf
         if self.best_key is None or self.best_score is None:

@@ -18,7 +18,7 @@ from vlp_sweep.report import stats
 from vlp_sweep.report.budgets import Slice
 from vlp_sweep.report.types import Effect, EffectAt, EffectRow
 from vlp_sweep.report.values import metric_range, same, value_label
-from vlp_sweep.sweep.leaderboard import finite_float
+from vlp_sweep.selection import finite_float
 
 Labeller = Callable[[Any], "str | None"]
 

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from vlp_sweep.metric_names import RETRIEVAL_METRICS
-from vlp_sweep.sweep.leaderboard import finite_float
+from vlp_sweep.selection import finite_float
 
 
 def same(a: Any, b: Any) -> bool:

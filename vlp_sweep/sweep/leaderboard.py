@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
 from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
-from vlp_sweep.selection import best_evaluation, trial_key
+from vlp_sweep.selection import best_evaluation, finite_float, trial_key
 from vlp_sweep.train.health_config import COLUMNS as HEALTH_COLUMNS
 from vlp_sweep.train.health_config import HISTORY_HEALTH
 
@@ -102,14 +101,6 @@ def write_table_atomic(rows: list[dict[str, Any]], schema: pa.Schema, path: Path
     except OSError as e:
         raise write_error(path, e) from None
 
-
-def finite_float(x: Any) -> float | None:
-    """``x`` as a float, or None when it is missing, not a number, NaN or infinite."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def health_values(result: dict[str, Any]) -> dict[str, Any]:
