@@ -7,7 +7,9 @@ Two shapes:
   concurrency); the target is at most 1.2. Ray start-up is the time until the driver has Ray up
   (``sweep.json`` appears); ``time_s`` is what the trainer measured from its first step to its last
   evaluation, so everything else a trial costs (actor and W&B start, data loading, the last
-  checkpoint, Tune's bookkeeping) lands in the numerator.
+  checkpoint, Tune's bookkeeping) lands in the numerator. It also prints each stage's worker start-up
+  (fresh trial processes importing Ray Tune and torch, once per slot and stage, not per trial) and the
+  ratio with that counted as start-up too.
 - ``long``: N trials of a few epochs, one at a time, W&B off, against the same N trials run one after
   another with ``vlp-sweep train``: the ratio sweep/sequential and the fixed cost per trial.
 
@@ -128,6 +130,34 @@ def quickstart(work: Path, smoke: bool) -> None:
     print(f"sum of trial time_s: {table.time_s.sum():.1f} s (search {search.time_s.sum():.1f} s); "
           f"/ concurrency = {ideal:.1f} s; sweep wall: {r['wall']:.1f} s")
     print(f"ratio (wall - start-up) / (sum time_s / concurrency): {(r['wall'] - r['startup']) / ideal:.2f}")
+    workers = _worker_startup(table, r["up_at"])
+    print("worker start-up (stage start until its first training step; fresh processes): "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in workers.items())
+          + f"; one fresh worker's imports (Ray Tune, torch, torch._dynamo, the trainer): {_import_cpu_s():.1f} CPU-s")
+    rest = r["wall"] - r["startup"] - sum(workers.values())
+    print(f"ratio with the workers' start-up counted as start-up: {rest / ideal:.2f}")
+
+
+def _worker_startup(table: pd.DataFrame, up_at: float) -> dict[str, float]:
+    """Per stage: seconds from the stage's start (Ray up; the search's last result) until the stage's first
+    training step (its earliest trial start + that trial's set-up), the time its fresh worker processes
+    take to start before any trial can train."""
+    search, confirm = table[table.stage == "search"], table[table.stage == "confirm"]
+    out = {"search": float((search.began + search.setup_s).min() - up_at)}
+    if len(confirm):
+        out["confirmation"] = float((confirm.began + confirm.setup_s).min() - search.ended.max())
+    return out
+
+
+def _import_cpu_s() -> float:
+    """CPU seconds a fresh Python spends importing what every trial worker imports."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", "import ray.tune, torch, torch._dynamo, vlp_sweep.train.trainer"],
+                   cwd=ROOT, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def long_trials(work: Path, trials: int, epochs: int, smoke: bool) -> None:

@@ -71,3 +71,8 @@ def test_health_benchmark_smoke() -> None:
 def test_option_c_benchmark_smoke() -> None:
     out = _run("option_c.py", "--smoke")
     assert "log(100)" in out and "mean best R@1" in out
+
+
+def test_data_cache_benchmark_smoke() -> None:
+    out = _run("bench_data_cache.py", "--smoke")
+    assert "no cache" in out and "fusion on again" in out

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from vlp_sweep.config import make_config
-from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.batching import SplitTensors, load_split, model_dims, storage_dtype
+from vlp_sweep.train import data_cache
+from vlp_sweep.train.batching import SplitTensors, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
 from vlp_sweep.train.factory import ModelDims, add_import_paths
@@ -63,13 +63,13 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, split: str | 
     cfg = make_config(ckpt["config"], over)
     dev = resolve_device(cfg.run.device)
     model = model_from_checkpoint(ckpt, dev)
-    ds = load_packed(cfg.data.path)
+    ds = data_cache.packed(cfg.data.path)  # a confirmation trial's worker has it already (data_cache.py)
     want, have = model.dims, model_dims(ds, cfg, len(ckpt["vocab"]))
     if (have.kpt_dim, have.siglip_dim, have.text_feature_dim) != (want.kpt_dim, want.siglip_dim, want.text_feature_dim):
         raise UserError(f"{cfg.data.path}: data dims do not match the checkpoint's model (keypoint input "
                         f"{have.kpt_dim} vs {want.kpt_dim}, siglip {have.siglip_dim} vs {want.siglip_dim}, "
                         f"text features {have.text_feature_dim} vs {want.text_feature_dim})")
-    sp = load_split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, storage_dtype(dev))
+    sp = data_cache.split(ds, cfg.data.eval_split, cfg.data, WordTokenizer(ckpt["vocab"]), dev, storage_dtype(dev))
     t, v = embed_split(model, sp, cfg, dev)
     res = retrieval_metrics(text=t, video=v, groups=sp.text_ids if cfg.run.eval_dedup else None, ties=EVAL_TIES)
     return CheckpointEval(res, sp, t, v, ckpt)

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from vlp_sweep.config import TrainConfig, make_config
-from vlp_sweep.data.packed import load_packed
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.selection import TIE_METRIC, selection_key
+from vlp_sweep.train import data_cache
 from vlp_sweep.train.accumulate import LossFn, accumulate_gradients, cached_backward
-from vlp_sweep.train.batching import SplitTensors, load_split, make_batch, model_dims, storage_dtype
+from vlp_sweep.train.batching import SplitTensors, make_batch, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
 from vlp_sweep.train.distributed import DistContext, GatheredLoss, shard, sum_gradients
@@ -180,14 +180,14 @@ def _key(values: dict[str, Any], epoch: int | None, metric: str) -> tuple[float,
 def _setup(cfg: TrainConfig, resume: str | Path | None, dist: DistContext | None = None) -> _State:
     device = resolve_device(cfg.run.device)
     ckpt = load_checkpoint(resume) if resume else None
-    ds = load_packed(cfg.data.path)
+    ds = data_cache.packed(cfg.data.path)  # a reused worker's next trial reads it once (data_cache.py)
     if not cfg.data.use_kpts and not cfg.data.use_siglip:
         raise UserError("data.use_kpts and data.use_siglip are both false: the video tower has no input")
     vocab = ckpt["vocab"] if ckpt else WordTokenizer.build(ds.split(cfg.data.train_split)["text"].astype(str)).vocab
     tok = WordTokenizer(vocab)
     dtype = storage_dtype(device)
-    train = load_split(ds, cfg.data.train_split, cfg.data, tok, device, dtype, cfg.data.limit_train)
-    evs = load_split(ds, cfg.data.eval_split, cfg.data, tok, device, dtype)
+    train = data_cache.split(ds, cfg.data.train_split, cfg.data, tok, device, dtype, cfg.data.limit_train)
+    evs = data_cache.split(ds, cfg.data.eval_split, cfg.data, tok, device, dtype)
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, model_dims(ds, cfg, len(tok))).to(device)  # the factory's module, wrapped
     opt = _optimizer(model, cfg, device)
