@@ -119,3 +119,13 @@ def test_a_missing_folder_is_still_one_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="data folder not found"):
         data_cache.packed(tmp_path / "nope")
+
+
+def test_no_more_than_two_input_combinations_are_held(tiny_data: Path) -> None:
+    data_cache.clear()
+    combos = [{}, {"data.use_siglip": False}, {"data.use_kpts": False}]  # 3 combinations x (train, eval)
+    states = [T._setup(make_config(tiny_config(tiny_data, **c)), None) for c in combos]
+    assert len(data_cache._splits) == data_cache.MAX_SPLITS == 4
+    held = {id(s) for s in data_cache._splits.values()}
+    assert id(states[0].train) not in held and id(states[0].eval) not in held  # the least recently used went
+    assert {id(states[2].train), id(states[2].eval), id(states[1].train), id(states[1].eval)} == held

@@ -26,7 +26,9 @@ from vlp_sweep.data.packed import PackedDataset, load_packed
 from vlp_sweep.train.batching import SplitTensors, load_split
 from vlp_sweep.train.tokenizer import WordTokenizer
 
-MAX_SPLITS = 6  # per dataset: train/eval x a few input combinations (fusion on/off) a sweep alternates
+# Per dataset: train and eval for two input combinations (fusion on and off), what a sweep alternates. Each entry
+# lives on the trial's device, and a GPU may be shared by several trials: keep no more than that.
+MAX_SPLITS = 4
 
 _dataset_key: tuple[Any, ...] | None = None
 _dataset: PackedDataset | None = None
