@@ -23,6 +23,7 @@ def test_trainer_benchmark_smoke() -> None:
     assert "samples/s=" in out and "cached4 vs plain" in out
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 def test_trainer_benchmark_parallel_and_profile_smoke() -> None:
     # "2" twice on the line: the workers must still get --steps 2
     out = _run("bench_trainer.py", "--smoke", "--device", "cpu", "--steps", "2", "--parallel", "2")
@@ -42,6 +43,7 @@ def test_orchestration_benchmark_smoke() -> None:
     assert "ratio sweep/sequential" in out and out.count("ratio (wall - start-up)") == 2
 
 
+@pytest.mark.heavy  # left out of `make test` (CI) for time; `make test-all` runs it
 @pytest.mark.slow
 def test_phase1_benchmark_smoke() -> None:
     out = _run("bench_phase1.py", "--smoke", timeout=600)
