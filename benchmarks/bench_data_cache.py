@@ -33,7 +33,7 @@ TRIALS = [("first trial", {}), ("next trial, another frame budget and dropout", 
 def _config(data: Path, over: dict[str, object]) -> object:
     base: dict[str, object] = {"data.path": str(data), "model.d_model": 64, "model.video_layers": 1,
                                "model.text_layers": 1, "model.heads": 4, "model.embed_dim": 64,
-                               "optim.batch_size": 64, "run.device": "cpu", "run.out_dir": tempfile.mkdtemp()}
+                               "optim.batch_size": 64, "run.device": "cpu"}
     return make_config({**base, **over})
 
 

@@ -26,20 +26,14 @@ TRIALS = [
 ]
 
 
-def _fit(data: Path, over: dict[str, object]) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-    st_holder: list[T._State] = []
+def _fit(data: Path, over: dict[str, object], monkeypatch: pytest.MonkeyPatch
+         ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """A trial's last metrics and final weights."""
+    states: list[T._State] = []
     setup = T._setup
-
-    def keep(*a: object, **k: object) -> T._State:
-        st_holder.append(setup(*a, **k))  # type: ignore[arg-type]
-        return st_holder[-1]
-
-    T._setup = keep  # type: ignore[assignment]
-    try:
-        res = T.fit(tiny_config(data, **over))
-    finally:
-        T._setup = setup  # type: ignore[assignment]
-    return res.last.metrics, {k: v.clone() for k, v in st_holder[-1].model.state_dict().items()}
+    monkeypatch.setattr(T, "_setup", lambda *a, **k: states.append(setup(*a, **k)) or states[-1])
+    res = T.fit(tiny_config(data, **over))
+    return res.last.metrics, {k: v.clone() for k, v in states[-1].model.state_dict().items()}
 
 
 def _same(a: tuple[dict[str, float], dict[str, torch.Tensor]], b: tuple[dict[str, float], dict[str, torch.Tensor]]
@@ -51,13 +45,14 @@ def _same(a: tuple[dict[str, float], dict[str, torch.Tensor]], b: tuple[dict[str
         assert torch.equal(a[1][k], b[1][k]), k
 
 
-def test_trials_in_one_process_match_fresh_loads_bit_for_bit(tiny_data: Path) -> None:
+def test_trials_in_one_process_match_fresh_loads_bit_for_bit(tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
     fresh = []
     for over in TRIALS:
         data_cache.clear()
-        fresh.append(_fit(tiny_data, over))
+        fresh.append(_fit(tiny_data, over, monkeypatch))
     data_cache.clear()
-    cached = [_fit(tiny_data, over) for over in TRIALS]  # the 2nd and 3rd trials read the cache
+    cached = [_fit(tiny_data, over, monkeypatch) for over in TRIALS]  # the 2nd and 3rd trials read the cache
     for f, c in zip(fresh, cached):
         _same(f, c)
     assert fresh[0][0] != fresh[1][0]  # the trials differ: equal results would prove nothing

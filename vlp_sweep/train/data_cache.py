@@ -51,10 +51,11 @@ def packed(path: str | os.PathLike[str]) -> PackedDataset:
     if not root.is_dir():
         return load_packed(path)  # the same one-line error as always
     key = (str(root), _files_signature(root))
-    if key != _dataset_key or _dataset is None:
+    if key != _dataset_key:
         clear()
         _dataset = load_packed(root)
         _dataset_key = key
+    assert _dataset is not None
     return _dataset
 
 
