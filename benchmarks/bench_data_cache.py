@@ -21,7 +21,7 @@ import torch
 from vlp_sweep.config import make_config
 from vlp_sweep.data.synth import synthesize
 from vlp_sweep.train import data_cache
-from vlp_sweep.train import trainer as T
+from vlp_sweep.train.state import setup
 
 # Trials as a sweep alternates them: the quickstart's model, other frame budgets, fusion off.
 TRIALS = [("first trial", {}), ("next trial, another frame budget and dropout", {"data.max_frames": 48,
@@ -39,7 +39,7 @@ def _config(data: Path, over: dict[str, object]) -> object:
 
 def _time_setup(data: Path, over: dict[str, object]) -> float:
     t0 = time.perf_counter()
-    T._setup(_config(data, over), None)  # type: ignore[arg-type]
+    setup(_config(data, over), None)  # type: ignore[arg-type]
     return time.perf_counter() - t0
 
 

@@ -12,34 +12,36 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_trainer import CPU, PLAN, SMOKE, build, sync  # noqa: E402
+from bench_trainer import CPU, PLAN, SMOKE, build, step_source, sync  # noqa: E402
 
-from vlp_sweep.train import trainer as T  # noqa: E402
 from vlp_sweep.train.health import HealthMonitor  # noqa: E402
 from vlp_sweep.train.health_config import HealthConfig  # noqa: E402
 from vlp_sweep.train.oom import OomRescue  # noqa: E402
+from vlp_sweep.train.state import TrainState  # noqa: E402
+from vlp_sweep.train.steps import StepBatch, train_step  # noqa: E402
 
 
-def watch(st: T._State, on: bool) -> None:
+def watch(st: TrainState, on: bool) -> None:
     """Health monitor and rescue attached (as ``fit`` does) or both left out (the trainer before them)."""
     st.oom = OomRescue(2, st.device) if on else None
     st.health = HealthMonitor(HealthConfig(), st.device, {"kpts": True, "siglip": True}, 1, st.oom) if on else None
 
 
-def timed_steps(st: T._State, steps: int, gen: torch.Generator) -> float:
-    """Seconds per optimizer step, as ``_train_epoch`` runs it (observe, step, end of epoch)."""
-    batches = [mbs for _, mbs in zip(range(steps), T._batches(st, gen))]
+def timed_steps(st: TrainState, steps: int, source: Callable[[], StepBatch]) -> float:
+    """Seconds per optimizer step, as ``steps.train_epoch`` runs it (observe, step, end of epoch)."""
+    batches = [source() for _ in range(steps)]
     sync(st.device)
     t0 = time.perf_counter()
-    for mbs in batches:
+    for b in batches:
         if st.health is not None:
-            st.health.observe(mbs[0])
-        T.train_step(st, mbs)
+            st.health.observe(b.packed if b.packed is not None else b.parts()[0], b.micro)
+        train_step(st, b)
     if st.health is not None:
         st.health.end_epoch()
     sync(st.device)
@@ -57,8 +59,8 @@ def main() -> None:
     s = dict(SMOKE if a.smoke else PLAN if device.type == "cuda" else CPU)
     rounds = a.rounds or (2 if a.smoke else 6)
     steps = a.steps or (2 if a.smoke else 20 if device.type == "cuda" else 5)
-    st = build(s, device, 1, False, 4)
-    gen = torch.Generator(device=device).manual_seed(0)
+    st = build(s, device, 1, False)
+    gen = step_source(st)
     watch(st, False)
     timed_steps(st, 2, gen)  # warm-up
     times: dict[bool, list[float]] = {False: [], True: []}

@@ -1,15 +1,17 @@
 """Trainer throughput: samples/s, model FLOP utilisation and peak memory of the real training step
-(device-resident data, gather-based batches, bf16 autocast on GPU, fused AdamW, optional compile),
-for a plain step and for cached (GradCache) accumulation.
+(device-resident data, batches planned on the host and packed without padding, bf16 autocast on GPU, fused
+AdamW, optional compile), for a plain step and for cached and naive accumulation; or (``--count``) the
+operators, kernels and host syncs per optimizer step.
 
     python benchmarks/bench_trainer.py --device cuda [--compile]          # the plan's scale
     python benchmarks/bench_trainer.py --device cpu                       # a CPU-sized model
+    python benchmarks/bench_trainer.py --device cpu --count --modes plain,cached4,naive4
     python benchmarks/bench_trainer.py --smoke                            # seconds, for CI
 
 Run /work/shared/bench/reference_trainer.py beside it on the same GPU and report ratios. The FLOP
 count is the reference script's formula (every clip at the full frame count), so MFU numbers are
-comparable; with length buckets (the default) padding is not computed, so that MFU is an effective figure
-and can exceed what the kernels do. Clip lengths are Phoenix-2014T's; ``--buckets 0`` turns the cut off.
+comparable; padding is never computed here, so this MFU is an effective figure and can exceed what the
+kernels do. Clip lengths are Phoenix-2014T's; ``--attention padded`` pads each clip for attention alone.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import pandas as pd
 import torch
 
 from vlp_sweep.config import make_config
-from vlp_sweep.train import trainer as T
 from vlp_sweep.train.batching import SplitTensors
 from vlp_sweep.train.contract import build_model
 from vlp_sweep.train.distributed import DistContext, GatheredLoss
 from vlp_sweep.train.factory import ModelDims
 from vlp_sweep.train.loss import ContrastiveLoss
+from vlp_sweep.train.state import TrainState, build_optimizer, speed_settings
+from vlp_sweep.train.steps import StepBatch, epoch_batches, train_step
+from vlp_sweep.train.syncs import SyncCounter
 
 PLAN = dict(batch=750, frames=180, points=133, siglip=768, d=512, layers=4, text_len=32, vocab=8000, n=7096)
 CPU = dict(batch=64, frames=64, points=50, siglip=32, d=128, layers=2, text_len=16, vocab=2000, n=1024)
@@ -65,7 +69,8 @@ def fake_split(s: dict[str, int], device: torch.device, dtype: torch.dtype) -> S
     tok = torch.randint(2, s["vocab"], (n, s["text_len"]), generator=g)
     tmask = torch.arange(s["text_len"])[None] < tlen[:, None]
     return SplitTensors([str(i) for i in range(n)], [""] * n, kpts, sig, offset.to(device), length.to(device),
-                        (tok * tmask).to(device), tmask.to(device), torch.arange(n, device=device))
+                        (tok * tmask).to(device), tmask.to(device), torch.arange(n, device=device),
+                        length_host=length.numpy(), offset_host=offset.numpy(), token_len_host=tlen.numpy())
 
 
 def flops_per_sample(s: dict[str, int]) -> float:
@@ -75,25 +80,24 @@ def flops_per_sample(s: dict[str, int]) -> float:
         + 3 * L * 4 * d * (s["frames"] ** 2 + s["text_len"] ** 2)
 
 
-def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool, buckets: int) -> T._State:
+def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool, attention: str = "auto",
+          mode: str = "cached") -> TrainState:
     micro = s["batch"] // accum
     cfg = make_config({"data.max_frames": s["frames"], "data.max_text_len": s["text_len"], "model.d_model": s["d"],
                        "model.heads": max(1, s["d"] // 64), "model.video_layers": s["layers"],
                        "model.text_layers": s["layers"], "model.embed_dim": s["d"], "model.dropout": 0.2,
-                       "optim.batch_size": micro, "optim.grad_accum": accum, "optim.accum_mode": "cached",
-                       "run.compile": compile_, "run.device": str(device),
-                       "run.length_buckets": buckets})
+                       "optim.batch_size": micro, "optim.grad_accum": accum, "optim.accum_mode": mode,
+                       "run.compile": compile_, "run.device": str(device), "run.attention": attention})
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     split = fake_split(s, device, dtype)
     dims = ModelDims(kpt_dim=s["points"] * 3, siglip_dim=s["siglip"], text_feature_dim=0, vocab_size=s["vocab"],
                      max_frames=s["frames"], max_text_len=s["text_len"], embed_dim=s["d"])
     model = build_model(cfg, dims).to(device)
-    opt = T._optimizer(model, cfg, device)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    if compile_:
-        model.compile_model()
-    crit = GatheredLoss(ContrastiveLoss(cfg.loss), DistContext())
-    return T._State(cfg, device, model, crit, opt, sched, split, split, [], "")
+    opt = build_optimizer(model, cfg, device)
+    st = TrainState(cfg=cfg, device=device, model=model, crit=GatheredLoss(ContrastiveLoss(cfg.loss), DistContext()),
+                    opt=opt, sched=torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0), train=split, eval=split)
+    speed_settings(st)  # the attention backend, compile (or its fallback line)
+    return st
 
 
 def sync(device: torch.device) -> None:
@@ -101,36 +105,79 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(st: T._State, steps: int, warmup: int, ready: Callable[[], None] | None = None) -> tuple[float, float]:
-    """(samples/s, peak GiB) of the trainer's own optimizer step over ``steps`` steps after ``warmup``;
-    ``ready`` is called between the two (``--parallel`` starts every process's timing together)."""
-    gen = torch.Generator(device=st.device).manual_seed(0)
-    batches = T._batches(st, gen)
+def step_source(st: TrainState) -> Callable[[], StepBatch]:
+    """The trainer's own step batches, epoch after epoch (planning and building are part of each step)."""
+    epoch = 0
+    batches = epoch_batches(st, epoch)
 
-    def run(n: int) -> None:
-        nonlocal batches
-        for _ in range(n):
-            mbs = next(batches, None)
-            if mbs is None:  # next epoch
-                batches = T._batches(st, gen)
-                mbs = next(batches)
-            T.train_step(st, mbs)
+    def next_batch() -> StepBatch:
+        nonlocal batches, epoch
+        b = next(batches, None)
+        if b is None:
+            epoch += 1
+            batches = epoch_batches(st, epoch)
+            b = next(batches)
+        return b
 
-    run(warmup)
+    return next_batch
+
+
+def measure(st: TrainState, steps: int, warmup: int, ready: Callable[[], None] | None = None) -> tuple[float, float]:
+    """(samples/s, peak GiB) of the trainer's own optimizer step (batch planning and building included) over
+    ``steps`` steps after ``warmup``; ``ready`` is called between the two (``--parallel`` starts every
+    process's timing together)."""
+    source = step_source(st)
+    for _ in range(warmup):
+        train_step(st, source())
     sync(st.device)
     if ready is not None:
         ready()
     if st.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(st.device)
     t0 = time.perf_counter()
-    run(steps)
+    for _ in range(steps):
+        train_step(st, source())
     sync(st.device)
     dt = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated(st.device) / 2**30 if st.device.type == "cuda" else float("nan")
     return steps * st.cfg.optim.batch_size * st.cfg.optim.grad_accum / dt, peak
 
 
-def profile(st: T._State, steps: int) -> None:
+# Operators that move no data (views, allocations, a cast to the dtype a tensor has, the CPU fused optimizer's
+# read of its step count): no kernel on a GPU.
+NO_KERNEL = {"aten::as_strided", "aten::view", "aten::_unsafe_view", "aten::reshape", "aten::expand", "aten::t",
+             "aten::transpose", "aten::permute", "aten::unsqueeze", "aten::squeeze", "aten::slice", "aten::select",
+             "aten::split", "aten::split_with_sizes", "aten::chunk", "aten::unbind", "aten::narrow", "aten::alias",
+             "aten::detach", "aten::detach_", "aten::resolve_conj", "aten::resolve_neg", "aten::empty",
+             "aten::empty_strided", "aten::empty_like", "aten::to", "aten::lift_fresh", "aten::result_type",
+             "aten::_local_scalar_dense", "aten::resize_", "aten::set_", "aten::is_nonzero", "aten::numpy_T",
+             "aten::_reshape_alias", "aten::contiguous", "aten::expand_as", "aten::view_as", "aten::flatten"}
+
+
+def count_step(st: TrainState, steps: int = 2) -> tuple[float, float, float]:
+    """(operators, device kernels, host syncs) per optimizer step: the leaf operators the profiler records on
+    the host that move data (``NO_KERNEL`` left out: each of the rest is a kernel launch on a GPU), the CUDA
+    kernels on a GPU (nan on the CPU), and the reads of device values that would stall a GPU
+    (``syncs.SyncCounter``)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    source = step_source(st)
+    train_step(st, source())  # warm-up: first-call set-up out of the count
+    batches = [source() for _ in range(steps)]
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if st.device.type == "cuda" else [])
+    with torch_profile(activities=acts) as prof, SyncCounter() as syncs:
+        for b in batches:
+            train_step(st, b)
+        sync(st.device)
+    events = prof.events()
+    ops = sum(1 for e in events if e.name.startswith("aten::") and not e.cpu_children and e.name not in NO_KERNEL)
+    kernels = sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA) \
+        if st.device.type == "cuda" else float("nan")
+    return ops / steps, kernels / steps, syncs.total / steps
+
+
+def profile(st: TrainState, steps: int) -> None:
     """Where a plain step's time goes: the PyTorch profiler's top operators by self time on the device."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
@@ -143,7 +190,7 @@ def profile(st: T._State, steps: int) -> None:
     print(prof.key_averages().table(sort_by=key, row_limit=20))
 
 
-MODES = {"plain": 1, "cached2": 2, "cached4": 4}
+MODES = {"plain": (1, "cached"), "cached2": (2, "cached"), "cached4": (4, "cached"), "naive4": (4, "naive")}
 
 
 def parallel(n: int, argv: list[str]) -> None:
@@ -175,7 +222,9 @@ def main() -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 GPU, 5 CPU)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
-    p.add_argument("--buckets", type=int, default=4, help="run.length_buckets (0 = every clip at full width)")
+    p.add_argument("--attention", default="auto", choices=("auto", "varlen", "padded"), help="run.attention")
+    p.add_argument("--count", action="store_true",
+                   help="operators, kernels and host syncs per optimizer step instead of timing")
     p.add_argument("--batch", type=int, default=0, help="clips per optimizer step (default: the scale's)")
     p.add_argument("--modes", default="plain,cached2,cached4", help=f"comma-separated, of {', '.join(MODES)}")
     p.add_argument("--parallel", type=int, default=0, help="N processes of the plain step at once on the device")
@@ -191,14 +240,16 @@ def main() -> None:
         return parallel(a.parallel, _without_parallel(sys.argv[1:]))
     if not a.worker:
         threads = f"cpu threads: {torch.get_num_threads()}  " if device.type == "cpu" else ""
-        print(f"{threads}scale: {s}  length_buckets={a.buckets}  clip lengths: "
+        print(f"{threads}scale: {s}  attention={a.attention}  clip lengths: "
               f"{'Phoenix-2014T train' if CORPUS.exists() else 'uniform'}")
     if a.profile:
-        return profile(build(s, device, 1, a.compile, a.buckets), steps)
+        return profile(build(s, device, 1, a.compile, a.attention), steps)
+    if a.count:
+        return counts(s, device, a)
     flops = flops_per_sample(s)
     results = {}
     for name in a.modes.split(","):
-        st = build(s, device, MODES[name], a.compile, a.buckets)
+        st = build(s, device, *MODES[name][:1], a.compile, a.attention, MODES[name][1])
         sps, peak = measure(st, steps, warmup=1 if a.smoke else 3, ready=_wait_for_go if a.worker else None)
         results[name] = sps
         mfu = sps * flops / (a.peak_tflops * 1e12) * 100
@@ -209,6 +260,18 @@ def main() -> None:
     for name in results:
         if name != "plain" and "plain" in results:
             print(f"cost per sample, {name} vs plain: {results['plain'] / results[name]:.2f}x")
+
+
+def counts(s: dict[str, int], device: torch.device, a: argparse.Namespace) -> None:
+    """Operators, kernels and host syncs per optimizer step for each mode, and the ratio to the plain step."""
+    rows = {}
+    for name in a.modes.split(","):
+        accum, mode = MODES[name]
+        rows[name] = count_step(build(s, device, accum, a.compile, a.attention, mode))
+        ops, kernels, syncs = rows[name]
+        ratio = f"  ({ops / rows['plain'][0]:.2f}x plain)" if "plain" in rows and name != "plain" else ""
+        print(f"{name:8s} operators/step={ops:.0f}{ratio}  kernels/step={kernels:.0f}  host syncs/step={syncs:g}",
+              flush=True)
 
 
 def _without_parallel(argv: list[str]) -> list[str]:

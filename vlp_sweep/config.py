@@ -8,6 +8,7 @@ into every checkpoint and leaderboard row.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 from dataclasses import dataclass, field, fields
@@ -123,8 +124,10 @@ class RunConfig:
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
     precision: str = _f("auto", "auto = bf16 autocast on GPU, fp32 on CPU", choices=("auto", "fp32", "bf16"))
     compile: bool = _f(False, "torch.compile the model")
-    length_buckets: int = _f(4, "encode each batch in this many groups of similar length, padding cut "
-                                "(speed only; 0 = every clip at max_frames)", lo=0)
+    attention: str = _f("auto", "attention kernel (speed only): varlen = variable-length flash attention over "
+                                "the packed frames (CUDA, bf16); padded = each clip padded to the batch's longest "
+                                "for attention alone; auto = varlen where it runs",
+                        choices=("auto", "varlen", "padded"))
     eval_every: int = _f(1, "evaluate every N epochs (and after the last)", lo=1)
     eval_batch_size: int = _f(512, "clips per forward pass in evaluation", lo=1)
     num_threads: int = _f(0, "CPU threads for torch (0 = leave as is)", lo=0)
@@ -296,12 +299,32 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Keys of earlier versions that no longer do anything, and why: dropped where they appear (a checkpoint or
+# sweep of an earlier version loads as it was trained), with one log line.
+REMOVED_KEYS = {"run.length_buckets": "clips are packed since vlp-sweep 0.3, so no padding is computed"}
+
+
 def make_config(*layers: dict[str, Any]) -> TrainConfig:
     """Build a validated config from layers of (nested or dotted) overrides, later layers winning."""
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = merge(merged, nest(layer))
-    return _build(TrainConfig, merged, "")
+    return _build(TrainConfig, _drop_removed(merged), "")
+
+
+def _drop_removed(merged: dict[str, Any]) -> dict[str, Any]:
+    for key, why in REMOVED_KEYS.items():
+        section, name = key.split(".")
+        sub = merged.get(section)
+        if isinstance(sub, dict) and name in sub:
+            merged = {**merged, section: {k: v for k, v in sub.items() if k != name}}
+            if key not in _warned:
+                _warned.add(key)
+                logging.getLogger(__name__).warning("%s is ignored: %s", key, why)
+    return merged
+
+
+_warned: set[str] = set()
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -17,14 +17,14 @@ PHOENIX_TRAIN = 7096  # Phoenix-2014T's train split (../shared/data/phoenix14t)
 @pytest.mark.parametrize("n", [3, 17, 160, 7096])
 def test_steps_per_epoch_match_the_trainer(n: int) -> None:
     from vlp_sweep.errors import UserError
-    from vlp_sweep.train.trainer import _steps_per_epoch
+    from vlp_sweep.train.schedule import steps_per_epoch as trainer_steps
 
     for batch in (2, 7, 64, 256, 1500):
         for accum in (1, 2, 4):
             for workers in (1, 2):
                 cfg = make_config({"optim.batch_size": batch, "optim.grad_accum": accum})
                 try:
-                    want = _steps_per_epoch(n, cfg, workers)
+                    want = trainer_steps(n, cfg, workers)
                 except UserError:  # the trainer refuses a split this small
                     want = 0
                 assert steps_per_epoch(n, batch, accum, workers) == want, (n, batch, accum, workers)

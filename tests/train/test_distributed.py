@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
-from vlp_sweep.train import trainer as T
-from vlp_sweep.train.accumulate import accumulate_gradients
-from vlp_sweep.train.batching import make_batch
+from vlp_sweep.train import state as S
+from vlp_sweep.train.accumulate import step_backward
+from vlp_sweep.train.batch_plan import plan_frames
 from vlp_sweep.train.distributed import DistContext, shard, sum_gradients
+from vlp_sweep.train.packing import build_packed
 
 GLOBAL = 8
 
@@ -23,12 +25,12 @@ def _grads(data: Path, mode: str, ctx: DistContext) -> dict[str, torch.Tensor]:
     micro = GLOBAL // accum // ctx.world_size
     cfg = make_config(tiny_config(data, **{"optim.batch_size": micro, "optim.grad_accum": accum,
                                            "optim.accum_mode": mode, "loss.hard_negatives": "hcl"}))
-    st = T._setup(cfg, None, ctx)
-    idx = torch.arange(GLOBAL)
+    st = S.setup(cfg, None, ctx)
+    idx = np.arange(GLOBAL)
     per_step = GLOBAL // accum
-    batches = [make_batch(st.train, shard(idx[i * per_step:(i + 1) * per_step], ctx), cfg.data, None, None)
-               for i in range(accum)]
-    accumulate_gradients(mode, st.model, st.crit, batches)
+    clips = np.concatenate([shard(idx[i * per_step:(i + 1) * per_step], ctx) for i in range(accum)])
+    plan = plan_frames(clips, st.train.length_host, cfg.data.max_frames, "crop")  # centre windows
+    step_backward(mode, st.model, st.crit, build_packed(st.train, plan, cfg.data, None, None, 32), micro)
     sum_gradients(st.model, ctx)
     return {n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None}
 

@@ -3,96 +3,18 @@ issue, and a user's module trained, checkpointed and rebuilt through the one pat
 
 from __future__ import annotations
 
-import itertools
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.train.conftest import tiny_config
+from tests.train.conftest import cfg_for
 from vlp_sweep.config import make_config
 from vlp_sweep.errors import UserError
+from vlp_sweep.train import state as S
 from vlp_sweep.train.factory import BUILTIN_FACTORY, ModelDims, add_import_paths
 from vlp_sweep.train.trainer import fit
-
-# A user's factory, written into a folder of its own per test (module names differ per test: no caching).
-MODEL = '''
-from typing import Literal
-import torch
-from torch import nn
-
-class Mean(nn.Module):
-    def __init__(self, dims, hidden, dropout, own_scale):
-        super().__init__()
-        self.video = nn.Sequential(nn.Linear(dims.kpt_dim + dims.siglip_dim, hidden), nn.Dropout(dropout),
-                                   nn.GELU(), nn.Linear(hidden, dims.embed_dim))
-        self.words = nn.Embedding(dims.vocab_size, hidden)
-        self.text = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, dims.embed_dim))
-        if own_scale:
-            self.logit_scale = nn.Parameter(torch.tensor(1.5))
-
-    def forward(self, b):
-        x = torch.cat([b[k] for k in ("kpts", "siglip") if k in b], -1)
-        m = b["frame_mask"].unsqueeze(-1).to(x.dtype)
-        t = b["token_mask"].unsqueeze(-1).float()
-        return {"video": self.video((x * m).sum(1) / m.sum(1).clamp(min=1)),
-                "text": self.text((self.words(b["tokens"]) * t).sum(1) / t.sum(1).clamp(min=1))}
-
-def build(dims, hidden: int = 16, dropout: float = 0.0, own_scale: bool = False,
-          act: Literal["gelu", "relu"] = "gelu"):
-    return Mean(dims, hidden, dropout, own_scale)
-
-def needs_width(dims, width: int):
-    return Mean(dims, width, 0.0, False)
-
-def flat(dims, **options):
-    return Mean(dims, 16, 0.0, False)
-
-def wrong_shape(dims):
-    class Bad(Mean):
-        def forward(self, b):
-            out = super().forward(b)
-            return {"video": out["video"][:, :3], "text": out["text"]}
-    return Bad(dims, 8, 0.0, False)
-
-def int_embeddings(dims):
-    class Bad(Mean):
-        def forward(self, b):
-            out = super().forward(b)
-            return {"video": out["video"].long(), "text": out["text"]}
-    return Bad(dims, 8, 0.0, False)
-
-def not_a_module(dims):
-    return {"video": None}
-
-not_callable = 3
-'''
-
-
-_COUNT = itertools.count()
-
-
-@pytest.fixture
-def user_module(tmp_path: Path) -> Iterator[str]:
-    """The name of an importable module holding MODEL (removed from sys.path/modules afterwards)."""
-    name = f"user_model_{next(_COUNT)}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(MODEL))
-    add_import_paths([tmp_path])
-    yield name
-    sys.modules.pop(name, None)
-    if str(tmp_path) in sys.path:
-        sys.path.remove(str(tmp_path))
-
-
-def cfg_for(data: Path, factory: str, **options: object) -> dict[str, object]:
-    over: dict[str, object] = {"model.factory": factory, **{f"model.options.{k}": v for k, v in options.items()}}
-    return {k: v for k, v in tiny_config(data).items() if k not in ("model.d_model", "model.heads",
-                                                                   "model.video_layers", "model.text_layers",
-                                                                   "model.dropout")} | over
-
 
 # ------------------------------------------------------------------ options against the signature
 
@@ -204,14 +126,13 @@ def test_the_trainer_keeps_the_logit_scale_unless_the_module_brings_its_own(user
 def test_cached_accumulation_is_exact_for_a_user_model_with_dropout(user_module: str, tiny_data: Path) -> None:
     """GradCache replays the module's RNG: its gradients equal one full-batch step over the same
     dropout masks (each micro-batch's forward drawn from the RNG state it started from)."""
-    from vlp_sweep.train import trainer as T
+    from vlp_sweep.train import steps
     from vlp_sweep.train.accumulate import cached_backward
 
     cfg = make_config(cfg_for(tiny_data, f"{user_module}:build", dropout=0.3) | {
         "optim.grad_accum": 3, "optim.accum_mode": "cached", "optim.batch_size": 6, "optim.grad_clip": 0.0})
-    st = T._setup(cfg, None)
-    gen, aug = T._seed_epoch(0, 0, st.device)
-    micro = next(T._batches(st, gen, aug))
+    st = S.setup(cfg, None)
+    micro = next(steps.epoch_batches(st, 0)).parts()
     torch.manual_seed(5)
     start = torch.get_rng_state()
     cached_loss = cached_backward(st.model, st.crit, micro)["loss"]

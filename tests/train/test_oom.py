@@ -10,22 +10,22 @@ import torch
 
 from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
+from vlp_sweep.train import state as S
+from vlp_sweep.train import steps
 from vlp_sweep.train import trainer as T
-from vlp_sweep.train.batching import make_batch
 from vlp_sweep.train.checkpoint import load_checkpoint
 from vlp_sweep.train.health_config import HealthConfig
 from vlp_sweep.train.model import VLPModel
 from vlp_sweep.train.oom import OomRescue, OutOfMemoryFloorError, split_batch
-
-TIMES = ("samples_per_s", "epoch_s", "elapsed_s")
+from vlp_sweep.train.packing import PackedBatch
 
 
 def _oom_above(monkeypatch: pytest.MonkeyPatch, limit: int) -> dict[str, int]:
     """Training forwards of more than ``limit`` clips raise what CUDA raises when memory runs out."""
     forward, seen = VLPModel.forward, {"oom": 0}
 
-    def guarded(self: VLPModel, b: dict[str, torch.Tensor], *args: object, **kw: object) -> dict[str, torch.Tensor]:
-        if self.training and len(b["tokens"]) > limit:
+    def guarded(self: VLPModel, b: PackedBatch, *args: object, **kw: object) -> dict[str, torch.Tensor]:
+        if self.training and len(b) > limit:
             seen["oom"] += 1
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
         return forward(self, b, *args, **kw)  # type: ignore[arg-type]
@@ -41,7 +41,7 @@ def _fit(data: Path, out: Path, **over: object) -> tuple[T.FitResult, dict[str, 
 
 
 def _metrics(res: T.FitResult) -> list[dict[str, float]]:
-    return [{k: v for k, v in ev.metrics.items() if k not in TIMES} for ev in res.history]
+    return [{k: v for k, v in ev.metrics.items() if not k.endswith("_s")} for ev in res.history]  # not times
 
 
 def test_split_batch_keeps_every_clip_in_order() -> None:
@@ -53,15 +53,18 @@ def test_split_batch_keeps_every_clip_in_order() -> None:
 
 def test_rescued_run_matches_one_started_at_the_smaller_micro_batch(tiny_data: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    small, small_w = _fit(tiny_data, tmp_path / "small", **{"optim.batch_size": 4, "optim.grad_accum": 4})
+    # The whole step of 16 clips at once runs out of memory in both runs: the small one goes on with GradCache
+    # over its micro-batches of 4, the big one over its micro-batches of 8, which run out too and are cut to 4.
     seen = _oom_above(monkeypatch, 4)
+    small, small_w = _fit(tiny_data, tmp_path / "small", **{"optim.batch_size": 4, "optim.grad_accum": 4})
+    assert seen["oom"] == 1  # once: the fallback stays for the rest of the run
     big, big_w = _fit(tiny_data, tmp_path / "big", **{"optim.batch_size": 8, "optim.grad_accum": 2})
-    assert seen["oom"] == 1  # once: the cut stays for the rest of the run
+    assert seen["oom"] == 3  # the whole step, then micro-batches of 8; then never again
     assert _metrics(big) == _metrics(small)  # every loss and metric of every epoch, bit for bit
     assert all(torch.equal(big_w[k], small_w[k]) for k in small_w)
     h = big.last.health
-    assert (h["micro_batch"], h["oom_rescues"], h["health_oom"]) == (4, 1, "warn")
-    assert small.last.health["micro_batch"] == 4 and small.last.health["oom_rescues"] == 0
+    assert (h["micro_batch"], h["oom_rescues"], h["health_oom"]) == (4, 2, "warn")
+    assert small.last.health["micro_batch"] == 4 and small.last.health["oom_rescues"] == 1
 
 
 def test_naive_accumulation_keeps_its_negatives(tiny_data: Path, tmp_path: Path,
@@ -86,22 +89,23 @@ def test_naive_accumulation_keeps_its_negatives(tiny_data: Path, tmp_path: Path,
 
 @pytest.mark.parametrize("mode", ["naive", "cached"])
 def test_split_step_gradients_equal_the_unsplit_step(tiny_data: Path, mode: str) -> None:
-    """One step's gradients with its micro-batches cut in two (the rescue) equal those of the step itself."""
+    """One step's gradients over its micro-batches (the first retry) and with them cut in two (the rescue) equal
+    those of the step itself (all its clips in one forward)."""
     cfg = make_config(tiny_config(tiny_data, **{"optim.batch_size": 6, "optim.grad_accum": 2,
                                                 "optim.accum_mode": mode, "model.dropout": 0.0}))
-    st = T._setup(cfg, None)
-    idx = torch.arange(12)
-    batches = [make_batch(st.train, idx[i * 6:(i + 1) * 6], cfg.data, None, None) for i in range(2)]
+    st = S.setup(cfg, None)
+    batch = next(steps.epoch_batches(st, 0))
     grads = []
-    for split in (1, 2):
+    for chunked, split in ((False, 1), (True, 1), (True, 2)):
         st.opt.zero_grad(set_to_none=True)
         st.oom = OomRescue(1, st.device)
-        st.oom.split = split
-        T._backward(st, batches)
+        st.oom.chunked, st.oom.split = chunked, split
+        steps.step_gradients(st, batch)
         grads.append({n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys()
-    for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-6, msg=name)
+    for other in grads[1:]:
+        assert other.keys() == grads[0].keys()
+        for name in grads[0]:
+            torch.testing.assert_close(other[name], grads[0][name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_below_the_floor_it_gives_up_in_one_line(tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:

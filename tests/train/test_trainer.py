@@ -15,6 +15,8 @@ from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
+from vlp_sweep.train import state as S
+from vlp_sweep.train import steps
 from vlp_sweep.train import trainer as T
 from vlp_sweep.train.checkpoint import load_checkpoint, save_checkpoint
 from vlp_sweep.train.evaluate import evaluate_checkpoint
@@ -30,14 +32,14 @@ def test_overfits_tiny_dataset_to_perfect_recall(tiny_data: Path) -> None:
     assert res.last.metrics["t2v_MedR"] == 1.0
 
 
-def _one_step(st: T._State) -> None:
-    T.train_step(st, next(T._batches(st, *T._seed_epoch(st.cfg.run.seed, 0, st.device))))
+def _one_step(st: S.TrainState) -> None:
+    steps.train_step(st, next(steps.epoch_batches(st, 0)))
 
 
 def test_a_scale_started_at_the_cap_moves_down(tiny_data: Path) -> None:
     # Option C's log(100) arm: at random init a sharper softmax costs loss, so the scale must fall.
     # With the old clamp inside the loss it got no gradient and stayed at 100 for ever.
-    st = T._setup(make_config(tiny_config(tiny_data, **{"loss.temperature": "log(100)"})), None)
+    st = S.setup(make_config(tiny_config(tiny_data, **{"loss.temperature": "log(100)"})), None)
     assert float(st.model.logit_scale.detach().exp()) == pytest.approx(100.0)
     for _ in range(3):
         _one_step(st)
@@ -47,7 +49,7 @@ def test_a_scale_started_at_the_cap_moves_down(tiny_data: Path) -> None:
 @pytest.mark.parametrize(("start", "want"), [(-1.0, 0.0), (7.0, math.log(50.0))])
 def test_the_scale_parameter_is_clamped_into_0_and_log_cap_after_a_step(tiny_data: Path, start: float,
                                                                        want: float) -> None:
-    st = T._setup(make_config(tiny_config(tiny_data, **{"loss.max_logit_scale": 50.0, "optim.lr": 1e-6})), None)
+    st = S.setup(make_config(tiny_config(tiny_data, **{"loss.max_logit_scale": 50.0, "optim.lr": 1e-6})), None)
     with torch.no_grad():
         st.model.logit_scale.fill_(start)
     _one_step(st)
@@ -59,9 +61,9 @@ def test_plain_infonce_is_reported_beside_each_modes_loss(tiny_data: Path, hard:
     cfg = make_config(tiny_config(tiny_data, **{"optim.epochs": 1, "loss.hard_negatives": hard,
                                                 "loss.hcl_beta": 2.0, "loss.vsepp_weight": 5.0, "loss.topk_k": 2,
                                                 "loss.topk_weight": 4.0}))
-    st = T._setup(cfg, None)
-    train = T._train_epoch(st)[0]
-    ev = T._evaluate(st)
+    st = S.setup(cfg, None)
+    train = steps.train_epoch(st)[0]
+    ev = T.evaluate(st)
     # eval_infonce: plain symmetric InfoNCE over the eval split at the model's scale, duplicates masked.
     t, v = T.embed_split(st.model, st.eval, cfg, st.device)
     plain = ContrastiveLoss(make_config({"loss.hard_negatives": "none"}).loss)
@@ -129,14 +131,14 @@ def test_best_pt_follows_the_sweeps_selection_rule_on_ties(tiny_data: Path, tmp_
     from vlp_sweep.selection import best_evaluation
 
     script = {1: (10.0, 50.0), 2: (20.0, 100.0), 3: (20.0, 120.0), 4: (20.0, 120.0)}
-    real = T._evaluate
+    real = T.evaluate
 
-    def scripted(st: T._State) -> T.Evaluation:
+    def scripted(st: S.TrainState) -> T.Evaluation:
         ev = real(st)
         ev.metrics["t2v_R1"], ev.metrics["rsum"] = script[ev.epoch]
         return ev
 
-    monkeypatch.setattr(T, "_evaluate", scripted)
+    monkeypatch.setattr(T, "evaluate", scripted)
     cfg = tiny_config(tiny_data, **{"optim.epochs": 4, "run.out_dir": str(tmp_path)})
     res = T.fit(cfg)
     rows = [{"epoch": e, "t2v_R1": r1, "rsum": rs} for e, (r1, rs) in script.items()]

@@ -27,8 +27,9 @@ def check_model(spec: Any, ds: Any) -> str | None:
     """None for the built-in model; else a summary line (parameters) or a UserError naming the factory."""
     import torch
 
-    from vlp_sweep.train.batching import load_split, make_batch, model_dims
+    from vlp_sweep.train.batching import load_split, model_dims
     from vlp_sweep.train.contract import build_model
+    from vlp_sweep.train.packing import make_batch
     from vlp_sweep.train.tokenizer import WordTokenizer
 
     cfg = representative_config(spec)
@@ -39,7 +40,7 @@ def check_model(spec: Any, ds: Any) -> str | None:
     split = load_split(ds, cfg.data.train_split, cfg.data, tok, torch.device("cpu"), torch.float32, limit=CLIPS)
     model = build_model(cfg, model_dims(ds, cfg, len(tok)))
     model.eval()
-    batch = make_batch(split, torch.arange(min(CLIPS, len(split))), cfg.data, None, None)
+    batch = make_batch(split, torch.arange(min(CLIPS, len(split))), cfg.data)
     try:
         with torch.no_grad():
             model(batch)

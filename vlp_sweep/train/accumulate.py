@@ -1,13 +1,24 @@
-"""Gradient accumulation over the micro-batches of one optimizer step: naive and cached (GradCache).
+"""Gradient accumulation over the micro-batches of one optimizer step: naive and cached.
 
-Both functions run forward and backward only: they add the step's parameter gradients to ``.grad``
-and return the step's ``loss`` and plain ``infonce`` (detached, on the device). The all-reduce across
+Every function here runs forward and backward only: it adds the step's parameter gradients to ``.grad``
+and returns the step's ``loss`` and plain ``infonce`` (detached, on the device). The all-reduce across
 processes, clipping and the optimizer step stay with the caller (``trainer.train_step``).
 
-- ``naive_backward``: what the plan's script did; each micro-batch's loss sees only its own
-  negatives, and the gradients of the micro-batch losses (each divided by their number) add up.
-- ``cached_backward``: GradCache (Gao et al., 2021); the loss over the whole effective batch, so
-  accumulation really adds negatives. Its parameter gradients equal those of one full-batch step.
+- naive: what the plan's script did; each micro-batch's loss sees only its own negatives, and the
+  gradients of the micro-batch losses (each divided by their number) add up.
+- cached: the loss over the whole effective batch, so accumulation really adds negatives; its parameter
+  gradients equal those of one full-batch step.
+
+Two ways to run them, by the model's input form:
+
+- :func:`step_backward` (a model that takes packed batches, the built-in one): the whole step's clips in one
+  forward, its layers recomputed in the backward (activation checkpointing) when the step spans several
+  micro-batches, so memory stays near one micro-batch's. One extra forward, as GradCache, but one launch
+  sequence instead of one per micro-batch and pass. Naive mode takes each micro-batch's loss from its slice.
+- :func:`accumulate_gradients` (a model of your own, the padded dict): micro-batch by micro-batch, cached as
+  GradCache (Gao et al., 2021): embed every micro-batch without a graph, take the loss and its gradient
+  w.r.t. the embeddings, then re-embed each micro-batch with a graph (the same dropout RNG) and backprop
+  the cached gradients.
 
 A ``loss_fn`` is called as ``loss_fn(video, text, logit_scale, text_ids)`` and returns a dict with
 ``loss`` (what to backprop) and ``infonce`` (e.g. :class:`~vlp_sweep.train.distributed.GatheredLoss`).
@@ -23,11 +34,31 @@ import torch
 from torch import Tensor
 
 from vlp_sweep.train.contract import ContrastiveModel
+from vlp_sweep.train.packing import Batch, batch_len, batch_text_ids
 
-Batch = dict[str, Tensor]
 LossFn = Callable[..., dict[str, Tensor]]
 Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 RngState = tuple[Tensor, Tensor | None]
+
+
+def step_backward(mode: str, model: ContrastiveModel, loss_fn: LossFn, batch: Batch, micro: int,
+                  autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
+    """Forward and backward of a whole step's ``batch`` (its micro-batches are consecutive slices of
+    ``micro`` clips); ``mode`` is ``optim.accum_mode``."""
+    n = batch_len(batch)
+    model.set_recompute(n > micro)
+    with autocast():
+        out = model(batch)
+    ids = batch_text_ids(batch)
+    if mode == "cached" or n <= micro:
+        res = loss_fn(out["video"], out["text"], out["logit_scale"], ids)
+        res["loss"].backward()
+        return {"loss": res["loss"].detach(), "infonce": res["infonce"].detach()}
+    parts = [loss_fn(out["video"][i:i + micro], out["text"][i:i + micro], out["logit_scale"], ids[i:i + micro])
+             for i in range(0, n, micro)]
+    loss = torch.stack([p["loss"] for p in parts]).mean()
+    loss.backward()
+    return {"loss": loss.detach(), "infonce": torch.stack([p["infonce"].detach() for p in parts]).mean()}
 
 
 def accumulate_gradients(mode: str, model: ContrastiveModel, loss_fn: LossFn, micro_batches: Sequence[Batch],
@@ -49,7 +80,7 @@ def naive_backward(model: ContrastiveModel, loss_fn: LossFn, micro_batches: Sequ
     for b in micro_batches:
         with autocast():
             out = model(b)
-        res = loss_fn(out["video"], out["text"], out["logit_scale"], b["text_ids"])
+        res = loss_fn(out["video"], out["text"], out["logit_scale"], batch_text_ids(b))
         (res["loss"] / len(micro_batches)).backward()
         total = {k: v + res[k].detach() / len(micro_batches) for k, v in total.items()}
     return total
@@ -60,31 +91,31 @@ def cached_backward(model: ContrastiveModel, loss_fn: LossFn, micro_batches: Seq
     """GradCache: the loss over the whole effective batch; returns it (and its plain InfoNCE).
 
     1) embed every micro-batch without a graph; 2) the loss and its gradient w.r.t. the embeddings;
-    3) re-embed each micro-batch with a graph (the same dropout RNG, the same length groups) and
-    backprop the cached gradients. Costs a second forward.
+    3) re-embed each micro-batch with a graph (the same dropout RNG) and backprop the cached gradients.
+    Costs a second forward.
     """
     device = _device(micro_batches)
-    states, plans, videos, texts = [], [], [], []
+    model.set_recompute(False)
+    states, videos, texts = [], [], []
     with torch.no_grad():
         for b in micro_batches:
             states.append(rng_state(device))
-            plans.append(model.group_plan(b))  # the same groups in both passes, one host sync
             with autocast():
-                out = model(b, plans[-1])
+                out = model(b)
             videos.append(out["video"])
             texts.append(out["text"])
     v = torch.cat(videos).requires_grad_()
     t = torch.cat(texts).requires_grad_()
-    ids = torch.cat([b["text_ids"] for b in micro_batches])
+    ids = torch.cat([batch_text_ids(b) for b in micro_batches])
     res = loss_fn(v, t, model.logit_scale, ids)
     res["loss"].backward()  # grads for v, t and the logit scale
     assert v.grad is not None and t.grad is not None
     start = 0
-    for b, state, plan in zip(micro_batches, states, plans):
-        n = len(b["tokens"])
+    for b, state in zip(micro_batches, states):
+        n = batch_len(b)
         set_rng_state(state, device)
         with autocast():
-            out = model(b, plan)
+            out = model(b)
         torch.autograd.backward([out["video"], out["text"]], [v.grad[start:start + n], t.grad[start:start + n]])
         start += n
     return {"loss": res["loss"].detach(), "infonce": res["infonce"].detach()}
@@ -102,4 +133,4 @@ def set_rng_state(state: RngState, device: torch.device) -> None:
 
 
 def _device(micro_batches: Sequence[Batch]) -> torch.device:
-    return micro_batches[0]["tokens"].device
+    return batch_text_ids(micro_batches[0]).device

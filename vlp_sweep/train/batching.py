@@ -1,21 +1,29 @@
-"""Device-resident clips and batch building: every split lives on the device once, and a batch is
-a gather of frame indices (option A crop/uniform, option E speed), never a per-sample Python loop.
+"""Device-resident clips and batch building: every split lives on the device once, and a batch is a
+gather of the frame rows a host-side plan lists (``batch_plan.py``), never a per-sample Python loop.
+
+Two batch forms come from one plan:
+
+- :class:`PackedBatch` (the built-in model): the batch's frames and tokens packed end to end, no
+  padding, each sequence's extent in ``cu`` offsets (what variable-length attention takes). Its sizes are
+  known on the host, so building and encoding it needs no device-to-host sync.
+- the padded dict of :func:`padded_batch` (a model of your own: README, "Your own model"): ``kpts
+  [B, T, P]``, ``siglip [B, T, D]``, ``frame_mask [B, T]``, ``tokens``/``token_mask [B, L]``,
+  ``text_ids [B]`` (and ``text_feats [B, D]``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
-from vlp_sweep.config import AugConfig, DataConfig, TrainConfig
+from vlp_sweep.config import DataConfig, TrainConfig
 from vlp_sweep.data.layout import Layout
 from vlp_sweep.data.normalize import normalize_keypoints
 from vlp_sweep.data.packed import PackedDataset
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.augment import augment_keypoints
 from vlp_sweep.train.factory import ModelDims
 from vlp_sweep.train.tokenizer import WordTokenizer, sequence_ids
 
@@ -35,6 +43,16 @@ class SplitTensors:
     token_mask: torch.Tensor  # [N, L] bool
     text_ids: torch.Tensor  # [N] int64: equal for identical token sequences (false negatives, retrieval ties)
     text_feats: torch.Tensor | None = None  # [N, D] precomputed text features (data.use_text_features)
+    # The same sizes on the host, where batches are planned (no device read per batch):
+    length_host: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [N] frames per clip
+    offset_host: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [N] first frame row
+    token_len_host: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [N] tokens per caption
+
+    def __post_init__(self) -> None:
+        if len(self.length_host) != len(self.ids):  # built from device tensors alone: read them once
+            self.length_host = self.length.cpu().numpy().astype(np.int64)
+            self.offset_host = self.offset.cpu().numpy().astype(np.int64)
+            self.token_len_host = self.token_mask.sum(1).cpu().numpy().astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -85,10 +103,12 @@ def load_split(ds: PackedDataset, split: str, cfg: DataConfig, tok: WordTokenize
     texts = rows["text"].astype(str).tolist()
     tokens, tmask = tok.encode(texts, cfg.max_text_len)
     text_ids = sequence_ids(tokens)  # duplicates as the text tower sees them, not as raw strings
-    length = torch.tensor(rows["n_frames"].to_numpy(np.int64), device=device)
+    n_frames = rows["n_frames"].to_numpy(np.int64).copy()
     feats = _text_features(ds, rows, device, dtype) if cfg.use_text_features else None
     return SplitTensors(rows["id"].astype(str).tolist(), texts, kpts, siglip, torch.from_numpy(new_off).to(device),
-                        length, tokens.to(device), tmask.to(device), text_ids.to(device), feats)
+                        torch.from_numpy(n_frames).to(device), tokens.to(device), tmask.to(device),
+                        text_ids.to(device), feats, n_frames, new_off.astype(np.int64),
+                        tmask.sum(1).numpy().astype(np.int64))
 
 
 def _text_features(ds: PackedDataset, rows: pd.DataFrame, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -110,54 +130,3 @@ def _normalised(ds: PackedDataset, src: np.ndarray, clip: np.ndarray, n_clips: i
     return normalize_keypoints(kp, conf, seg, n_clips, shoulders).to(dtype)
 
 
-def frame_positions(length: torch.Tensor, max_frames: int, sampling: str, train: bool, speed: float,
-                    gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which source frame feeds each of the ``max_frames`` slots: ``pos [B, T]`` (within the clip) and
-    ``valid [B, T]``. crop: a random window in training, the centre one in evaluation; uniform: evenly
-    spaced frames over the whole clip. With ``speed`` > 0 (training only) the window is resampled at a
-    random rate in [1 - speed, 1 + speed] (temporal jitter)."""
-    dev, b = length.device, len(length)
-    slots = torch.arange(max_frames, device=dev, dtype=torch.float32)
-    rate = torch.ones(b, device=dev)
-    if train and speed > 0:
-        rate = 1 + (torch.rand(b, device=dev, generator=gen) * 2 - 1) * speed
-    whole = (length > max_frames) & (sampling == "uniform")  # uniform: span the whole clip, T slots
-    span = torch.where(whole, length.float(), (max_frames * rate).clamp(max=length.float()))
-    n_out = torch.where(whole, max_frames, (span / rate).floor().long().clamp(1, max_frames))
-    room = length.float() - span  # >= 0: how far the window can slide
-    if train and sampling == "crop":
-        start = (torch.rand(b, device=dev, generator=gen) * (room + 1)).floor().clamp(max=room)
-    else:
-        start = (room / 2).floor()
-    step = span / n_out.float()
-    pos = (start[:, None] + slots[None] * step[:, None]).floor().long()
-    pos = torch.minimum(pos, (length - 1)[:, None])
-    valid = slots[None] < n_out[:, None].float()
-    return pos, valid
-
-
-def make_batch(split: SplitTensors, idx: torch.Tensor, cfg: DataConfig, aug: AugConfig | None,
-               gen: torch.Generator | None) -> dict[str, torch.Tensor]:
-    """Gather clips ``idx`` into model inputs; ``aug`` (training only) applies option E."""
-    train = aug is not None
-    pos, valid = frame_positions(split.length[idx], cfg.max_frames, cfg.frame_sampling, train,
-                                 aug.speed if aug else 0.0, gen)
-    rows = split.offset[idx][:, None] + pos  # [B, T] frame rows
-    batch: dict[str, torch.Tensor] = {"tokens": split.tokens[idx], "token_mask": split.token_mask[idx],
-                                      "text_ids": split.text_ids[idx]}
-    if split.text_feats is not None:
-        batch["text_feats"] = split.text_feats[idx]
-    if train and aug is not None and aug.frame_mask_prob > 0:
-        drop = torch.rand(valid.shape, device=valid.device, generator=gen) < aug.frame_mask_prob
-        drop[:, 0] = False  # keep at least one frame per clip
-        valid = valid & ~drop
-    if split.kpts is not None:
-        k = split.kpts[rows]  # [B, T, K, C+1]
-        if train and aug is not None:
-            k = augment_keypoints(k, aug, gen)
-        k = k * valid[..., None, None].to(k.dtype)
-        batch["kpts"] = k.flatten(2)
-    if split.siglip is not None:
-        batch["siglip"] = split.siglip[rows] * valid[..., None].to(split.siglip.dtype)
-    batch["frame_mask"] = valid
-    return batch

@@ -19,13 +19,14 @@ from torch import nn
 from vlp_sweep.config import TrainConfig
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.factory import BUILTIN_FACTORY, BUILTIN_OPTIONS, ModelDims, call_factory, module_root
+from vlp_sweep.train.packing import Batch, PackedBatch, batch_len, batch_text_ids
 
 
 def factory_options(cfg: TrainConfig) -> dict[str, Any]:
-    """What the factory is called with besides the dims: the built-in model's typed keys (and its
-    length-group speed setting), or a factory's own ``model.options``."""
+    """What the factory is called with besides the dims: the built-in model's typed keys, or a factory's
+    own ``model.options``."""
     if cfg.model.factory == BUILTIN_FACTORY:
-        return {k: getattr(cfg.model, k) for k in BUILTIN_OPTIONS} | {"length_buckets": cfg.run.length_buckets}
+        return {k: getattr(cfg.model, k) for k in BUILTIN_OPTIONS}
     return dict(cfg.model.options)
 
 
@@ -37,9 +38,9 @@ def build_model(cfg: TrainConfig, dims: ModelDims) -> ContrastiveModel:
 
 class ContrastiveModel(nn.Module):
     """``forward(batch) -> {"video": [B, E], "text": [B, E], "logit_scale": scalar}``, embeddings float32 and
-    unit length. The module's optional hooks: ``group_plan(batch)`` (computed once per micro-batch and
-    passed back as ``forward``'s second argument, so that both GradCache passes encode alike) and
-    ``compile_towers()`` (what ``run.compile`` calls instead of ``nn.Module.compile``)."""
+    unit length. A module of your own gets the padded batch dict; one that sets ``packed_input = True`` (the
+    built-in model) gets :class:`~vlp_sweep.train.packing.PackedBatch` and may offer ``set_attention``, a
+    ``recompute`` flag and ``compile_towers()`` (what ``run.compile`` calls instead of ``nn.Module.compile``)."""
 
     def __init__(self, net: nn.Module, dims: ModelDims, factory: str, logit_scale_init: float,
                  learn_temperature: bool) -> None:
@@ -59,9 +60,17 @@ class ContrastiveModel(nn.Module):
         own = self._parameters.get("logit_scale")
         return own if own is not None else self.net.logit_scale  # type: ignore[return-value]
 
-    def group_plan(self, batch: Mapping[str, torch.Tensor]) -> Any:
-        plan = getattr(self.net, "group_plan", None)
-        return plan(batch) if plan is not None else None
+    @property
+    def packed_input(self) -> bool:
+        """Whether the module takes packed batches (else the padded dict)."""
+        return bool(getattr(self.net, "packed_input", False))
+
+    def set_recompute(self, on: bool) -> None:
+        """Activation checkpointing inside the module, where it offers it (a step over several micro-batches'
+        worth of clips at once); without it the trainer accumulates micro-batch by micro-batch."""
+        net: Any = self.net
+        if hasattr(net, "recompute"):
+            net.recompute = on
 
     def compile_model(self) -> None:
         towers = getattr(self.net, "compile_towers", None)
@@ -70,12 +79,14 @@ class ContrastiveModel(nn.Module):
         else:
             self.net.compile(dynamic=True)
 
-    def forward(self, batch: Mapping[str, torch.Tensor], plan: Any = None) -> dict[str, torch.Tensor]:
-        if not torch.is_autocast_enabled(batch["tokens"].device.type):
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        device = batch_text_ids(batch).device
+        if not torch.is_autocast_enabled(device.type):
             # GPU data is stored in float16; without autocast a float32 module needs float32 inputs.
-            batch = {k: v.float() if v.dtype == torch.float16 else v for k, v in batch.items()}
-        out = self.net(batch, plan) if plan is not None else self.net(batch)
-        n = len(batch["tokens"])
+            batch = batch.float() if isinstance(batch, PackedBatch) else {
+                k: v.float() if v.dtype == torch.float16 else v for k, v in batch.items()}
+        out = self.net(batch)
+        n = batch_len(batch)
         video, text = (self._checked(out, key, n) for key in ("video", "text"))
         return {"video": F.normalize(video.float(), dim=-1), "text": F.normalize(text.float(), dim=-1),
                 "logit_scale": self.logit_scale}

@@ -76,6 +76,11 @@ def split(ds: PackedDataset, name: str, cfg: DataConfig, tok: WordTokenizer, dev
     return hit
 
 
+def held() -> list[SplitTensors]:
+    """The splits kept now, least recently used first."""
+    return list(_splits.values())
+
+
 def clear() -> None:
     """Forget the cached dataset and its splits (their memory goes back once no trial holds them)."""
     global _dataset_key, _dataset

@@ -11,9 +11,13 @@ world size. ``torch.distributed`` is touched only when the world size is above 1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+
+T = TypeVar("T", Tensor, np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ def sum_gradients(model: nn.Module, ctx: DistContext) -> None:
         scale.grad /= ctx.world_size
 
 
-def shard(indices: Tensor, ctx: DistContext) -> Tensor:
-    """This process's contiguous share of a global micro-batch of indices (sizes divisible by world)."""
+def shard(indices: T, ctx: DistContext) -> T:
+    """This process's contiguous share of a global micro-batch of indices (a tensor or a numpy array; sizes
+    divisible by world)."""
     n = len(indices) // ctx.world_size
     return indices[ctx.rank * n:(ctx.rank + 1) * n]

@@ -28,6 +28,7 @@ import torch
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.health_config import COLUMNS, INPUTS, ITEMS, Check, HealthConfig
 from vlp_sweep.train.oom import OomRescue
+from vlp_sweep.train.packing import Batch, PackedBatch, batch_len
 
 __all__ = ["COLUMNS", "ITEMS", "HealthMonitor", "NonFiniteError", "health_columns"]
 
@@ -167,9 +168,9 @@ class FedInputs:
         self.dims: dict[str, int] = {}
         self.nonzero: dict[str, torch.Tensor] = {}
 
-    def observe(self, batch: dict[str, torch.Tensor]) -> None:
+    def observe(self, batch: Batch) -> None:
         for name in INPUTS:
-            x = batch.get(name)
+            x = getattr(batch, name, None) if isinstance(batch, PackedBatch) else batch.get(name)
             if x is None:
                 continue
             self.dims[name] = int(x.shape[-1])
@@ -181,38 +182,47 @@ class FedInputs:
 
 
 class FiniteGuard:
-    """Raises :class:`NonFiniteError` when a step's loss or gradient norm is NaN or inf. On the CPU at the
-    step itself; on a GPU one step later, from a copy made while the next step runs (no stall per step)."""
+    """Raises :class:`NonFiniteError` when a step's loss or gradient norm is NaN or inf, without waiting for
+    the device: each step's two values are copied (non-blocking) into a host buffer and judged at a later step
+    once the copy has landed (polled, never waited for); at the end of an epoch the step still in flight is
+    waited for. On the CPU the copy lands at once, so each step is judged at once."""
 
     def __init__(self, device: torch.device, enabled: bool) -> None:
         self.device, self.enabled = device, enabled
-        self._pending: tuple[torch.Tensor, Any, int, int] | None = None
         self._buf = torch.empty(2, pin_memory=device.type == "cuda")
+        self._host = self._buf.numpy()  # a view of the same memory: reading it is no tensor operation
+        self._pending: tuple[Any, int, int] | None = None  # (event or None, epoch, step) of the values in _buf
 
     def check(self, loss: torch.Tensor, grad_norm: torch.Tensor, epoch: int, step: int) -> None:
         if not self.enabled:
             return
-        vals = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().reshape(())])
-        if self.device.type != "cuda":
-            self._judge(vals, epoch, step)
+        if self._pending is not None:
+            event = self._pending[0]
+            if event is not None and not event.query():
+                return  # the previous step's values are still on their way: skip this step's
+            self._judge()
+        self._buf.copy_(torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().reshape(())]),
+                        non_blocking=self.device.type == "cuda")
+        if self.device.type != "cuda":  # the copy has landed already: judge the step at once
+            self._pending = (None, epoch, step)
+            self._judge()
             return
-        self.flush()
-        self._buf.copy_(vals, non_blocking=True)
         event = torch.cuda.Event()
         event.record()
-        self._pending = (self._buf, event, epoch, step)
+        self._pending = (event, epoch, step)
 
     def flush(self) -> None:
-        """Judge the step still in flight (end of an epoch)."""
+        """Judge the step still in flight (end of an epoch: one wait per epoch)."""
         if self._pending is not None:
-            buf, event, epoch, step = self._pending
-            self._pending = None
-            event.synchronize()
-            self._judge(buf, epoch, step)
+            if self._pending[0] is not None:
+                self._pending[0].synchronize()
+            self._judge()
 
-    @staticmethod
-    def _judge(vals: torch.Tensor, epoch: int, step: int) -> None:
-        loss, norm = (float(v) for v in vals.tolist())
+    def _judge(self) -> None:
+        assert self._pending is not None
+        _, epoch, step = self._pending
+        self._pending = None
+        loss, norm = float(self._host[0]), float(self._host[1])
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise NonFiniteError(f"non-finite training loss {loss} / gradient norm {norm} at epoch {epoch + 1}, "
                                  f"step {step + 1}: the trial stops (lower optim.lr, or raise optim.warmup_steps)")
@@ -255,11 +265,11 @@ class HealthMonitor:
         self.history: list[tuple[int, dict[str, float]]] = []
         self.built: int | None = None  # clips per micro-batch as built (before any cut)
 
-    def observe(self, batch: dict[str, torch.Tensor]) -> None:
-        """A micro-batch about to be trained on."""
+    def observe(self, batch: Batch, clips: int | None = None) -> None:
+        """A batch about to be trained on; ``clips``: its micro-batch size (default: the batch's)."""
         self.inputs.observe(batch)
         self.gpu.sample()
-        self.built = len(batch["tokens"])
+        self.built = clips if clips is not None else batch_len(batch)
 
     def after_backward(self, loss: torch.Tensor, grad_norm: torch.Tensor, epoch: int, step: int) -> None:
         self.guard.check(loss, grad_norm, epoch, step)

@@ -2,95 +2,51 @@
 (tokens through a Transformer, or precomputed text features projected), CLIP-style.
 
 It is the default model factory (``build``), reached through the same contract as a model of your own
-(``contract.ContrastiveModel``): ``forward`` returns a dict (video, text) of unnormalised embeddings.
+(``contract.ContrastiveModel``): ``forward`` returns a dict (video, text) of unnormalised embeddings. Unlike
+a model of your own it takes packed batches (``packing.PackedBatch``: no padding computed, no host sync)
+and encodes them with ``varlen.encode``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from vlp_sweep.config import ModelConfig
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.factory import ModelDims
+from vlp_sweep.train.packing import PackedBatch, Seqs
+from vlp_sweep.train.varlen import choose_attention, encode, padded_attend, segment_mean, varlen_attend
 
 
 def build(dims: ModelDims, *, d_model: int = 128, video_layers: int = 2, text_layers: int = 2, heads: int = 4,
-          ff_mult: int = 4, dropout: float = 0.2, length_buckets: int = 0) -> VLPModel:
+          ff_mult: int = 4, dropout: float = 0.2) -> VLPModel:
     """The built-in model factory (``model.factory`` default); its options are the typed ``model.*`` keys."""
     cfg = ModelConfig(d_model=d_model, video_layers=video_layers, text_layers=text_layers, heads=heads,
                       ff_mult=ff_mult, dropout=dropout, embed_dim=dims.embed_dim)
-    return VLPModel(cfg, dims, length_buckets)
+    return VLPModel(cfg, dims)
 
 
 def _encoder(cfg: ModelConfig, layers: int) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.heads, cfg.ff_mult * cfg.d_model, dropout=cfg.dropout,
                                        batch_first=True, norm_first=True, activation="gelu")
-    # No nested tensors: they fall back to slow paths under autocast and change results with padding.
+    # The layers hold the weights (their init, their checkpoint keys); varlen.encode runs them over packed
+    # frames, so nn.TransformerEncoder's own (padded) forward is never called.
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the valid positions: ``x [B, T, D]``, ``mask [B, T]`` (True = valid) -> ``[B, D]``."""
-    m = mask.to(x.dtype).unsqueeze(-1)
-    return (x * m).sum(1) / m.sum(1).clamp(min=1)
-
-
-MIN_GROUP_ROWS = 16
-
-
-Group = tuple[torch.Tensor, int, bool]  # (row indices, width, any masked slot left)
-Plan = list[list[Group] | None]  # per input (video, text): its groups, None = that input not grouped
-
-
-def plan_groups(masks: list[torch.Tensor], groups: int, multiple: int = 8,
-                min_rows: int = MIN_GROUP_ROWS) -> list[list[Group]]:
-    """Split the rows of each ``mask [B, T]`` (True = valid) into up to ``groups`` groups of similar
-    length, each of at least ``min_rows`` rows (small matrix products waste more than the padding costs).
-
-    Per mask, per group: the group's row indices, the width its padding can be cut to (the last valid
-    slot, rounded up to ``multiple`` for tensor cores, at most T) and whether any of its rows still has a
-    masked slot. Groups have equal sizes; rows come sorted by length. One host sync for all the masks.
-    """
-    orders, stats = [], []
-    for mask in masks:
-        end = (mask * torch.arange(1, mask.shape[1] + 1, device=mask.device)).amax(1)  # 1 + last valid slot
-        order = torch.argsort(end, stable=True)
-        orders.append(order)
-        stats += [end[order], mask.sum(1)[order]]
-    host = torch.cat(stats).cpu().numpy()  # the one sync
-    out, at = [], 0
-    for mask, order in zip(masks, orders):
-        b, t = mask.shape
-        ends, counts = host[at:at + b], host[at + b:at + 2 * b]
-        at += 2 * b
-        bounds = np.linspace(0, b, max(1, min(groups, b // min_rows)) + 1).round().astype(int)
-        plan = []
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            width = min(t, -(-max(int(ends[lo:hi].max()), 1) // multiple) * multiple)
-            plan.append((order[lo:hi], width, bool((counts[lo:hi] < width).any())))
-        out.append(plan)
-    return out
-
-
-def length_groups(mask: torch.Tensor, groups: int, multiple: int = 8,
-                  min_rows: int = MIN_GROUP_ROWS) -> list[Group]:
-    """:func:`plan_groups` of one mask."""
-    return plan_groups([mask], groups, multiple, min_rows)[0]
-
-
 class VLPModel(nn.Module):
-    """``length_buckets`` is a speed setting, not part of the model: how many groups of similar length
-    each batch is encoded in, with their padding cut (0 = every clip at full width). The embeddings do
-    not depend on it beyond float rounding (in training, dropout masks differ with the shapes)."""
+    """The two towers over packed batches. Speed settings, not part of the model (no effect on the weights or,
+    beyond float rounding, on the embeddings): ``set_attention`` (the attention backend), ``recompute``
+    (activation checkpointing per layer, for an optimizer step over several micro-batches' worth of clips)
+    and ``compile_towers``."""
 
-    def __init__(self, cfg: ModelConfig, args: ModelDims, length_buckets: int = 0):
+    packed_input = True  # the trainer hands this model PackedBatch, not the padded dict
+
+    def __init__(self, cfg: ModelConfig, args: ModelDims):
         super().__init__()
-        self.length_buckets = length_buckets
         if args.kpt_dim <= 0 and args.siglip_dim <= 0:
             raise UserError("the video tower needs keypoints, SigLIP features or both")
         self.cfg, self.args = cfg, args
@@ -113,79 +69,51 @@ class VLPModel(nn.Module):
             self.text_norm = nn.LayerNorm(d)
             self.text_head = nn.Linear(d, cfg.embed_dim)
         self.drop = nn.Dropout(cfg.dropout)
-        self._video_fn: Callable[..., torch.Tensor] = self._video
-        self._text_fn: Callable[..., torch.Tensor] = self._text
-        self._compiled = False
+        self.attention = "padded"
+        self.recompute = False
+        self._static = False  # compiled: attention sized by the length bound, one graph for every batch
+        self._video_fn: Callable[..., Tensor] = self._video
+        self._text_fn: Callable[..., Tensor] = self._text
+
+    def set_attention(self, asked: str, device: torch.device, dtype: torch.dtype) -> str:
+        """Pick the attention backend for ``device`` and the autocast ``dtype`` (``varlen.choose_attention``)."""
+        self.attention = choose_attention(asked, device, dtype)
+        return self.attention
 
     def compile_towers(self) -> None:
-        """``torch.compile`` the two towers, shapes dynamic: the length groups change width every batch,
-        and the grouping itself (one host sync) stays outside the compiled graphs."""
+        """``torch.compile`` the two towers, the number of frames and tokens dynamic (it changes every
+        batch); the attention call gets the static length bound, so one graph serves every batch."""
         self._video_fn = torch.compile(self._video, dynamic=True)
         self._text_fn = torch.compile(self._text, dynamic=True)
-        self._compiled = True
+        self._static = True
 
-    def group_plan(self, batch: dict[str, Any]) -> Plan | None:
-        """The length groups of a batch's video and text (one host sync); None when grouping is off.
-        GradCache computes it once per micro-batch and hands it to both of its passes."""
-        if self.length_buckets <= 0:
-            return None
-        if self.args.text_feature_dim > 0:  # no token sequence to cut: the text side is one vector per clip
-            return [plan_groups([batch["frame_mask"]], self.length_buckets)[0], None]
-        video, text = plan_groups([batch["frame_mask"], batch["token_mask"]], self.length_buckets)
-        return [video, text]
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, seqs: Seqs) -> Tensor:
+        if self.attention == "varlen":
+            return varlen_attend(q, k, v, seqs, static=self._static)
+        return padded_attend(q, k, v, seqs)
 
-    def _grouped(self, encode: Callable[..., torch.Tensor], inputs: list[torch.Tensor | None],
-                 mask: torch.Tensor, groups: list[Group] | None) -> torch.Tensor:
-        """``encode(*inputs, mask)`` per length group with the padding cut, rows put back in order.
-        ``encode`` gets ``mask=None`` for a group with no masked slot (attention without a mask is faster),
-        except when compiled: one graph with a mask rather than a second one without."""
-        if groups is None:
-            return encode(*inputs, mask)
-        parts, rows = [], []
-        for idx, width, masked in groups:
-            cut = [None if x is None else x[idx, :width] for x in inputs]
-            parts.append(encode(*cut, mask[idx, :width] if masked or self._compiled else None))
-            rows.append(idx)
-        order = torch.cat(rows)
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(len(order), device=order.device)
-        return torch.cat(parts)[inverse]
-
-    def _video(self, kpts: torch.Tensor | None, siglip: torch.Tensor | None,
-               mask: torch.Tensor | None) -> torch.Tensor:
-        x = 0
+    def _video(self, b: PackedBatch) -> Tensor:
+        x: Tensor | int = 0
         if self.kpt_proj is not None:
-            assert kpts is not None
-            x = x + self.kpt_proj(kpts)
+            assert b.kpts is not None
+            x = x + self.kpt_proj(b.kpts)
         if self.siglip_proj is not None:
-            assert siglip is not None
-            x = x + self.siglip_proj(siglip)  # fusion by addition in the model width
-        assert isinstance(x, torch.Tensor)
-        x = self.drop(x + self.video_pos[:, : x.shape[1]])
-        return self._pool(self.video_enc, self.video_norm, self.video_head, x, mask)
+            assert b.siglip is not None
+            x = x + self.siglip_proj(b.siglip)  # fusion by addition in the model width
+        assert isinstance(x, Tensor)
+        h = self.drop(x + self.video_pos[0, b.video_slots])
+        h = encode(self.video_enc, h, b.video, self._attend, self.recompute)
+        return self.video_head(self.video_norm(segment_mean(h, b.video)))
 
-    def _text(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.drop(self.tok(tokens) + self.text_pos[:, : tokens.shape[1]])
-        return self._pool(self.text_enc, self.text_norm, self.text_head, x, mask)
+    def _text(self, b: PackedBatch) -> Tensor:
+        pos = torch.arange(len(b.tokens), device=b.tokens.device) - b.text.cu.long()[:-1][b.text.seg]
+        x = self.drop(self.tok(b.tokens) + self.text_pos[0, pos])
+        x = encode(self.text_enc, x, b.text, self._attend, self.recompute)
+        return self.text_head(self.text_norm(segment_mean(x, b.text)))
 
-    @staticmethod
-    def _pool(enc: nn.TransformerEncoder, norm: nn.LayerNorm, head: nn.Linear, x: torch.Tensor,
-              mask: torch.Tensor | None) -> torch.Tensor:
-        """Encoder, mean over the valid slots (all when ``mask`` is None), projection (the trainer
-        normalises)."""
-        if mask is None:
-            pooled = enc(x).mean(1)
-        else:
-            pooled = masked_mean(enc(x, src_key_padding_mask=~mask), mask)
-        return head(norm(pooled))
-
-    def forward(self, batch: dict[str, Any], plan: Plan | None = None) -> dict[str, torch.Tensor]:
-        """``plan``: the batch's :meth:`group_plan` when already computed (else computed here)."""
-        plan = plan if plan is not None else self.group_plan(batch)
-        video_groups, text_groups = plan if plan is not None else (None, None)
-        video = self._grouped(self._video_fn, [batch.get("kpts"), batch.get("siglip")], batch["frame_mask"],
-                              video_groups)
+    def forward(self, batch: PackedBatch) -> dict[str, Tensor]:
+        video = self._video_fn(batch)
         if self.args.text_feature_dim > 0:
-            return {"video": video, "text": self.text_proj(batch["text_feats"])}
-        text = self._grouped(self._text_fn, [batch["tokens"]], batch["token_mask"], text_groups)
-        return {"video": video, "text": text}
+            assert batch.text_feats is not None
+            return {"video": video, "text": self.text_proj(batch.text_feats)}
+        return {"video": video, "text": self._text_fn(batch)}

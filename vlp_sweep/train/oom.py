@@ -3,12 +3,15 @@ double the cached accumulation, then redo the same step.
 
 GradCache computes the loss over the whole step whatever the micro-batches are, so cutting each of the
 step's micro-batches in two leaves the effective batch, the negatives each example sees and the gradients
-as they were (``test_cached_accumulation_equals_full_batch_gradients``). Under naive accumulation each
+as they were (``test_gradcache_over_micro_batches_equals_the_full_batch_gradient``). Under naive accumulation each
 micro-batch keeps its own negatives: its chunks go through GradCache together, scaled as the naive loss
 is. The chunks are cut from the micro-batches already built (same clips, same augmentation draws), the
 retry starts from the RNG state the failed try started from, and the failed try's gradients are
 dropped. The cut stays for the rest of the run. Below ``floor`` clips per chunk it gives up with
 :class:`OutOfMemoryFloorError`, one line.
+
+The built-in model runs a step's micro-batches in one forward (``accumulate.step_backward``); out of memory
+there, the first retry is GradCache over the micro-batches as built, and only then are they cut.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from torch import Tensor
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.accumulate import rng_state, set_rng_state
+from vlp_sweep.train.packing import Batch, batch_len, select_clips
 
-Batch = dict[str, Tensor]
 Losses = dict[str, Tensor]  # what a step returns: its loss (and e.g. its plain InfoNCE), detached
 StepFn = Callable[[Sequence[Batch]], Losses]  # the normal step: forward + backward over the micro-batches
 CachedFn = Callable[[Sequence[Batch], float], Losses]  # GradCache over chunks, the losses scaled by a factor
@@ -37,9 +40,12 @@ class OutOfMemoryFloorError(UserError):
 
 
 def split_batch(batch: Batch, parts: int) -> list[Batch]:
-    """``batch`` cut into ``parts`` consecutive chunks along its first dimension (sizes differ by at most 1)."""
-    pieces = {k: torch.tensor_split(v, parts) for k, v in batch.items()}
-    return [{k: p[i] for k, p in pieces.items()} for i in range(parts)]
+    """``batch`` cut into ``parts`` consecutive chunks of clips (sizes differ by at most 1, as
+    ``torch.tensor_split``)."""
+    n = batch_len(batch)
+    sizes = [n // parts + (i < n % parts) for i in range(parts)]
+    bounds = [sum(sizes[:i]) for i in range(parts + 1)]
+    return [select_clips(batch, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class OomRescue:
@@ -48,6 +54,7 @@ class OomRescue:
     def __init__(self, floor: int, device: torch.device) -> None:
         self.floor, self.device = floor, device
         self.split = 1  # chunks per micro-batch as built
+        self.chunked = False  # the step's own way abandoned: GradCache over chunks from now on
         self.events: list[str] = []  # "epoch 2 step 5: micro-batch 128 -> 64 (CUDA out of memory. ...)"
 
     def micro_batch(self, built: int) -> int:
@@ -55,13 +62,17 @@ class OomRescue:
         return math.ceil(built / self.split)
 
     def run(self, micro_batches: Sequence[Batch], mode: str, step: StepFn, cached: CachedFn,
-            zero_grad: Callable[[], None], where: str) -> Losses:
+            zero_grad: Callable[[], None], where: str, whole: bool = False) -> Losses:
         """One step's forward and backward: ``step`` as long as nothing ran out of memory, then the chunks
-        through ``cached``. ``mode`` is ``optim.accum_mode``; ``where`` names the step in messages."""
+        through ``cached``. ``mode`` is ``optim.accum_mode``; ``where`` names the step in messages. ``whole``:
+        ``step`` runs all the micro-batches in one forward (their layers recomputed): out of memory, it falls
+        back to GradCache over the micro-batches as built before any is cut."""
         start = rng_state(self.device)
         while True:
             try:
-                return step(micro_batches) if self.split == 1 else self._split_step(micro_batches, mode, cached)
+                if not self.chunked:
+                    return step(micro_batches)
+                return self._split_step(micro_batches, mode, cached)
             except torch.OutOfMemoryError as e:
                 reason = (str(e).strip().splitlines() or ["out of memory"])[0][:200]
             # Outside the except block, so the failed try's frames and tensors are released first.
@@ -69,7 +80,10 @@ class OomRescue:
             set_rng_state(start, self.device)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            self._halve(len(micro_batches[0]["tokens"]), reason, where)
+            if whole and len(micro_batches) > 1 and not self.chunked:
+                self._chunk(batch_len(micro_batches[0]), reason, where)
+            else:
+                self._halve(batch_len(micro_batches[0]), reason, where)
 
     def _split_step(self, micro_batches: Sequence[Batch], mode: str, cached: CachedFn) -> Losses:
         chunks = [split_batch(b, self.split) for b in micro_batches]
@@ -79,6 +93,14 @@ class OomRescue:
         outs = [cached(cs, 1.0 / len(chunks)) for cs in chunks]
         return {k: torch.stack([o[k] for o in outs]).sum() for k in outs[0]}
 
+    def _chunk(self, built: int, reason: str, where: str) -> None:
+        self.chunked = True
+        self._event(f"{where}: the whole step at once -> GradCache over micro-batches of {built} ({reason})")
+
+    def _event(self, event: str) -> None:
+        self.events.append(event)
+        log.warning("out of memory: %s", event)
+
     def _halve(self, built: int, reason: str, where: str) -> None:
         now, after = self.micro_batch(built), math.ceil(built / (self.split * 2))
         if after < self.floor or now == after:
@@ -86,6 +108,5 @@ class OomRescue:
                 f"out of memory at micro-batch {now} ({where}: {reason}); halving it would go below "
                 f"health.min_micro_batch {self.floor}: lower optim.batch_size or use a larger device")
         self.split *= 2
-        event = f"{where}: micro-batch {now} -> {after}, cached accumulation x{self.split} ({reason})"
-        self.events.append(event)
-        log.warning("out of memory: %s", event)
+        self.chunked = True
+        self._event(f"{where}: micro-batch {now} -> {after}, cached accumulation x{self.split} ({reason})")
