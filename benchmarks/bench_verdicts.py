@@ -15,7 +15,7 @@ split's own signers; its truth is the difference given the drawn configuration x
 the share of "better" among tables where that truth is <= 0, and its coverage is of that truth (its
 reject rate is not shown: that truth is not 0).
 
-    python benchmarks/bench_verdicts.py                 # 1000 tables per cell; about 5 minutes on 2 cores
+    python benchmarks/bench_verdicts.py                 # 1000 tables per cell; 2-5 minutes on 2 shared cores
     python benchmarks/bench_verdicts.py --sims 300      # quicker
     python benchmarks/bench_verdicts.py --smoke         # a few tables per cell: that it runs
 """
