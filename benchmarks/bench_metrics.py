@@ -12,6 +12,7 @@ torch.cuda.max_memory_allocated (exact, tensors only); on the CPU the resident s
 peak shorter than that).
 
     python benchmarks/bench_metrics.py --device cpu --n 20000
+    python benchmarks/bench_metrics.py --device cpu --n 100000 --dim 256 --dup 0.2   # duplicate-caption groups
     python benchmarks/bench_metrics.py --device cuda --n 20000 --n 100000
     python benchmarks/bench_metrics.py --smoke
 """
@@ -111,9 +112,20 @@ def matmul_only(t: torch.Tensor, v: torch.Tensor, chunk: int) -> None:
             q[i:i + chunk] @ k.T
 
 
-def count_ranks(t: torch.Tensor, v: torch.Tensor, chunk: int) -> Ranks:
-    res = retrieval_metrics(text=t, video=v, chunk=chunk)
+def count_ranks(t: torch.Tensor, v: torch.Tensor, chunk: int, groups: torch.Tensor | None = None) -> Ranks:
+    res = retrieval_metrics(text=t, video=v, chunk=chunk, groups=groups,
+                            ties="pessimistic" if groups is not None else "optimistic")
     return res.t2v_ranks, res.v2t_ranks
+
+
+def duplicate_groups(n: int, share: float, device: torch.device, seed: int) -> torch.Tensor:
+    """Caption ids where ``share`` of the clips fall into duplicate groups (about 20 clips per group on
+    average), the rest unique: what the trainer's evaluation passes (``run.eval_dedup``)."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n)
+    dup = rng.random(n) < share
+    ids[dup] = n + rng.integers(0, max(1, int(dup.sum()) // 20), int(dup.sum()))
+    return torch.from_numpy(ids).to(device)
 
 
 def argsort_ranks(t: torch.Tensor, v: torch.Tensor) -> Ranks:
@@ -145,6 +157,11 @@ def bench_size(n: int, args: argparse.Namespace, device: torch.device) -> None:
     count_ranks(tw, vw, args.chunk)
     seconds, peak, _ = measure(lambda: matmul_only(t, v, args.chunk), device)
     row(n, "matmul", seconds, peak, None)
+    if args.dup > 0:  # the evaluation's path: duplicate captions as groups, pessimistic ties
+        groups = duplicate_groups(n, args.dup, device, args.seed)
+        seconds, peak, counted = measure(lambda: count_ranks(t, v, args.chunk, groups), device)
+        row(n, "groups", seconds, peak, counted, f"{args.dup:.0%} of the clips in duplicate-caption groups")
+        return
     seconds, peak, counted = measure(lambda: count_ranks(t, v, args.chunk), device)
     row(n, "count", seconds, peak, counted)
     bench_argsort(n, t, v, device, counted, args.chunk)
@@ -183,6 +200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dim", type=int, default=512, help="embedding size")
     p.add_argument("--chunk", type=int, default=8192, help="queries per block when counting")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dup", type=float, default=0.0, help="share of clips in duplicate-caption groups (the "
+                   "evaluation's grouped path instead of count/argsort)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, about a second")
     return p.parse_args(argv)
 

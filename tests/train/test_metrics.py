@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vlp_sweep.metric_names import RETRIEVAL_METRICS
+from vlp_sweep.train import metrics
 from vlp_sweep.train.metrics import RetrievalResult, ranks_to_metrics, retrieval_metrics
 
 # ---------------------------------------------------------------------------------------------
@@ -292,3 +293,34 @@ def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
     np.testing.assert_array_equal(gpu.t2v_ranks, cpu.t2v_ranks)
     np.testing.assert_array_equal(gpu.v2t_ranks, cpu.v2t_ranks)
 
+
+
+@pytest.mark.parametrize("ties", ["optimistic", "pessimistic"])
+def test_gathered_groups_equal_the_mask_path_with_nans_ties_and_large_groups(ties: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many duplicate groups (sizes 1 to 30), scores from five values (ties with the best correct one), NaNs.
+    rng = np.random.default_rng(9)
+    groups = np.minimum(rng.geometric(0.15, 200), 60)
+    groups[:30] = 999  # one large group
+    sim = tied_matrix(200, seed=10)
+    sim[rng.random(sim.shape) < 0.02] = np.nan
+    gathered = retrieval_metrics(sim, groups=groups, chunk=17, ties=ties)
+    monkeypatch.setattr(metrics, "MAX_GATHERED_MEMBERS", 0)  # every group through the [c, N] mask
+    masked = retrieval_metrics(sim, groups=groups, chunk=17, ties=ties)
+    np.testing.assert_array_equal(gathered.t2v_ranks, masked.t2v_ranks)
+    np.testing.assert_array_equal(gathered.v2t_ranks, masked.v2t_ranks)
+    clean = np.nan_to_num(sim, nan=-1.0)  # and both equal the reference where no NaN is involved
+    np.testing.assert_array_equal(retrieval_metrics(clean, groups=groups, chunk=17, ties=ties).t2v_ranks,
+                                  ref_group_ranks(clean, groups.tolist(), ties))
+
+
+def test_a_block_never_exceeds_the_memory_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    text, video = exact_embeddings(500, seed=11)
+    groups = np.arange(500) // 3
+    want = retrieval_metrics(text=text, video=video, groups=groups, ties="pessimistic")
+    assert metrics.block_queries(100_000, 8192) * 100_000 * 4 <= metrics.MAX_BLOCK_BYTES <= 2**30
+    monkeypatch.setattr(metrics, "MAX_BLOCK_BYTES", 40 * 500 * 4)  # 40 queries' scores
+    assert metrics.block_queries(500, 8192) == 40
+    got = retrieval_metrics(text=text, video=video, groups=groups, ties="pessimistic")
+    np.testing.assert_array_equal(got.t2v_ranks, want.t2v_ranks)
+    np.testing.assert_array_equal(got.v2t_ranks, want.v2t_ranks)

@@ -2,7 +2,10 @@
 
 Ranks are never found by sorting an ``N x N`` similarity matrix: for each query we count the
 candidates that score above its positive, one block of ``chunk`` queries at a time, so memory is
-``O(N * chunk)`` (an argsort of the full matrix needs several times ``N^2`` floats).
+``O(N * chunk)`` (an argsort of the full matrix needs several times ``N^2`` floats), and a block never
+exceeds ``MAX_BLOCK_BYTES`` (the chunk shrinks for a large N: N = 100,000 on the CPU stays within 2 GiB).
+With duplicate-caption groups, a query's correct items are gathered by index (its group's members), so no
+``chunk x N`` mask is built beside the block.
 
 The positive's score is read from the very block it is compared with (the block's own diagonal).
 Recomputing it separately, e.g. as ``(text * video).sum(1)``, gives a value that differs from the
@@ -24,6 +27,8 @@ from torch import Tensor
 from vlp_sweep.metric_names import RECALL_KS, RETRIEVAL_METRICS
 
 TIES = ("optimistic", "pessimistic")
+MAX_BLOCK_BYTES = 1 << 30  # one block of float32 scores: the chunk is cut to fit
+MAX_GATHERED_MEMBERS = 4096  # a larger duplicate group is handled with a mask, in smaller chunks
 Array = Tensor | np.ndarray  # torch tensor (any device) or numpy array
 # (start, stop) -> float32 scores [stop - start, N] of those queries, in a fresh buffer.
 _BlockFn = Callable[[int, int], Tensor]
@@ -72,8 +77,10 @@ def retrieval_metrics(similarity: Array | None = None, *, text: Array | None = N
     _check_options(chunk, ties)
     n, device, t2v_block, v2t_block = _block_fns(similarity, text, video)
     g = _as_groups(groups, n, device)
-    t2v = _count_ranks(t2v_block, n, chunk, g, ties)
-    v2t = _count_ranks(v2t_block, n, chunk, g, ties)
+    members = _Members.of(g) if g is not None else None
+    chunk = block_queries(n, chunk, members.largest if members is not None else 1)
+    t2v = _count_ranks(t2v_block, n, chunk, g, members, ties)
+    v2t = _count_ranks(v2t_block, n, chunk, g, members, ties)
     return RetrievalResult(ranks_to_metrics(t2v, v2t), t2v, v2t)
 
 
@@ -164,12 +171,74 @@ def _product_rows(queries: Tensor, keys: Tensor) -> _BlockFn:
     return block
 
 
-def _count_ranks(block: _BlockFn, n: int, chunk: int, groups: Tensor | None, ties: str) -> np.ndarray:
-    """Per-query ranks, ``chunk`` queries at a time, as int64 numpy on the CPU."""
+@dataclass(frozen=True)
+class _Members:
+    """Duplicate-caption groups as index lists: query ``i``'s correct items are ``order[first[i] :
+    first[i] + size[i]]`` (one device read, here, for the largest group's size)."""
+
+    order: Tensor  # [N] item indices sorted by group
+    first: Tensor  # [N] where each item's group starts in ``order``
+    size: Tensor  # [N] its group's size
+    largest: int
+
+    @classmethod
+    def of(cls, groups: Tensor) -> _Members:
+        order = torch.argsort(groups, stable=True)
+        _, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        return cls(order, starts[inverse], counts[inverse], int(counts.max()))
+
+    def best_correct(self, block: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+        """Per row of ``block`` (the queries ``cols``): its best correct score and, for the pessimistic
+        count, how many correct items score exactly that."""
+        slots = torch.arange(self.largest, device=block.device)
+        size = self.size[cols][:, None]
+        # Past a group's end, repeat its last member: the maximum is unchanged, the count masks them out.
+        at = self.first[cols][:, None] + torch.minimum(slots[None], size - 1)
+        scores = block.gather(1, self.order[at])  # [c, largest]
+        best = scores.amax(1)
+        level = ((scores == best[:, None]) & (slots[None] < size)).sum(1)
+        return best, level
+
+
+def block_queries(n: int, chunk: int, largest_group: int = 1) -> int:
+    """Queries per block for ``n`` candidates: at most ``chunk``, and few enough that a block of float32
+    scores (with a bool mask of the same shape when a duplicate group is too large to gather) stays within
+    ``MAX_BLOCK_BYTES``."""
+    per_row = n * (4 + (1 if largest_group > MAX_GATHERED_MEMBERS else 0))
+    return max(1, min(chunk, MAX_BLOCK_BYTES // per_row))
+
+
+def _count_ranks(block: _BlockFn, n: int, chunk: int, groups: Tensor | None, members: _Members | None,
+                 ties: str) -> np.ndarray:
+    """Per-query ranks, ``chunk`` queries at a time, as int64 numpy on the CPU (one read at the end)."""
     # Each block is made inside the call that consumes it, so only one is alive at a time.
     starts = range(0, n, chunk)
-    out = [_block_ranks(block(start, min(start + chunk, n)), start, groups, ties) for start in starts]
+    if members is not None and members.largest <= MAX_GATHERED_MEMBERS:
+        out = [_gathered_ranks(block(s, min(s + chunk, n)), s, members, ties) for s in starts]
+    else:
+        out = [_block_ranks(block(s, min(s + chunk, n)), s, groups, ties) for s in starts]
     return torch.cat(out).cpu().numpy().astype(np.int64)
+
+
+def _gathered_ranks(block: Tensor, start: int, members: _Members, ties: str) -> Tensor:
+    """:func:`_block_ranks` with groups, the correct items found by index: the same ranks, with no
+    ``[c, N]`` mask and no second ``[c, N]`` buffer."""
+    cols = torch.arange(len(block), device=block.device) + start
+    anchor, level = members.best_correct(block, cols)
+    # No correct item scores above its best: "above" counts incorrect ones only; "at least as high" counts
+    # the correct ones at the best too, which are taken off.
+    if ties == "optimistic":
+        count = _count(block.gt_(anchor[:, None]))
+    else:
+        count = _count(block.ge_(anchor[:, None])) - level
+    ranks = count.long() + 1
+    return torch.where(torch.isnan(anchor), block.shape[1], ranks)
+
+
+def _count(hits: Tensor) -> Tensor:
+    """Row sums of 0/1 floats: exact while every partial sum stays below 2**24."""
+    return hits.sum(1) if hits.shape[1] < 2**24 else hits.sum(1, dtype=torch.float64)
 
 
 def _block_ranks(block: Tensor, start: int, groups: Tensor | None, ties: str) -> Tensor:
@@ -193,8 +262,6 @@ def _block_ranks(block: Tensor, start: int, groups: Tensor | None, ties: str) ->
     hits = block.gt_(anchor[:, None]) if ties == "optimistic" else block.ge_(anchor[:, None])
     if correct is not None and ties == "pessimistic":
         hits.masked_fill_(correct, 0.0)  # correct items tying with the best are not "above" it
-    # Sums of 0/1 floats are exact while every partial sum stays below 2**24.
-    count = hits.sum(1) if hits.shape[1] < 2**24 else hits.sum(1, dtype=torch.float64)
-    ranks = count.long() + (0 if correct is None and ties == "pessimistic" else 1)
+    ranks = _count(hits).long() + (0 if correct is None and ties == "pessimistic" else 1)
     # Comparisons with NaN are false, so a NaN positive would otherwise come out as rank 1.
     return torch.where(torch.isnan(anchor), block.shape[1], ranks)
