@@ -211,3 +211,33 @@ def test_resume_on_another_dataset_is_refused(tiny_data: Path, tmp_path: Path) -
 def test_heads_not_dividing_width_is_one_clear_line(tiny_data: Path) -> None:
     with pytest.raises(UserError, match="divisible"):
         T.fit(tiny_config(tiny_data, **{"model.heads": 3}))
+
+
+def test_checkpoint_hashes_are_the_files_and_best_pt_is_the_best_epochs_bytes(tiny_data: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from vlp_sweep.train.checkpoint import sha256_file
+
+    real = T.evaluate
+
+    def scripted(st: S.TrainState) -> T.Evaluation:  # epoch 2 is the best: later last.pt files must not touch it
+        ev = real(st)
+        ev.metrics["t2v_R1"] = {1: 10.0, 2: 50.0, 3: 20.0, 4: 30.0}[ev.epoch]
+        return ev
+
+    monkeypatch.setattr(T, "evaluate", scripted)
+    hashes: dict[int, str] = {}
+    copies: dict[int, bytes] = {}
+
+    def keep(ev: T.Evaluation) -> None:
+        assert ev.checkpoint is not None and ev.checkpoint_sha256 is not None
+        assert sha256_file(ev.checkpoint) == ev.checkpoint_sha256  # hashed while written, not read back
+        hashes[ev.epoch] = ev.checkpoint_sha256
+        copies[ev.epoch] = ev.checkpoint.read_bytes()
+
+    res = T.fit(tiny_config(tiny_data, **{"optim.epochs": 4, "run.out_dir": str(tmp_path)}), keep)
+    assert res.best_checkpoint is not None
+    best_epoch = res.best_checkpoint[0]
+    assert best_epoch == 2
+    assert sha256_file(tmp_path / "best.pt") == hashes[best_epoch]  # untouched by later epochs' last.pt
+    assert (tmp_path / "best.pt").read_bytes() == copies[best_epoch]
+    assert len(set(hashes.values())) == 4  # every epoch's checkpoint differs: the check could fail

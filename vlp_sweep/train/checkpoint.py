@@ -7,10 +7,12 @@ encoder: kind, config, model_args, model_source, vocab, model, metrics, dataset_
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import torch
 
@@ -30,13 +32,44 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+class _HashingWriter(io.RawIOBase):
+    """A file that hashes what it writes: the checkpoint's sha256 without reading the file back."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        super().__init__()
+        self.f, self.sha = f, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.sha.update(b)
+        return self.f.write(b)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike[str]) -> str:
-    """Write atomically (temporary file in the same folder, fsync, rename); returns the file's sha256."""
+    """Write atomically (temporary file in the same folder, fsync, rename); returns the file's sha256,
+    computed from the bytes as they are written."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **obj}, f)
-        digest = sha256_file(tmp)
+            writer = _HashingWriter(f)
+            torch.save({"format": FORMAT, **obj}, cast(BinaryIO, writer))
+        digest = writer.sha.hexdigest()
     return digest
+
+
+def link_or_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """``dest`` becomes a second name of ``src``'s complete file (a hard link: no bytes written, and a later
+    rename over ``src`` leaves it as it is), or a copy where links are not possible; atomic either way."""
+    with atomic_path(dest) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:  # another filesystem, or one without hard links
+            shutil.copyfile(src, tmp)
 
 
 def encoder_only(full: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.selection import TIE_METRIC, selection_key
 from vlp_sweep.train.batch_plan import plan_frames
 from vlp_sweep.train.batching import SplitTensors
-from vlp_sweep.train.checkpoint import save_checkpoint
+from vlp_sweep.train.checkpoint import link_or_copy, save_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel
 from vlp_sweep.train.distributed import DistContext
 from vlp_sweep.train.health import HealthMonitor
@@ -206,8 +206,7 @@ def _save(st: TrainState, ev: Evaluation, is_best: bool) -> None:
     if not st.cfg.run.out_dir or st.dist.rank != 0:
         return
     out = Path(st.cfg.run.out_dir)
-    obj = checkpoint_dict(st, ev)
     ev.checkpoint = out / "last.pt"
-    ev.checkpoint_sha256 = save_checkpoint(obj, ev.checkpoint)
-    if is_best:
-        save_checkpoint(obj, out / "best.pt")
+    ev.checkpoint_sha256 = save_checkpoint(checkpoint_dict(st, ev), ev.checkpoint)
+    if is_best:  # the same bytes: a second name for them, not a second write
+        link_or_copy(ev.checkpoint, out / "best.pt")
