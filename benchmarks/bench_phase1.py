@@ -46,7 +46,13 @@ class GpuSampler(threading.Thread):
             return "n/a (no nvidia-smi)"
         busy = sum(s > 0 for s in self.samples) / len(self.samples)
         mean = sum(self.samples) / len(self.samples)
-        return f"{100 * busy:.0f}% of samples busy, mean utilisation {mean:.0f}%"
+        # Once the trials have started: from the first busy sample to the last (Ray's start-up and the data
+        # set-up before, the report after, left out).
+        on = [i for i, s in enumerate(self.samples) if s > 0]
+        run = self.samples[on[0]:on[-1] + 1] if on else []
+        started = (f"; once the trials started: {100 * sum(s > 0 for s in run) / len(run):.0f}% busy, mean "
+                   f"{sum(run) / len(run):.0f}%") if run else ""
+        return f"{100 * busy:.0f}% of samples busy, mean utilisation {mean:.0f}%{started}"
 
 
 def vlp(*args: str, cwd: Path) -> None:

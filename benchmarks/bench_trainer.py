@@ -122,10 +122,11 @@ def step_source(st: TrainState) -> Callable[[], StepBatch]:
     return next_batch
 
 
-def measure(st: TrainState, steps: int, warmup: int, ready: Callable[[], None] | None = None) -> tuple[float, float]:
+def measure(st: TrainState, steps: int, warmup: int, ready: Callable[[], None] | None = None,
+            sync_debug: bool = False) -> tuple[float, float]:
     """(samples/s, peak GiB) of the trainer's own optimizer step (batch planning and building included) over
     ``steps`` steps after ``warmup``; ``ready`` is called between the two (``--parallel`` starts every
-    process's timing together)."""
+    process's timing together). ``sync_debug`` (CUDA): a host sync inside the timed steps raises."""
     source = step_source(st)
     for _ in range(warmup):
         train_step(st, source())
@@ -134,11 +135,20 @@ def measure(st: TrainState, steps: int, warmup: int, ready: Callable[[], None] |
         ready()
     if st.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(st.device)
+    debug = sync_debug and st.device.type == "cuda"
     t0 = time.perf_counter()
-    for _ in range(steps):
-        train_step(st, source())
+    if debug:
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(steps):
+            train_step(st, source())
+    finally:
+        if debug:
+            torch.cuda.set_sync_debug_mode("default")
     sync(st.device)
     dt = time.perf_counter() - t0
+    if debug:
+        print(f"host syncs inside {steps} timed steps: 0 (torch.cuda.set_sync_debug_mode('error') raised none)")
     peak = torch.cuda.max_memory_allocated(st.device) / 2**30 if st.device.type == "cuda" else float("nan")
     return steps * st.cfg.optim.batch_size * st.cfg.optim.grad_accum / dt, peak
 
@@ -223,6 +233,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 GPU, 5 CPU)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     p.add_argument("--attention", default="auto", choices=("auto", "varlen", "padded"), help="run.attention")
+    p.add_argument("--sync-debug", action="store_true",
+                   help="on a GPU: every device-to-host sync inside the timed steps is an error "
+                        "(torch.cuda.set_sync_debug_mode)")
     p.add_argument("--count", action="store_true",
                    help="operators, kernels and host syncs per optimizer step instead of timing")
     p.add_argument("--batch", type=int, default=0, help="clips per optimizer step (default: the scale's)")
@@ -250,7 +263,8 @@ def main() -> None:
     results = {}
     for name in a.modes.split(","):
         st = build(s, device, *MODES[name][:1], a.compile, a.attention, MODES[name][1])
-        sps, peak = measure(st, steps, warmup=1 if a.smoke else 3, ready=_wait_for_go if a.worker else None)
+        sps, peak = measure(st, steps, warmup=1 if a.smoke else 3, ready=_wait_for_go if a.worker else None,
+                            sync_debug=a.sync_debug)
         results[name] = sps
         mfu = sps * flops / (a.peak_tflops * 1e12) * 100
         batch = st.cfg.optim.batch_size * st.cfg.optim.grad_accum  # a multiple of the micro-batch

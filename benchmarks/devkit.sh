@@ -7,7 +7,7 @@
 #   mkdir -p /tmp/site && tar -xJf .devkit/site.tar.xz -C /tmp/site && export PYTHONPATH=/tmp/site:$PWD
 #
 # It also copies ../shared/bench (the reference scripts) and the Phoenix corpus.csv into .devkit/shared:
-# ../shared does not travel to the GPU machine. benchmarks/gpu_issue6.sh does the unpacking there.
+# ../shared does not travel to the GPU machine. benchmarks/gpu_check.sh does the unpacking there.
 #
 # Why a tarball and not wheels: Ray's wheel alone is 79 MB and a device call carries at most 64 MiB.
 # Unpacked, without the parts a sweep never imports (Java jars, RLlib, Serve, LLM), and xz-compressed,

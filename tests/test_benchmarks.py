@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,19 +51,42 @@ def test_phase1_benchmark_smoke() -> None:
     assert "trials/hour" in out and "best trial" in out
 
 
-@pytest.mark.parametrize("script", ["devkit.sh", "gpu_issue6.sh"])
+@pytest.mark.parametrize("script", ["devkit.sh", "gpu_check.sh"])
 def test_device_scripts_parse(script: str) -> None:
     # They run on a GPU machine (no registry there) or need the network: here only their syntax is checked.
     out = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
 
-def test_gpu_stages_need_a_stage_name(tmp_path: Path) -> None:
+def test_gpu_check_refuses_an_unknown_argument(tmp_path: Path) -> None:
     env = {"OUT": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
-    for args, words in (([], "stage: trainer"), (["trainr"], "unknown stage: trainr")):
-        out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_issue6.sh"), *args], capture_output=True,
-                             text=True, cwd=ROOT, env=env)
-        assert out.returncode != 0 and words in out.stderr  # before touching the kit or the GPU
+    out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dryrun"], capture_output=True,
+                         text=True, cwd=ROOT, env=env)
+    assert out.returncode == 2 and "usage:" in out.stderr  # before touching the kit or the GPU
+
+
+def test_gpu_table_reads_the_stage_logs(tmp_path: Path) -> None:
+    logs = {"ref_compile": "mode=tuned+compile samples/s=14299 TFLOP/s=1",
+            "ours": "plain    batch=752 samples/s=20000.0\ncached4  batch=752 samples/s=15000.0",
+            "syncs": "host syncs inside 3 timed steps: 0 (torch.cuda.set_sync_debug_mode('error') raised none)",
+            "packed": "1 processes at once: samples/s each 9000, together 9000\n"
+                      "4 processes at once: samples/s each 3000 3000 3000 3000, together 12000",
+            "phase1": "trials 6 (TERMINATED 6), wall 1.0 min, 360 trials/hour\nGPU busy: 90% of samples busy, mean "
+                      "utilisation 50%; once the trials started: 85% busy, mean 55%"}
+    for name, text in logs.items():
+        (tmp_path / f"{name}.log").write_text(text)
+    (tmp_path / "stages.tsv").write_text("ours\t0\t30\ntests\tskipped\t0\n")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_table.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert re.search(r"ours, plain step \(samples/s\)\s+20000\s+1.40x", out)
+    assert re.search(r"cached x4 cost per sample vs plain\s+1.33x", out)
+    assert "0 in the timed steps" in out and re.search(r"4 packed trials together.*12000\s+1.33x of one alone", out)
+    assert re.search(r"GPU busy once trials started \(%\)\s+85", out) and "tests skipped" in out
+
+
+def test_trial_benchmark_smoke() -> None:
+    out = _run("bench_trial.py", "--smoke")
+    assert "share of the trial's wall time outside training steps" in out and "checkpoint" in out
 
 
 def test_health_benchmark_smoke() -> None:

@@ -29,11 +29,11 @@ class Seqs:
     lengths: Tensor  # [B] int64
     cu_host: np.ndarray  # [B + 1] the same offsets
     bound: int  # an upper bound on every length (max_frames / max_text_len): a static size for compiled graphs
+    max_len: int = 0  # the longest sequence (from cu_host; a plain int, so compiled code never reads numpy)
     _pad_index: Tensor | None = field(default=None, repr=False)
 
-    @property
-    def max_len(self) -> int:
-        return int(np.diff(self.cu_host).max(initial=1))
+    def __post_init__(self) -> None:
+        self.max_len = int(np.diff(self.cu_host).max(initial=1))
 
     def __len__(self) -> int:
         return len(self.cu_host) - 1

@@ -133,8 +133,8 @@ def speed_settings(st: TrainState) -> None:
     if not st.cfg.run.compile:
         return
     if st.device.type != "cuda":
-        log.warning("run.compile: eager on the %s (torch.compile is slower than eager there for this model); "
-                    "compiled only on a GPU", st.device.type)
+        log.warning("run.compile: eager on the %s (there torch.compile's tens of seconds of compiling per trial "
+                    "outweigh what it saves); compiled only on a GPU", st.device.type)
         return
     st.model.compile_model()
 
