@@ -26,7 +26,7 @@ _SEVERITY = {"fail": 0, "warn": 1, "pass": 2, "n/a": 3, "-": 4}
 COST_KEYS = ("data.max_frames", "data.frame_sampling", "data.max_text_len", "data.limit_train",
              "model.d_model", "model.video_layers", "model.text_layers", "model.heads", "model.ff_mult",
              "model.embed_dim", "optim.batch_size", "optim.grad_accum", "optim.accum_mode", "loss.hard_negatives",
-             "run.device", "run.precision", "run.compile", "run.length_buckets", "run.num_threads")
+             "run.device", "run.precision", "run.compile", "run.attention", "run.num_threads")
 FUSION, KPTS = "keypoints + SigLIP", "keypoints only"
 
 
