@@ -33,6 +33,7 @@ from vlp_sweep.train.contract import build_model
 from vlp_sweep.train.distributed import DistContext, GatheredLoss
 from vlp_sweep.train.factory import ModelDims
 from vlp_sweep.train.loss import ContrastiveLoss
+from vlp_sweep.train.oom import OomRescue
 from vlp_sweep.train.state import TrainState, build_optimizer, speed_settings
 from vlp_sweep.train.steps import StepBatch, epoch_batches, train_step
 from vlp_sweep.train.syncs import SyncCounter
@@ -81,7 +82,7 @@ def flops_per_sample(s: dict[str, int]) -> float:
 
 
 def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool, attention: str = "auto",
-          mode: str = "cached") -> TrainState:
+          mode: str = "cached", recompute: bool = False) -> TrainState:
     micro = s["batch"] // accum
     cfg = make_config({"data.max_frames": s["frames"], "data.max_text_len": s["text_len"], "model.d_model": s["d"],
                        "model.heads": max(1, s["d"] // 64), "model.video_layers": s["layers"],
@@ -97,6 +98,9 @@ def build(s: dict[str, int], device: torch.device, accum: int, compile_: bool, a
     st = TrainState(cfg=cfg, device=device, model=model, crit=GatheredLoss(ContrastiveLoss(cfg.loss), DistContext()),
                     opt=opt, sched=torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0), train=split, eval=split)
     speed_settings(st)  # the attention backend, compile (or its fallback line)
+    if recompute:  # as after the out-of-memory rescue's first retry
+        st.oom = OomRescue(2, device)
+        st.oom.recompute = True
     return st
 
 
@@ -200,7 +204,10 @@ def profile(st: TrainState, steps: int) -> None:
     print(prof.key_averages().table(sort_by=key, row_limit=20))
 
 
-MODES = {"plain": (1, "cached"), "cached2": (2, "cached"), "cached4": (4, "cached"), "naive4": (4, "naive")}
+# name -> (micro-batches per step, accumulation mode); "r": layers recomputed, as the trainer falls back to
+# when the whole step does not fit in memory (oom.py)
+MODES = {"plain": (1, "cached"), "cached2": (2, "cached"), "cached4": (4, "cached"), "naive4": (4, "naive"),
+         "cached4r": (4, "cached")}
 
 
 def parallel(n: int, argv: list[str]) -> None:
@@ -262,7 +269,7 @@ def main() -> None:
     flops = flops_per_sample(s)
     results = {}
     for name in a.modes.split(","):
-        st = build(s, device, *MODES[name][:1], a.compile, a.attention, MODES[name][1])
+        st = build(s, device, MODES[name][0], a.compile, a.attention, MODES[name][1], name.endswith("r"))
         sps, peak = measure(st, steps, warmup=1 if a.smoke else 3, ready=_wait_for_go if a.worker else None,
                             sync_debug=a.sync_debug)
         results[name] = sps
@@ -281,7 +288,7 @@ def counts(s: dict[str, int], device: torch.device, a: argparse.Namespace) -> No
     rows = {}
     for name in a.modes.split(","):
         accum, mode = MODES[name]
-        rows[name] = count_step(build(s, device, accum, a.compile, a.attention, mode))
+        rows[name] = count_step(build(s, device, accum, a.compile, a.attention, mode, name.endswith("r")))
         ops, kernels, syncs = rows[name]
         ratio = f"  ({ops / rows['plain'][0]:.2f}x plain)" if "plain" in rows and name != "plain" else ""
         print(f"{name:8s} operators/step={ops:.0f}{ratio}  kernels/step={kernels:.0f}  host syncs/step={syncs:g}",

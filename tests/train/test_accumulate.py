@@ -1,4 +1,4 @@
-"""Gradient accumulation: the cached step (one forward over the whole step with its layers recomputed, and
+"""Gradient accumulation: the cached step (one forward over the whole step, its layers recomputed or not, and
 GradCache over micro-batches, which the out-of-memory rescue and models of your own use) gives exactly the
 gradient of the loss over the whole effective batch, with dropout on, clips of many lengths, duplicate
 captions and every hard-negative mode; naive accumulation does not."""
@@ -84,7 +84,7 @@ def test_the_cached_step_with_recompute_equals_the_full_batch_gradient(step_data
     torch.manual_seed(7)
     _full_batch(full, batch)
     torch.manual_seed(7)
-    step_backward("cached", cached.model, cached.crit, batch, micro=MICRO)  # layers recomputed in the backward
+    step_backward("cached", cached.model, cached.crit, batch, micro=MICRO, recompute=True)
     assert cached.model.net.recompute
     g_full, g_cached = _grads(full), _grads(cached)
     assert "logit_scale" in g_full
@@ -101,7 +101,7 @@ def test_recompute_without_the_dropout_replay_gives_another_gradient(step_data: 
     _full_batch(full, batch)
     monkeypatch.setattr(varlen, "checkpoint", lambda fn, *a, **k: checkpoint(fn, *a, **k, preserve_rng_state=False))
     torch.manual_seed(7)
-    step_backward("cached", cached.model, cached.crit, batch, micro=MICRO)
+    step_backward("cached", cached.model, cached.crit, batch, micro=MICRO, recompute=True)
     assert _max_diff(_grads(full), _grads(cached)) > 1e-3
 
 

@@ -53,18 +53,19 @@ def test_split_batch_keeps_every_clip_in_order() -> None:
 
 def test_rescued_run_matches_one_started_at_the_smaller_micro_batch(tiny_data: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    # The whole step of 16 clips at once runs out of memory in both runs: the small one goes on with GradCache
-    # over its micro-batches of 4, the big one over its micro-batches of 8, which run out too and are cut to 4.
+    # The whole step of 16 clips at once runs out of memory in both runs, with its layers recomputed too: the
+    # small one goes on with GradCache over its micro-batches of 4, the big one over its micro-batches of 8,
+    # which run out too and are cut to 4.
     seen = _oom_above(monkeypatch, 4)
     small, small_w = _fit(tiny_data, tmp_path / "small", **{"optim.batch_size": 4, "optim.grad_accum": 4})
-    assert seen["oom"] == 1  # once: the fallback stays for the rest of the run
+    assert seen["oom"] == 2  # the whole step, recomputed or not; then never again: the fallback stays
     big, big_w = _fit(tiny_data, tmp_path / "big", **{"optim.batch_size": 8, "optim.grad_accum": 2})
-    assert seen["oom"] == 3  # the whole step, then micro-batches of 8; then never again
+    assert seen["oom"] == 2 + 3  # the whole step twice, then micro-batches of 8
     assert _metrics(big) == _metrics(small)  # every loss and metric of every epoch, bit for bit
     assert all(torch.equal(big_w[k], small_w[k]) for k in small_w)
     h = big.last.health
-    assert (h["micro_batch"], h["oom_rescues"], h["health_oom"]) == (4, 2, "warn")
-    assert small.last.health["micro_batch"] == 4 and small.last.health["oom_rescues"] == 1
+    assert (h["micro_batch"], h["oom_rescues"], h["health_oom"]) == (4, 3, "warn")
+    assert small.last.health["micro_batch"] == 4 and small.last.health["oom_rescues"] == 2
 
 
 def test_naive_accumulation_keeps_its_negatives(tiny_data: Path, tmp_path: Path,
@@ -89,17 +90,17 @@ def test_naive_accumulation_keeps_its_negatives(tiny_data: Path, tmp_path: Path,
 
 @pytest.mark.parametrize("mode", ["naive", "cached"])
 def test_split_step_gradients_equal_the_unsplit_step(tiny_data: Path, mode: str) -> None:
-    """One step's gradients over its micro-batches (the first retry) and with them cut in two (the rescue) equal
-    those of the step itself (all its clips in one forward)."""
+    """One step's gradients with its layers recomputed (the first retry), over its micro-batches (the next) and
+    with them cut in two equal those of the step itself (all its clips in one forward)."""
     cfg = make_config(tiny_config(tiny_data, **{"optim.batch_size": 6, "optim.grad_accum": 2,
                                                 "optim.accum_mode": mode, "model.dropout": 0.0}))
     st = S.setup(cfg, None)
     batch = next(steps.epoch_batches(st, 0))
     grads = []
-    for chunked, split in ((False, 1), (True, 1), (True, 2)):
+    for recompute, chunked, split in ((False, False, 1), (True, False, 1), (False, True, 1), (False, True, 2)):
         st.opt.zero_grad(set_to_none=True)
         st.oom = OomRescue(1, st.device)
-        st.oom.chunked, st.oom.split = chunked, split
+        st.oom.recompute, st.oom.chunked, st.oom.split = recompute, chunked, split
         steps.step_gradients(st, batch)
         grads.append({n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None})
     for other in grads[1:]:

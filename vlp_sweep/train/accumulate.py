@@ -12,9 +12,10 @@ processes, clipping and the optimizer step stay with the caller (``trainer.train
 Two ways to run them, by the model's input form:
 
 - :func:`step_backward` (a model that takes packed batches, the built-in one): the whole step's clips in one
-  forward, its layers recomputed in the backward (activation checkpointing) when the step spans several
-  micro-batches, so memory stays near one micro-batch's. One extra forward, as GradCache, but one launch
-  sequence instead of one per micro-batch and pass. Naive mode takes each micro-batch's loss from its slice.
+  forward and one backward, whatever the micro-batches: the fastest way while it fits in memory. When it
+  does not (``oom.OomRescue``), the same step with its layers recomputed in the backward (activation
+  checkpointing: one extra forward, as GradCache, memory near one layer's), then GradCache over the
+  micro-batches. Naive mode takes each micro-batch's loss from its slice of the forward.
 - :func:`accumulate_gradients` (a model of your own, the padded dict): micro-batch by micro-batch, cached as
   GradCache (Gao et al., 2021): embed every micro-batch without a graph, take the loss and its gradient
   w.r.t. the embeddings, then re-embed each micro-batch with a graph (the same dropout RNG) and backprop
@@ -42,11 +43,11 @@ RngState = tuple[Tensor, Tensor | None]
 
 
 def step_backward(mode: str, model: ContrastiveModel, loss_fn: LossFn, batch: Batch, micro: int,
-                  autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
+                  autocast: Autocast = contextlib.nullcontext, recompute: bool = False) -> dict[str, Tensor]:
     """Forward and backward of a whole step's ``batch`` (its micro-batches are consecutive slices of
-    ``micro`` clips); ``mode`` is ``optim.accum_mode``."""
+    ``micro`` clips); ``mode`` is ``optim.accum_mode``; ``recompute``: activation checkpointing."""
     n = batch_len(batch)
-    model.set_recompute(n > micro)
+    model.set_recompute(recompute)
     with autocast():
         out = model(batch)
     ids = batch_text_ids(batch)

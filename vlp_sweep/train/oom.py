@@ -11,7 +11,8 @@ dropped. The cut stays for the rest of the run. Below ``floor`` clips per chunk 
 :class:`OutOfMemoryFloorError`, one line.
 
 The built-in model runs a step's micro-batches in one forward (``accumulate.step_backward``); out of memory
-there, the first retry is GradCache over the micro-batches as built, and only then are they cut.
+there, the first retry recomputes its layers in the backward (activation checkpointing), the next is GradCache
+over the micro-batches as built, and only then are they cut. Each retry gives the same gradients.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class OomRescue:
     def __init__(self, floor: int, device: torch.device) -> None:
         self.floor, self.device = floor, device
         self.split = 1  # chunks per micro-batch as built
+        self.recompute = False  # the whole step with its layers recomputed (activation checkpointing)
         self.chunked = False  # the step's own way abandoned: GradCache over chunks from now on
         self.events: list[str] = []  # "epoch 2 step 5: micro-batch 128 -> 64 (CUDA out of memory. ...)"
 
@@ -65,8 +67,9 @@ class OomRescue:
             zero_grad: Callable[[], None], where: str, whole: bool = False) -> Losses:
         """One step's forward and backward: ``step`` as long as nothing ran out of memory, then the chunks
         through ``cached``. ``mode`` is ``optim.accum_mode``; ``where`` names the step in messages. ``whole``:
-        ``step`` runs all the micro-batches in one forward (their layers recomputed): out of memory, it falls
-        back to GradCache over the micro-batches as built before any is cut."""
+        ``step`` runs all the micro-batches in one forward: out of memory, it is run again with its layers
+        recomputed (``self.recompute``, read by ``step``), then as GradCache over the micro-batches as built,
+        before any is cut."""
         start = rng_state(self.device)
         while True:
             try:
@@ -80,7 +83,10 @@ class OomRescue:
             set_rng_state(start, self.device)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            if whole and len(micro_batches) > 1 and not self.chunked:
+            if whole and not self.recompute and not self.chunked:
+                self.recompute = True
+                self._event(f"{where}: the whole step -> its layers recomputed in the backward ({reason})")
+            elif whole and len(micro_batches) > 1 and not self.chunked:
                 self._chunk(batch_len(micro_batches[0]), reason, where)
             else:
                 self._halve(batch_len(micro_batches[0]), reason, where)

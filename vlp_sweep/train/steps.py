@@ -144,7 +144,8 @@ def step_gradients(st: TrainState, batch: StepBatch) -> dict[str, torch.Tensor]:
 
     def step(mbs: Sequence[Batch]) -> dict[str, torch.Tensor]:
         if batch.packed is not None:  # the whole step at once (mbs are views of it)
-            return step_backward(mode, st.model, st.crit, batch.packed, batch.micro, autocast)
+            return step_backward(mode, st.model, st.crit, batch.packed, batch.micro, autocast,
+                                 recompute=st.oom is not None and st.oom.recompute)
         if mode == "cached" and len(mbs) > 1:
             return cached_backward(st.model, st.crit, mbs, autocast)
         return naive_backward(st.model, st.crit, mbs, autocast)

@@ -21,6 +21,7 @@ dropout draws (dropout acts on the packed tensors in both), so a seed trains the
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,21 @@ def varlen_supported(device: torch.device, dtype: torch.dtype) -> str | None:
     major, _ = torch.cuda.get_device_capability(device)
     if major < 8:
         return f"flash attention needs compute capability 8.0 or later (this GPU: {major}.x)"
+    return _probe(str(device), dtype)
+
+
+@functools.cache
+def _probe(device: str, dtype: torch.dtype) -> str | None:
+    """Run the kernel once, forward and backward, on two tiny sequences: an API or build that differs from
+    what this code expects becomes a fallback with its reason, not a failed trial."""
+    fn = _varlen_fn()
+    assert fn is not None
+    try:
+        q = torch.randn(5, 2, 64, device=device, dtype=dtype, requires_grad=True)
+        cu = torch.tensor([0, 2, 5], device=device, dtype=torch.int32)
+        fn(q, q, q, cu, cu, 3, 3).float().sum().backward()
+    except Exception as e:  # any failure of the kernel here means: do not use it
+        return f"the variable-length kernel failed a test call ({type(e).__name__}: {str(e)[:80]})"
     return None
 
 
