@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
 from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
-from vlp_sweep.train.factory import BUILTIN_FACTORY
+from vlp_sweep.model_factory import BUILTIN_FACTORY, check_model_config
 
 
 def _f(default: Any, help: str, *, choices: tuple[Any, ...] = (), lo: float | None = None,
@@ -62,8 +62,6 @@ class ModelConfig:
         if self.d_model % self.heads:
             raise LinkedKeysError(f"model.d_model ({self.d_model}) must be divisible by model.heads ({self.heads})",
                                   ("model.d_model", "model.heads"))
-        from vlp_sweep.train.factory import check_model_config
-
         check_model_config(self)
 
 

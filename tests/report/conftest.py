@@ -70,8 +70,8 @@ def _take_snapshot(run_dir: Path, snapshot: Path) -> None:
 
 def build_sweep(root: Path, data: Path) -> SmallSweep:
     from vlp_sweep.config import make_config
+    from vlp_sweep.space import parse_space
     from vlp_sweep.sweep.leaderboard import Leaderboard
-    from vlp_sweep.sweep.space import parse_space
     from vlp_sweep.sweep.trial import resolve_trial_config
     from vlp_sweep.train.trainer import Evaluation, fit
 
@@ -180,8 +180,8 @@ def fake_sweep(run_dir: Path, space_dict: dict[str, Any], trials: list[Fake],
                extra: dict[str, Any] | None = None) -> Path:
     """A finished sweep folder whose tables hold exactly ``trials`` (no ranks: nothing was evaluated);
     ``extra`` is merged into sweep.json (e.g. ``datasets``)."""
+    from vlp_sweep.space import parse_space
     from vlp_sweep.sweep.leaderboard import Leaderboard
-    from vlp_sweep.sweep.space import parse_space
     from vlp_sweep.sweep.trial import resolve_trial_config
 
     spec = parse_space(space_dict)

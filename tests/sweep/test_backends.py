@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from vlp_sweep.space import SweepSpec, parse_space
 from vlp_sweep.sweep.backends import optuna_distribution
-from vlp_sweep.sweep.space import SweepSpec, parse_space
 
 SEARCH: dict[str, Any] = {
     "model_size": {"choice": {"small": {"model.d_model": 64, "model.heads": 4},

@@ -13,8 +13,8 @@ from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
 from tests.sweep.conftest import tiny_space
 from vlp_sweep.errors import UserError
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.baseline_trial import MARKER, BaselineFirst, BaselineKeepingASHA
-from vlp_sweep.sweep.space import parse_space
 from vlp_sweep.sweep.trial import resolve_trial_config
 
 BASELINE = {"name": "plan", "run": True, "config": {"model.dropout": 0.4, "data.use_siglip": False}}

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.sweep.conftest import tiny_space
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.callbacks import LeaderboardCallback
-from vlp_sweep.sweep.space import parse_space
 
 
 def test_a_grid_trial_records_only_the_conditional_keys_that_applied(tmp_path: Path) -> None:

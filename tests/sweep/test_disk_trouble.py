@@ -16,9 +16,9 @@ import pytest
 from tests.sweep.conftest import tiny_space, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.callbacks import LeaderboardCallback
 from vlp_sweep.sweep.leaderboard import read_table
-from vlp_sweep.sweep.space import parse_space
 
 REAL_WRITE = pq.write_table
 

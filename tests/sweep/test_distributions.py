@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from vlp_sweep.sweep.distributions import (
+from vlp_sweep.space.distributions import (
     U_HIGH,
     U_LOW,
     Beta,

@@ -142,8 +142,8 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
 
 def test_resume_with_a_changed_space_is_refused(sweep_data: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.space import parse_space
     from vlp_sweep.sweep.driver import SweepOptions, _write_sweep_file
-    from vlp_sweep.sweep.space import parse_space
 
     spec = parse_space(tiny_space(sweep_data))
     (tmp_path / "runs" / "s").mkdir(parents=True)

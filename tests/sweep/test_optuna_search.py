@@ -14,11 +14,11 @@ from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
 from tests.sweep.conftest import tiny_space
 from vlp_sweep.errors import UserError
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.baseline_trial import MARKER, BaselineFirst
 from vlp_sweep.sweep.journal import ORPHAN_ATTR, RERUN_ATTR, TUNE_ID_ATTR, check_journal, open_storage, verdict
 from vlp_sweep.sweep.journal_callback import JournalCallback
 from vlp_sweep.sweep.optuna_search import OptunaSearcher, SeedRepeater
-from vlp_sweep.sweep.space import parse_space
 
 EPOCHS = 4
 

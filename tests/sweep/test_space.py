@@ -14,8 +14,8 @@ import pytest
 from vlp_sweep.cli import main
 from vlp_sweep.config import TrainConfig
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.distributions import LogUniform
-from vlp_sweep.sweep.space import SweepSpec, check_data, load_space, parse_space
+from vlp_sweep.space import SweepSpec, check_data, load_space, parse_space
+from vlp_sweep.space.distributions import LogUniform
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
@@ -480,7 +480,7 @@ def test_the_readme_example_validates() -> None:
     text = (ROOT / "README.md").read_text()
     block = text[text.index("The YAML format:"):]
     block = block[block.index("```yaml") + len("```yaml"):]
-    from vlp_sweep.sweep.yaml_lines import parse_yaml
+    from vlp_sweep.space.yaml_lines import parse_yaml
 
     spec = parse_space(parse_yaml(block[:block.index("```")]))
     assert spec.param("model_size") is not None and spec.runs_baseline and spec.warnings == ()
@@ -521,7 +521,7 @@ def test_spec_pickles(spec: SweepSpec) -> None:
 
 
 def test_parsing_imports_neither_ray_nor_optuna() -> None:
-    code = ("import sys; from vlp_sweep.sweep.space import load_space; "
+    code = ("import sys; from vlp_sweep.space import load_space; "
             f"s = load_space({str(SHIPPED[0])!r}); s.budget(); s.fingerprint(); s.trial_config({{}}); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'optuna')]; "
             "assert not bad, bad")

@@ -178,8 +178,8 @@ def test_resume_after_sigkill_continues_the_same_study(sweep_data: Path, tmp_pat
 
 def test_resume_with_a_damaged_journal_is_refused_and_nothing_is_overwritten(
         sweep_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.space import parse_space
     from vlp_sweep.sweep.driver import _write_sweep_file
-    from vlp_sweep.sweep.space import parse_space
 
     space = tiny_space(sweep_data)
     run_dir = tmp_path / "runs" / "s"

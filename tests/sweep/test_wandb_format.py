@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.space import SweepSpec, load_space, parse_space
-from vlp_sweep.sweep.wandb_format import is_wandb
+from vlp_sweep.space import SweepSpec, load_space, parse_space
+from vlp_sweep.space.wandb_format import is_wandb
 
 ROOT = Path(__file__).resolve().parents[2]
 

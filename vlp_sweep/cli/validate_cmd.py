@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vlp_sweep.sweep.space import check_data, load_space
+    from vlp_sweep.space import check_data, load_space
 
     spec = load_space(args.space)
     for line in describe(spec):
@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
 def describe(spec: Any) -> list[str]:
     """The resolved space as lines of text."""
     from vlp_sweep.config import config_keys
-    from vlp_sweep.sweep.user_code import factory_of
-    from vlp_sweep.train.factory import option_keys
+    from vlp_sweep.model_factory import option_keys
+    from vlp_sweep.space.user_code import factory_of
 
     # A factory of your own adds its options (a **kwargs option has no entry: described as such).
     keys = {**config_keys(), **option_keys(factory_of(spec))[0]}

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vlp_sweep.sweep.distributions import (
+from vlp_sweep.space.distributions import (
     U_HIGH,
     U_LOW,
     Choice,
@@ -33,8 +33,8 @@ from vlp_sweep.sweep.distributions import (
     contains,
     from_dict,
 )
-from vlp_sweep.sweep.params import Param, holds, with_parents
-from vlp_sweep.sweep.sections import SearchAlg
+from vlp_sweep.space.params import Param, holds, with_parents
+from vlp_sweep.space.sections import SearchAlg
 
 # ---------------------------------------------------------------- Ray Tune
 

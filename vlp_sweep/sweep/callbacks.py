@@ -62,7 +62,7 @@ class LeaderboardCallback(Callback):
             self.last_write = time.time()
 
     def _start(self, trial: Any) -> None:
-        from vlp_sweep.sweep.space import parse_space
+        from vlp_sweep.space import parse_space
         from vlp_sweep.sweep.trial import resolve_trial_config
 
         spec = parse_space(self.ctx["spec"])
@@ -111,7 +111,7 @@ class LeaderboardCallback(Callback):
         so loudly if one is not (a retention that disagrees with the leaderboard, or a file deleted by hand)."""
         import pandas as pd
 
-        from vlp_sweep.sweep.status import missing_checkpoints
+        from vlp_sweep.sweep.results import missing_checkpoints
 
         for tid, path in missing_checkpoints(pd.DataFrame(list(self._lb().rows.values()))):
             # live_line: the terminal, also while the driver's own output goes to driver.log

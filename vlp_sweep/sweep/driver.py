@@ -48,8 +48,8 @@ def check_name(name: str) -> str:
 
 def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
     """Checks that need no Ray: name, resume state, data; returns (name, run dir, trial context)."""
+    from vlp_sweep.space import check_data
     from vlp_sweep.sweep.lock import LOCK_FILE, refuse_if_running
-    from vlp_sweep.sweep.space import check_data
 
     name = check_name(opts.name or spec.name)
     run_dir = Path(opts.runs_root) / name
@@ -65,7 +65,7 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
     elif run_dir.exists() and any(p.name not in (LOCK_FILE, LOG_FILE) for p in run_dir.iterdir()):
         raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
     check_data(spec)
-    from vlp_sweep.sweep.user_code import import_paths
+    from vlp_sweep.space.user_code import import_paths
 
     ctx = {"spec": spec.to_dict(), "cwd": os.getcwd(), "select_metric": spec.metric,
            "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu,
@@ -74,7 +74,7 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
 
 
 def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
-    from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.space import parse_space
 
     if saved.get("fingerprint") != spec.fingerprint():
         try:
@@ -218,8 +218,8 @@ def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str,
          max_conc: int, mark: Any, after_init: Any, stopped: Any = lambda: False) -> None:
     from ray import tune
 
+    from vlp_sweep.space.user_code import py_modules
     from vlp_sweep.sweep.trial import trial_main
-    from vlp_sweep.sweep.user_code import py_modules
 
     _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu, py_modules(spec))
     after_init()
@@ -231,6 +231,9 @@ def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str,
     trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx), res)
     exp_path = f"{storage.rstrip('/')}/{name}"
     if opts.resume and tune.Tuner.can_restore(exp_path):
+        from vlp_sweep.sweep.moved import register
+
+        register()  # a sweep started by an earlier version pickled its classes under their old modules
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False)
     else:
         tuner = _new_tuner(spec, name, run_dir, ctx, storage, trainable, max_conc, max_epochs)

@@ -30,12 +30,12 @@ class JournalCallback(Callback):
 
     def _params(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(active searched params that fit their distribution, those distributions)."""
-        from vlp_sweep.report.importance import distribution
+        from vlp_sweep.sweep.backends import optuna_distribution
 
         search = self.spec.to_dict()["search"]
         params, dists = {}, {}
         for key, value in self.spec.active_params(config).items():
-            dist = distribution(search[key])
+            dist = optuna_distribution(search[key])
             try:
                 ok = dist._contains(dist.to_internal_repr(value))
             except (ValueError, TypeError):

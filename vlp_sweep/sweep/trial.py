@@ -83,8 +83,8 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
     from ray import tune
 
     from vlp_sweep.config import make_config
-    from vlp_sweep.sweep.space import parse_space
-    from vlp_sweep.train.factory import add_import_paths
+    from vlp_sweep.model_factory import add_import_paths
+    from vlp_sweep.space import parse_space
     from vlp_sweep.train.trainer import fit
 
     add_import_paths(ctx.get("import_paths", []))  # the user's model factory (sweep/user_code.py)
@@ -135,9 +135,9 @@ def _worker_loop(config: dict[str, Any]) -> None:
     import torch
 
     from vlp_sweep.config import make_config
-    from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.model_factory import add_import_paths
+    from vlp_sweep.space import parse_space
     from vlp_sweep.train.distributed import DistContext
-    from vlp_sweep.train.factory import add_import_paths
     from vlp_sweep.train.trainer import fit
 
     add_import_paths(config["ctx"].get("import_paths", []))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.yaml_lines import Where
+from vlp_sweep.space.yaml_lines import Where
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ def check_data(spec: Any) -> DataCheck:
     ``data.use_siglip`` on; a model factory of your own builds and embeds a few clips (``model_check``);
     then the schedule check on the training-set sizes. Raises a one-line UserError naming the key."""
     from vlp_sweep.data.packed import load_packed
-    from vlp_sweep.sweep import wandb_format
-    from vlp_sweep.sweep.schedule_check import schedule_warnings
+    from vlp_sweep.space import wandb_format
+    from vlp_sweep.space.schedule_check import schedule_warnings
 
     where = Where(spec.source, wandb_format.LABELS if spec.format == "wandb" else None)
     label = _label(spec, "data.path")
@@ -64,7 +64,7 @@ def check_data(spec: Any) -> DataCheck:
 
 def _model_line(spec: Any, where: Where, ds: Any) -> list[str]:
     """A model factory of your own, built and run on a few clips of ``ds`` (sweep/model_check.py)."""
-    from vlp_sweep.sweep.model_check import check_model
+    from vlp_sweep.space.model_check import check_model
 
     try:
         line = check_model(spec, ds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.factory import BUILTIN_FACTORY, is_option_key
+from vlp_sweep.model_factory import BUILTIN_FACTORY, is_option_key
 
 CLIPS = 4  # clips of the training split in the trial batch
 

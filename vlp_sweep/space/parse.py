@@ -29,7 +29,7 @@ The native format::
     code: [models/]                  # folders the model factory imports from (relative to this file)
 
 A model factory of your own (``base: {model.factory: "pkg.mod:build"}``) makes its options keys of the
-space (``model.options.NAME``), checked against its signature (``train/factory.py``).
+space (``model.options.NAME``), checked against its signature (``model_factory.py``).
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ from typing import Any
 from vlp_sweep.config import LINKED_KEYS, config_keys, make_config
 from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
 from vlp_sweep.metric_names import MODE
-from vlp_sweep.sweep.checks import Checks, strip_key
-from vlp_sweep.sweep.entries import is_entry, parse_param
-from vlp_sweep.sweep.health_section import parse_health
-from vlp_sweep.sweep.params import Param
-from vlp_sweep.sweep.sections import (
+from vlp_sweep.model_factory import BUILTIN_FACTORY, add_import_paths, check_required, is_option_key, option_keys
+from vlp_sweep.space.checks import Checks, strip_key
+from vlp_sweep.space.entries import is_entry, parse_param
+from vlp_sweep.space.health_section import parse_health
+from vlp_sweep.space.params import Param
+from vlp_sweep.space.sections import (
     Baseline,
     check_keys,
     get_bool,
@@ -62,9 +63,8 @@ from vlp_sweep.sweep.sections import (
     parse_wandb,
     section,
 )
-from vlp_sweep.sweep.spec import TOP_KEYS, SweepSpec
-from vlp_sweep.sweep.yaml_lines import Where, line_of, load_yaml
-from vlp_sweep.train.factory import BUILTIN_FACTORY, add_import_paths, check_required, is_option_key, option_keys
+from vlp_sweep.space.spec import TOP_KEYS, SweepSpec
+from vlp_sweep.space.yaml_lines import Where, line_of, load_yaml
 
 SWEEP_FIXED = ("run.out_dir", "run.select_metric")  # the driver sets these for every trial
 
@@ -80,7 +80,7 @@ def parse_space(data: Any, source: str | None = None, default_name: str | None =
     """Plain data (from YAML, JSON or ``spec.to_dict()``) -> :class:`SweepSpec`. A W&B sweep config
     (top-level ``method`` and ``parameters``) is converted first. Mappings that carry YAML line
     numbers (``yaml_lines.LineDict``) give errors with lines; ``source`` names the file in them."""
-    from vlp_sweep.sweep import wandb_format
+    from vlp_sweep.space import wandb_format
 
     where = Where(source)
     if not isinstance(data, Mapping):

@@ -14,7 +14,7 @@ from typing import Any
 
 from vlp_sweep.errors import did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES
-from vlp_sweep.sweep.yaml_lines import Where, line_of
+from vlp_sweep.space.yaml_lines import Where, line_of
 
 Pairs = tuple[tuple[str, Any], ...]
 SEARCH_ALGS = ("optuna", "random", "grid")

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vlp_sweep.errors import did_you_mean
-from vlp_sweep.sweep.distributions import (
+from vlp_sweep.space.distributions import (
     KINDS,
     Beta,
     Choice,
@@ -42,8 +42,8 @@ from vlp_sweep.sweep.distributions import (
     is_number,
     is_scalar,
 )
-from vlp_sweep.sweep.params import Condition, Param
-from vlp_sweep.sweep.yaml_lines import Where, line_of
+from vlp_sweep.space.params import Condition, Param
+from vlp_sweep.space.yaml_lines import Where, line_of
 
 ENTRY_KEYS = (*KINDS, "step", "log", "probabilities", "when")
 PAIR_NAMES = {"normal": ("mu", "sigma"), "lognormal": ("mu", "sigma"), "beta": ("a", "b")}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.factory import BUILTIN_FACTORY, HOW_TO_IMPORT, split_factory
+from vlp_sweep.model_factory import BUILTIN_FACTORY, HOW_TO_IMPORT, split_factory
 
 
 def factory_of(spec: Any) -> str:

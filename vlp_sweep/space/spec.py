@@ -18,8 +18,8 @@ from typing import Any
 
 from vlp_sweep.config import TrainConfig, config_keys, make_config, nest
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.params import Param, flatten, holds, topological
-from vlp_sweep.sweep.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
+from vlp_sweep.space.params import Param, flatten, holds, topological
+from vlp_sweep.space.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
 from vlp_sweep.train.health_config import HealthConfig
 
 TOP_KEYS = ("name", "description", "base", "search", "search_alg", "scheduler", "metric", "mode",
@@ -129,7 +129,7 @@ class SweepSpec:
         base, known = dict(self.base), config_keys()
         if key in base or key in known:
             return base.get(key, known.get(key, {}).get("default"))
-        from vlp_sweep.train.factory import BUILTIN_FACTORY, option_keys
+        from vlp_sweep.model_factory import BUILTIN_FACTORY, option_keys
 
         return option_keys(base.get("model.factory", BUILTIN_FACTORY))[0].get(key, {}).get("default")
 
