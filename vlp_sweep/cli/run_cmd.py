@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlp_sweep.space.spec import SweepSpec
 
 
 def register(sub: Any) -> None:
@@ -72,7 +75,7 @@ def _resume_args(args: argparse.Namespace, name: str) -> str:
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
-def _print_warnings(spec: Any) -> None:
+def _print_warnings(spec: SweepSpec) -> None:
     """What ``validate`` warns about (the space, and the lr schedule against ASHA's rungs), before launching."""
     from vlp_sweep.space import check_data
 

@@ -164,7 +164,7 @@ class Checks:
                     raise self.err(f"search.{p.key}", f"sets {k}, which search.{owner[k]} also searches: give "
                                                       "each key one place")
                 owner[k] = p.key
-                every = not p.coupled or all(k in dict(s.values) for s in p.distribution.values)  # type: ignore[union-attr]
+                every = not p.coupled or all(k in dict(s.values) for s in p.settings)
                 if k in base and not p.when and every:
                     where = "" if k == p.key else f"sets {k}, which "
                     raise self.err(f"search.{p.key}", f"{where}is also fixed in base: remove one (a base value is "

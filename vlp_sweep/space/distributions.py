@@ -1,8 +1,8 @@
 """What a searched key can take: small frozen value objects that validate themselves when built, and the
 value helpers they share (how a value prints and compares, W&B's rounding).
 
-Each distribution knows its native ``search:`` word (``kind``), turns into plain data and back
-(``to_dict`` / :func:`from_dict`), lists the values the trainer must accept (``check_points``) and
+Each distribution knows its native ``search:`` word (``kind``), turns into plain data (``to_dict``;
+back: ``entries.from_dict``), lists the values the trainer must accept (``check_points``) and
 describes itself. An impossible distribution raises ``ValueError`` in ``__post_init__`` with the
 values in the message (``low < high must hold, but got low=0.3, high=0.1``); the parser turns that
 into a one-line error naming the key and the YAML line. Nothing here knows Ray or Optuna: the
@@ -19,13 +19,12 @@ trainer's checks. scipy's ``stats`` gives the inverse CDFs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["KINDS", "RANGE_KINDS", "SHAPED_KINDS", "U_HIGH", "U_LOW", "Beta", "Choice", "Discrete", "Distribution",
-           "Grid", "Int", "LogNormal", "LogUniform", "Normal", "Pairs", "QLogUniform", "Range", "Setting", "Shaped",
-           "Uniform", "contains", "fmt", "from_dict", "is_number", "is_scalar", "same_value"]
+__all__ = ["KINDS", "U_HIGH", "U_LOW", "Beta", "Choice", "Discrete", "Distribution", "Grid", "Int", "LogNormal",
+           "LogUniform", "Normal", "Pairs", "QLogUniform", "Range", "Setting", "Shaped", "Uniform", "contains", "fmt",
+           "is_number", "is_scalar", "same_value"]
 
 U_LOW, U_HIGH = 1e-6, 1.0 - 1e-6
 Pairs = tuple[tuple[str, Any], ...]
@@ -143,10 +142,6 @@ class Discrete:
     def enumerate(self, limit: int = 256) -> list[Any] | None:
         return list(self.options)
 
-    def bounds(self) -> tuple[float, float]:
-        nums = [v for v in self.options if is_number(v)]
-        return (min(nums), max(nums)) if nums else (0.0, 0.0)
-
     def describe(self) -> str:
         if self.values and isinstance(self.values[0], Setting):
             return f"{self.kind} of {len(self.values)} settings"
@@ -233,9 +228,6 @@ class Range:
     @property
     def integer(self) -> bool:
         return False
-
-    def bounds(self) -> tuple[float, float]:
-        return float(self.low), float(self.high)
 
     def check_points(self) -> tuple[Any, ...]:
         return self.low, self.high
@@ -469,42 +461,3 @@ class Beta(Shaped):
 
 Distribution = Choice | Grid | Uniform | LogUniform | Int | QLogUniform | Normal | LogNormal | Beta
 KINDS = ("choice", "grid", "uniform", "loguniform", "int", "normal", "lognormal", "beta")
-RANGE_KINDS = ("uniform", "loguniform", "int")
-SHAPED_KINDS = ("normal", "lognormal", "beta")
-
-
-# ---------------------------------------------------------------- plain data
-
-
-def from_dict(entry: Mapping[str, Any]) -> Distribution:
-    """A native ``search:`` entry in its canonical form (``spec.to_dict()["search"][key]`` without
-    ``when``) -> its distribution. Raises ``ValueError`` naming what is wrong."""
-    kinds = [k for k in KINDS if k in entry]
-    need(len(kinds) == 1, f"needs exactly one of {', '.join(KINDS)}; got {', '.join(kinds) or 'none'}")
-    kind = kinds[0]
-    raw, step = entry[kind], entry.get("step")
-    if kind in ("choice", "grid"):
-        values = _settings(raw) if isinstance(raw, Mapping) else tuple(raw)
-        if kind == "grid":
-            return Grid(values)
-        probs = entry.get("probabilities")
-        return Choice(values, tuple(probs) if probs is not None else None)
-    need(isinstance(raw, (list, tuple)) and len(raw) == 2, f"{kind} needs a pair of numbers, but got {raw!r}")
-    a, b = raw
-    if kind == "uniform":
-        return Uniform(a, b, step)
-    if kind == "loguniform":
-        return LogUniform(a, b) if step is None else QLogUniform(a, b, step)
-    if kind == "int":
-        return Int(a, b, step, bool(entry.get("log", False)))
-    if kind == "beta":
-        return Beta(a, b, step)
-    return (Normal if kind == "normal" else LogNormal)(a, b, step)
-
-
-def _settings(raw: Mapping[str, Any]) -> tuple[Setting, ...]:
-    out = []
-    for label, values in raw.items():
-        need(isinstance(values, Mapping), f"setting '{label}' must be a mapping of trainer keys, got {values!r}")
-        out.append(Setting(str(label), tuple(sorted(values.items()))))
-    return tuple(out)

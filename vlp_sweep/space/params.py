@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.space.distributions import Discrete, Distribution, contains, fmt, same_value
+from vlp_sweep.space.distributions import Discrete, Distribution, Setting, contains, fmt, same_value
 
 __all__ = ["Condition", "CycleError", "Param", "contains", "flatten", "holds", "same_value", "topological",
            "with_parents"]
@@ -48,6 +48,12 @@ class Param:
         """What a trial's params hold for a discrete key: its values, or its settings' labels."""
         assert isinstance(self.distribution, Discrete), self.key
         return self.distribution.options
+
+    @property
+    def settings(self) -> tuple[Setting, ...]:
+        """A coupled choice's settings (each sets several trainer keys); () for any other param."""
+        d = self.distribution
+        return tuple(v for v in d.values if isinstance(v, Setting)) if isinstance(d, Discrete) else ()
 
     def sets(self) -> tuple[str, ...]:
         """The trainer keys a draw sets: the key itself, or every key its settings set."""

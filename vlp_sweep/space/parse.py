@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vlp_sweep.config import LINKED_KEYS, config_keys, make_config
+from vlp_sweep.config import LINKED_KEYS, config_keys, make_config, resolve_value
 from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
 from vlp_sweep.metric_names import MODE
 from vlp_sweep.model_factory import BUILTIN_FACTORY, add_import_paths, check_required, is_option_key, option_keys
@@ -230,8 +230,8 @@ class _Parser:
                 out[key] = make_config({"model.factory": self.factory}, {key: v}).flat()[key]
                 if key == "model.factory":
                     self._use_factory(out[key])
-            except LinkedKeysError:
-                out[key] = v  # fine alone; the pair is checked with the whole space (Checks.linked)
+            except LinkedKeysError:  # fine alone; the pair is checked with the whole space (Checks.linked)
+                out[key] = resolve_value(key, v)
             except UserError as e:
                 raise self._err(f"{label}.{key}", strip_key(str(e), key), line) from None
         return out

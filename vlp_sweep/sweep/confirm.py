@@ -34,10 +34,13 @@ import pandas as pd
 import pyarrow as pa
 
 from vlp_sweep.atomic import write_text
+from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.selection import best_evaluation, finite_float
+from vlp_sweep.space.spec import SweepSpec
 from vlp_sweep.sweep.leaderboard import read_table, write_table_atomic
-from vlp_sweep.sweep.results import is_baseline_trial
+from vlp_sweep.sweep.results import FINISHED, is_baseline_trial
+from vlp_sweep.sweep.trial import BASELINE_KEY, TrialContext, resolve_trial_config
 
 CANDIDATES_FILE = "confirm_candidates.json"
 CONFIRM_FILE = "confirm.parquet"
@@ -67,7 +70,7 @@ CONFIRM_RANKS_SCHEMA = pa.schema([("sweep", pa.string()), ("trial_id", pa.string
 def rank_groups(board: pd.DataFrame, metric: str, mode: str) -> list[dict[str, Any]]:
     """Finished searched configurations (trials grouped over seeds), best first: the mean of ``best_<metric>``
     in ``mode``, then the mean ``best_rsum``, then the first trial id."""
-    done = board[board["status"].isin(("TERMINATED", "STOPPED")) & board[f"best_{metric}"].notna()]
+    done = board[board["status"].isin(FINISHED) & board[f"best_{metric}"].notna()]
     done = done[[not is_baseline_trial(r) for _, r in done.iterrows()]]
     groups = []
     for gid, g in done.groupby("group_id", sort=False):
@@ -84,11 +87,11 @@ def _config(flat: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in _RUN_KEYS}
 
 
-def choose_candidates(spec: Any, run_dir: Path, ctx: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def choose_candidates(spec: SweepSpec, run_dir: Path, cwd: str) -> dict[str, dict[str, Any]]:
     """config_id -> candidate (``c1``.. by search rank, and ``baseline``): the resolved trainer config, the
-    search trials it comes from and its search value. Fewer than top when fewer configurations finished."""
-    from vlp_sweep.sweep.trial import BASELINE_KEY, resolve_trial_config
-
+    search trials it comes from and its search value. Fewer than top when fewer configurations finished.
+    ``cwd``: the driver's folder, from which the baseline's relative data path is resolved."""
+    assert spec.confirm is not None
     board = read_table(run_dir / "leaderboard.parquet")
     ranked = rank_groups(board, spec.metric, spec.mode)[:spec.confirm.top]
     out: dict[str, dict[str, Any]] = {}
@@ -96,7 +99,7 @@ def choose_candidates(spec: Any, run_dir: Path, ctx: dict[str, Any]) -> dict[str
         out[f"c{i}"] = {"role": "top", "search_rank": i, "search_trials": g["trials"], "group_id": g["group_id"],
                         "search_value": g["search_value"], "config": _config(g["config"])}
     if spec.confirms_baseline:
-        flat = resolve_trial_config(spec, {BASELINE_KEY: True}, ctx).flat()
+        flat = resolve_trial_config(spec, {BASELINE_KEY: True}, cwd).flat()
         base = board[[is_baseline_trial(r) for _, r in board.iterrows()]] if not board.empty else board
         out[BASELINE_ID] = {"role": "baseline", "search_rank": None,
                             "search_trials": [str(t) for t in base["trial_id"]], "group_id": None,
@@ -117,44 +120,46 @@ def search_finished(run_dir: Path, expected: int) -> str | None:
     return None
 
 
-def load_or_choose(spec: Any, run_dir: Path, ctx: dict[str, Any],
-                   say: Any = print) -> dict[str, dict[str, Any]]:
+def load_or_choose(spec: SweepSpec, run_dir: Path, cwd: str,
+                   say: Callable[[str], Any] = print) -> dict[str, dict[str, Any]]:
     """The candidates of an earlier start of the stage (resume), else chosen now and saved. A resume whose
     search results changed since (a trial Ray had not yet recorded as ended ran again) keeps the saved
     choice, so the stage's trials stay one experiment, and says so in one line."""
     path = run_dir / CANDIDATES_FILE
-    cands = choose_candidates(spec, run_dir, ctx)
+    cands = choose_candidates(spec, run_dir, cwd)
     if path.is_file():
         saved = dict(json.loads(path.read_text())["candidates"])
         if [c["search_trials"] for c in saved.values()] != [c["search_trials"] for c in cands.values()]:
             say(f"warning: the search's ranking changed since the confirmation chose its configurations; keeping "
                 f"the saved choice (delete {path} and {run_dir / EXPERIMENT} to choose again)")
         return saved
+    assert spec.confirm is not None
     write_text(path, json.dumps({"metric": spec.metric, "mode": spec.mode, "confirm": spec.confirm.to_dict(),
                                  "candidates": cands}, indent=1, default=str))
     return cands
 
 
-def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dict[str, Any],
+def run_confirmation(ctx: TrialContext, name: str, run_dir: Path, storage: str,
                      stopped: Callable[[], bool] = lambda: False) -> Path | None:
     """Run (or resume) the stage after the search; writes confirm.parquet and returns its path, or None
     when there is no stage, or the search did not finish, or a stop signal came (Ctrl-C, SIGTERM: the
     stage's Tune loop stops cleanly and ``--resume`` continues it)."""
     from vlp_sweep.output import say  # the terminal, also while the driver's output goes to driver.log
 
+    spec = ctx.spec
     if spec.confirm is None or stopped():
         return None
     why = search_finished(run_dir, spec.budget()["trials"])
     if why:
         say(f"confirmation stage not started: {why}")
         return None
-    cands = load_or_choose(spec, run_dir, ctx, say)
+    cands = load_or_choose(spec, run_dir, ctx.cwd, say)
     if not any(c["role"] == "top" for c in cands.values()):
         say("confirmation stage not started: no searched configuration finished")
         return None
     say(f"confirmation stage: {', '.join(cands)} x seeds {list(spec.confirm.seeds)}, "
         f"full budget, then the {spec.confirm.split} split")
-    results = fit_confirmation(spec, name, cands, storage, ctx)
+    results = fit_confirmation(ctx, name, cands, storage)
     if stopped():  # unfinished trials are not failures: the table waits for --resume
         return None
     return write_confirm(run_dir, name, spec, cands, results)
@@ -163,24 +168,19 @@ def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dic
 # ---------------------------------------------------------------- the stage's Tune experiment
 
 
-def _trainable(spec: Any, ctx: dict[str, Any]) -> Any:
-    from ray import tune
-
-    return tune.with_resources(tune.with_parameters(confirm_main, ctx=ctx),
-                               {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-
-
-def fit_confirmation(spec: Any, name: str, cands: dict[str, dict[str, Any]], storage: str,
-                     ctx: dict[str, Any]) -> list[dict[str, Any]]:
+def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, Any]],
+                     storage: str) -> list[dict[str, Any]]:
     """Run the stage's trials (those not finished before) and return one outcome per trial."""
     from ray import tune
 
     from vlp_sweep.sweep.callbacks import ProgressCallback
 
-    stage_ctx = {**ctx, "candidates": cands, "mode": spec.mode, "confirm_split": spec.confirm.split}
+    spec = ctx.spec
+    assert spec.confirm is not None
     root = f"{storage.rstrip('/')}/{name}"
     path = f"{root}/{EXPERIMENT}"
-    trainable = _trainable(spec, stage_ctx)
+    trainable = tune.with_resources(tune.with_parameters(confirm_main, ctx=ctx, candidates=cands),
+                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False)
     else:
@@ -223,13 +223,11 @@ def best_epoch(history: list[dict[str, Any]], metric: str, mode: str) -> int:
     return int(best["epoch"])
 
 
-def confirm_config(candidate: dict[str, Any], seed: int, ctx: dict[str, Any], out_dir: str) -> Any:
+def confirm_config(candidate: dict[str, Any], seed: int, spec: SweepSpec, out_dir: str) -> TrainConfig:
     """The trainer config of one confirmation trial: the candidate's resolved config with the fresh seed."""
-    from vlp_sweep.config import make_config
-
-    fixed: dict[str, Any] = {"run.seed": seed, "run.out_dir": out_dir, "run.select_metric": ctx["select_metric"]}
-    if ctx.get("cpus_per_trial"):
-        fixed["run.num_threads"] = max(1, int(ctx["cpus_per_trial"]))
+    fixed: dict[str, Any] = {"run.seed": seed, "run.out_dir": out_dir, "run.select_metric": spec.metric}
+    if spec.resources.cpu:
+        fixed["run.num_threads"] = max(1, int(spec.resources.cpu))
     return make_config(candidate["config"], fixed)
 
 
@@ -245,7 +243,7 @@ def _restore(checkpoint: Any, scratch: Path) -> tuple[Path | None, list[dict[str
     return scratch / "resume.pt", history
 
 
-def _evaluate_selected(path: Path, cfg: Any, split: str) -> dict[str, Any]:
+def _evaluate_selected(path: Path, cfg: TrainConfig, split: str) -> dict[str, Any]:
     """Metrics and per-query ranks of the selected checkpoint on ``split``, keys prefixed ``<prefix>_``."""
     from vlp_sweep.train.evaluate import evaluate_checkpoint
 
@@ -254,18 +252,18 @@ def _evaluate_selected(path: Path, cfg: Any, split: str) -> dict[str, Any]:
             "v2t_ranks": ev.result.v2t_ranks.tolist(), "n": len(ev.split)}
 
 
-def confirm_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
+def confirm_main(params: dict[str, Any], ctx: TrialContext, candidates: dict[str, dict[str, Any]]) -> None:
     """Ray Tune function trainable of the confirmation stage (``params``: config_id and seed)."""
     from ray import tune
 
-    from vlp_sweep.space import parse_space
     from vlp_sweep.train.checkpoint import sha256_file
     from vlp_sweep.train.trainer import Evaluation, fit
 
-    candidate = ctx["candidates"][params["config_id"]]
-    metric, mode = ctx["select_metric"], ctx["mode"]
+    spec = ctx.spec
+    assert spec.confirm is not None
+    metric, mode = spec.metric, spec.mode
     scratch = Path(tempfile.mkdtemp(prefix="vlp-confirm-"))
-    cfg = confirm_config(candidate, int(params["seed"]), ctx, str(scratch))
+    cfg = confirm_config(candidates[params["config_id"]], int(params["seed"]), spec, str(scratch))
     resume, history = _restore(tune.get_checkpoint(), scratch)
 
     def on_eval(ev: Evaluation) -> None:
@@ -281,10 +279,10 @@ def confirm_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
                         checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
-        fit(cfg, on_eval, resume=resume, health=parse_space(ctx["spec"]).health)  # the search's health checks
+        fit(cfg, on_eval, resume=resume, health=spec.health)  # the search's health checks
         selected = best_epoch(history, metric, mode)
         dev = _evaluate_selected(scratch / SELECTED, cfg, cfg.data.eval_split)
-        test = _evaluate_selected(scratch / SELECTED, cfg, ctx["confirm_split"])
+        test = _evaluate_selected(scratch / SELECTED, cfg, spec.confirm.split)
         with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
             shutil.copy(scratch / SELECTED, Path(d) / "full.pt")
             sha = sha256_file(Path(d) / "full.pt")
@@ -299,8 +297,9 @@ def confirm_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- the tables
 
 
-def confirm_row(sweep: str, spec: Any, cand: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+def confirm_row(sweep: str, spec: SweepSpec, cand: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     """One trial's row: the candidate it ran, its seed, and the selected checkpoint's dev and test metrics."""
+    assert spec.confirm is not None
     m = out["metrics"]
     row: dict[str, Any] = {
         "sweep": sweep, "trial_id": out["trial_id"], "config_id": out["config_id"], "role": cand["role"],
@@ -334,7 +333,7 @@ def rank_rows(sweep: str, out: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_confirm(run_dir: Path, sweep: str, spec: Any, cands: dict[str, dict[str, Any]],
+def write_confirm(run_dir: Path, sweep: str, spec: SweepSpec, cands: dict[str, dict[str, Any]],
                   outcomes: list[dict[str, Any]]) -> Path:
     """Write both tables (whole, atomically); rows in candidate order, then seed."""
     order = {c: i for i, c in enumerate(cands)}

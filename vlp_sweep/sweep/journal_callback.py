@@ -17,6 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from vlp_sweep.space.spec import SweepSpec
 from vlp_sweep.sweep.baseline_trial import is_baseline
 from vlp_sweep.sweep.journal import StudyLog
 
@@ -24,7 +25,7 @@ from vlp_sweep.sweep.journal import StudyLog
 class JournalCallback(Callback):
     """Records trials in the study (``record=True``: grid/variant-generator sweeps) and closes it."""
 
-    def __init__(self, spec: Any, journal: str | Path, study_name: str, record: bool):
+    def __init__(self, spec: SweepSpec, journal: str | Path, study_name: str, record: bool):
         self.spec, self.record = spec, record
         self.log = StudyLog(journal, study_name, spec.mode)
 
