@@ -298,3 +298,16 @@ def test_a_value_written_log_100_is_one_number_in_optuna_the_journal_and_both_co
         cb._start(SimpleNamespace(trial_id=tid, config=params))
         row = cb._lb().rows[tid]
         assert json.loads(row["params"])["loss.temperature"] == row["loss_temperature"] == params["loss.temperature"]
+
+
+def test_the_study_names_its_objective_after_the_sweeps_metric(tmp_path: Path) -> None:
+    # optuna-dashboard shows the metric's name instead of "Objective 0"
+    s = OptunaSearcher(_spec(tmp_path), tmp_path / "j", "tiny")
+    s.suggest("a")
+    assert _study(tmp_path / "j").metric_names == ["t2v_R1"]
+    grid = _spec(tmp_path, search_alg={"type": "grid"}, metric="t2v_R5",
+                 search={"loss.hard_negatives": {"grid": ["none", "topk"]}})
+    cb = JournalCallback(grid, tmp_path / "g", "tiny", record=True)
+    trial = SimpleNamespace(trial_id="g1", config={"loss.hard_negatives": "none", "run.seed": 0})
+    cb.on_trial_start(0, [trial], trial)
+    assert _study(tmp_path / "g").metric_names == ["t2v_R5"]

@@ -27,7 +27,7 @@ class JournalCallback(Callback):
 
     def __init__(self, spec: SweepSpec, journal: str | Path, study_name: str, record: bool):
         self.spec, self.record = spec, record
-        self.log = StudyLog(journal, study_name, spec.mode)
+        self.log = StudyLog(journal, study_name, spec.mode, metric=spec.metric)
 
     def _params(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(active searched params that fit their distribution, those distributions)."""

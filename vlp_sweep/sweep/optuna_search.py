@@ -49,7 +49,8 @@ class OptunaSearcher(Searcher):
     def __init__(self, spec: SweepSpec, journal: str | Path | None, study_name: str):
         super().__init__(metric=spec.metric, mode=spec.mode)
         self.spec = spec
-        self.log = StudyLog(journal, study_name, spec.mode, sampler=optuna_sampler(spec.search_alg))
+        self.log = StudyLog(journal, study_name, spec.mode, sampler=optuna_sampler(spec.search_alg),
+                            metric=spec.metric)
         self.known: set[str] = set()  # Tune trials this searcher suggested (restored with the snapshot)
         self._orphans: list[int] | None = None  # looked up in the journal on the first suggest
 
