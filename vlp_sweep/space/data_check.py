@@ -67,7 +67,7 @@ def check_data(spec: SweepSpec) -> DataCheck:
 
 
 def _model_line(spec: SweepSpec, where: Where, ds: Any) -> list[str]:
-    """A model factory of your own, built and run on a few clips of ``ds`` (sweep/model_check.py)."""
+    """A model factory of your own, built and run on a few clips of ``ds`` (``model_check``)."""
     from vlp_sweep.space.model_check import check_model
 
     try:

@@ -24,7 +24,7 @@ The native format::
     wandb: {mode: offline, project: vlp-sweep, entity: null, tags: []}
     baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
-    confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sweep/confirm.py
+    confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sections.Confirm (run by vlp_sweep/sweep/confirm.py)
     health: {window: 5, min_micro_batch: 2, checks: [{metric: eval_loss, below: 3.0, by_epoch: 100}]}
     code: [models/]                  # folders the model factory imports from (relative to this file)
 

@@ -99,7 +99,7 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float, py_modules:
     for name in ("ray", "ray.tune", "ray.train"):  # our own progress line replaces Tune's
         logging.getLogger(name).setLevel(logging.ERROR)
     runtime_env: dict[str, Any] = {"env_vars": env}
-    if address and py_modules:  # the user's model factory, shipped to every node (sweep/user_code.py)
+    if address and py_modules:  # the user's model factory, shipped to every node (space/user_code.py)
         runtime_env["py_modules"] = py_modules
     kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": "ERROR",
                               "log_to_driver": False, "include_dashboard": False}
