@@ -31,9 +31,13 @@ quickstart: setup data/quickstart/meta.json
 	$(VS) promote runs/$(NAME) --to runs/$(NAME)/promoted
 	$(VS) eval --ckpt runs/$(NAME)/promoted/vlp_best_full.pt --split test
 
+# lint's last step: the package's imports run one way (cli > promote > report > sweep > space > train > data >
+# top-level modules): no import up the layers, no cycle, no private name across packages (../shared/tools/layers.py).
 lint: setup
 	$(VENV)/bin/ruff check vlp_sweep tests benchmarks
 	$(VENV)/bin/mypy
+	@if [ -f ../shared/tools/layers.py ]; then $(PY) ../shared/tools/layers.py; \
+	else echo "layers: ../shared/tools/layers.py not found, not checked"; fi
 
 test: lint
 	$(VENV)/bin/pytest -q -ra -m "not heavy"

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from vlp_sweep.report.select import load_sweep
 from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.results import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

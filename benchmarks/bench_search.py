@@ -32,8 +32,8 @@ import optuna
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from search_table import EPOCHS, METRIC, SPACE, build, config_key
 
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.optuna_search import OptunaSearcher
-from vlp_sweep.sweep.space import parse_space
 
 TABLE = Path(__file__).parent / "data" / "search_table.json"
 GRACE, REDUCTION = 2, 2  # ASHA as the shipped quickstart runs it: rungs at epochs 2, 4, 8, 16

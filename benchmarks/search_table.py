@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.config import resolve_value
+
 # The plan's options at a scale where they matter on a synthetic corpus of 400 training clips
 # (~7 optimizer steps per epoch): A frame budget, B warmup, C temperature init, D hard negatives, E noise.
 SPACE: dict[str, list[Any]] = {
@@ -40,8 +42,13 @@ METRIC = "t2v_R1"
 
 
 def config_key(params: dict[str, Any]) -> str:
-    """A configuration's row key: its searched values in SPACE's order."""
-    return json.dumps([params[k] for k in SPACE])
+    """A configuration's row key: its searched values in SPACE's order, as SPACE lists them. A parsed space
+    holds 'log(100)' as 0.01 (its value resolved); the cached table keeps the form it was built with."""
+    return json.dumps([_as_listed(k, params[k]) for k in SPACE])
+
+
+def _as_listed(key: str, value: Any) -> Any:
+    return next((v for v in SPACE[key] if resolve_value(key, v) == value), value)
 
 
 def all_configs() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
 from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
-from vlp_sweep.train.factory import BUILTIN_FACTORY
+from vlp_sweep.model_factory import BUILTIN_FACTORY, check_model_config
 
 
 def _f(default: Any, help: str, *, choices: tuple[Any, ...] = (), lo: float | None = None,
@@ -63,8 +63,6 @@ class ModelConfig:
         if self.d_model % self.heads:
             raise LinkedKeysError(f"model.d_model ({self.d_model}) must be divisible by model.heads ({self.heads})",
                                   ("model.d_model", "model.heads"))
-        from vlp_sweep.train.factory import check_model_config
-
         check_model_config(self)
 
 
@@ -244,10 +242,36 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
                 raise UserError(f"{dotted}: expected a mapping of {key} keys, got {value!r}")
             kwargs[key] = _build(typ, value, f"{dotted}.")  # type: ignore[arg-type]
         else:
-            if dotted == "loss.temperature":
-                value = _parse_temperature(dotted, value)
-            kwargs[key] = _check_value(dotted, value, typ, dict(known[key].metadata))
+            kwargs[key] = _field_value(dotted, value, typ, dict(known[key].metadata))
     return cls(**kwargs)
+
+
+def _field_value(dotted: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
+    """One plain field's value in the config's own form, checked alone (type, choices, range)."""
+    if dotted == "loss.temperature":
+        value = _parse_temperature(dotted, value)
+    return _check_value(dotted, value, typ, meta)
+
+
+def resolve_value(key: str, value: Any) -> Any:
+    """A dotted trainer key's value in the form the config holds it: ``'log(100)'`` -> 0.01, ``3`` -> 3.0 and
+    ``'3e-3'`` -> 0.003 for a float key. Checked alone (type, choices, range; a rule linking two keys needs
+    the whole config: :func:`make_config`); a bad value is a UserError naming the key. The options of a
+    model factory of your own (``model.options.NAME``) come back as given: the config keeps them so."""
+    section, _, name = key.partition(".")
+    sections = {f.name: f for f in fields(TrainConfig)}
+    if section not in sections or "." in name:
+        if key.startswith("model.options."):
+            return value
+        raise UserError(f"unknown config key '{key}'{did_you_mean(key, _all_keys(TrainConfig))}")
+    cls = get_type_hints(TrainConfig)[section]
+    known = {f.name: f for f in fields(cls)}
+    typ = get_type_hints(cls).get(name)
+    if name not in known:
+        raise UserError(f"unknown config key '{key}'{did_you_mean(key, _all_keys(TrainConfig))}")
+    if typ == dict[str, Any]:
+        raise UserError(f"{key}: give a model factory's options one by one, as {key}.NAME")
+    return _field_value(key, value, typ, dict(known[name].metadata))
 
 
 def _all_keys(cls: type, prefix: str = "") -> list[str]:

@@ -51,7 +51,7 @@ class SmallSweep:
 
 
 def write_sweep_json(run_dir: Path, spec: Any, status: str) -> None:
-    """What driver._write_sweep_file writes (without Ray)."""
+    """What driver.write_sweep_file writes (without Ray)."""
     from vlp_sweep import __version__
 
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -70,18 +70,17 @@ def _take_snapshot(run_dir: Path, snapshot: Path) -> None:
 
 def build_sweep(root: Path, data: Path) -> SmallSweep:
     from vlp_sweep.config import make_config
+    from vlp_sweep.space import parse_space
     from vlp_sweep.sweep.leaderboard import Leaderboard
-    from vlp_sweep.sweep.space import parse_space
     from vlp_sweep.sweep.trial import resolve_trial_config
     from vlp_sweep.train.trainer import Evaluation, fit
 
     spec = parse_space(space(data))
     run_dir, snapshot = root / "runs" / NAME, root / "snapshot" / NAME
     write_sweep_json(run_dir, spec, "running")
-    ctx = {"cwd": str(root), "select_metric": spec.metric, "seeds": list(spec.seeds), "cpus_per_trial": 2}
     lb = Leaderboard(run_dir, NAME, spec.metric, spec.mode, spec.epochs_range()[1])
     for tid, params in TRIALS:
-        cfg = resolve_trial_config(spec, params, ctx)
+        cfg = resolve_trial_config(spec, params, root)
         lb.start(tid, cfg.flat(), params)
         lb.write()
         if tid == "t3":
@@ -180,8 +179,8 @@ def fake_sweep(run_dir: Path, space_dict: dict[str, Any], trials: list[Fake],
                extra: dict[str, Any] | None = None) -> Path:
     """A finished sweep folder whose tables hold exactly ``trials`` (no ranks: nothing was evaluated);
     ``extra`` is merged into sweep.json (e.g. ``datasets``)."""
+    from vlp_sweep.space import parse_space
     from vlp_sweep.sweep.leaderboard import Leaderboard
-    from vlp_sweep.sweep.space import parse_space
     from vlp_sweep.sweep.trial import resolve_trial_config
 
     spec = parse_space(space_dict)
@@ -189,10 +188,9 @@ def fake_sweep(run_dir: Path, space_dict: dict[str, Any], trials: list[Fake],
     if extra:
         doc = json.loads((run_dir / "sweep.json").read_text())
         (run_dir / "sweep.json").write_text(json.dumps({**doc, **extra}))
-    ctx = {"cwd": str(run_dir), "select_metric": spec.metric, "seeds": [0]}
     lb = Leaderboard(run_dir, run_dir.name, spec.metric, spec.mode, spec.epochs_range()[1])
     for t in trials:
-        lb.start(t.trial_id, resolve_trial_config(spec, t.params, ctx).flat(), t.params)
+        lb.start(t.trial_id, resolve_trial_config(spec, t.params, run_dir).flat(), t.params)
         for epoch, v in sorted(t.values.items()):
             lb.result(t.trial_id, {"epoch": epoch, "t2v_R1": v, "t2v_R5": min(100.0, 3 * v), "rsum": 4 * v})
         if t.end != "running":

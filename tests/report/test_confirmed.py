@@ -15,10 +15,10 @@ from vlp_sweep.report import seed_stats, stats
 from vlp_sweep.report.build import build_report
 from vlp_sweep.report.render import document, print_terminal, to_dict, to_markdown
 from vlp_sweep.report.render.html import to_html
-from vlp_sweep.report.select import load_sweep
 from vlp_sweep.report.types import Report
-from vlp_sweep.sweep.confirm_table import write_confirm
-from vlp_sweep.sweep.space import parse_space
+from vlp_sweep.space import parse_space
+from vlp_sweep.sweep.confirm import write_confirm
+from vlp_sweep.sweep.results import load_sweep
 
 
 def test_holm_matches_a_hand_computation() -> None:
@@ -161,7 +161,7 @@ def test_a_sweep_without_the_stage_says_its_numbers_are_selection_numbers(tmp_pa
 
 
 def test_promote_candidates_put_the_dev_winner_first_with_its_test_numbers(tmp_path: Path) -> None:
-    from vlp_sweep.promote.confirmed import from_confirmation, has_confirmation
+    from vlp_sweep.promote.candidates import from_confirmation, has_confirmation
 
     sweep = load_sweep(_confirmed_sweep(tmp_path, dev={"c1": 20.0, "c2": 30.0, "baseline": 50.0},
                                         test={"c1": 0.9, "c2": 0.1, "baseline": 0.1}))

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from vlp_sweep.sweep.backends import optuna_distribution
-from vlp_sweep.sweep.space import SweepSpec, parse_space
+from vlp_sweep.space import SweepSpec, parse_space
+from vlp_sweep.sweep.backends import define_by_run, optuna_distribution, optuna_sampler, param_space
 
 SEARCH: dict[str, Any] = {
     "model_size": {"choice": {"small": {"model.d_model": 64, "model.heads": 4},
@@ -47,7 +47,7 @@ def _draw(spec: SweepSpec, n: int, seed: int) -> list[dict[str, Any]]:
     from ray.tune.search.variant_generator import generate_variants
 
     rng = np.random.default_rng(seed)
-    return [cfg for _ in range(n) for _, cfg in generate_variants(spec.param_space(), random_state=rng)]
+    return [cfg for _ in range(n) for _, cfg in generate_variants(param_space(spec), random_state=rng)]
 
 
 def test_ray_param_space_draws_shaped_weighted_and_coupled_values() -> None:
@@ -66,7 +66,7 @@ def test_grid_over_a_coupled_choice() -> None:
 
     spec = parse_space({"name": "g", "search": {"model_size": SEARCH["model_size"], "optim.lr": {"grid": [1e-3, 2e-3]}},
                         "search_alg": {"type": "grid"}, "scheduler": {"type": "none"}})
-    configs = [cfg for _, cfg in generate_variants(spec.param_space())]
+    configs = [cfg for _, cfg in generate_variants(param_space(spec))]
     assert spec.grid_size() == 4 and len(configs) == 4
     assert sorted((c["model_size"], c["model.heads"], c["optim.lr"]) for c in configs) == [
         ("large", 6, 1e-3), ("large", 6, 2e-3), ("small", 4, 1e-3), ("small", 4, 2e-3)]
@@ -78,10 +78,10 @@ def test_optuna_models_the_quantile_and_the_trial_gets_the_value() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = _spec()
-    study = optuna.create_study(sampler=spec.optuna_sampler())
+    study = optuna.create_study(sampler=optuna_sampler(spec.search_alg))
     for _ in range(40):
         trial = study.ask()
-        extra = spec.define_by_run(trial)
+        extra = define_by_run(spec, trial)
         assert extra is not None
         config = {**trial.params, **extra}  # what Ray's OptunaSearch hands the trial
         _check_trial(spec, config)

@@ -13,8 +13,8 @@ from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
 from tests.sweep.conftest import tiny_space
 from vlp_sweep.errors import UserError
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.baseline_trial import MARKER, BaselineFirst, BaselineKeepingASHA
-from vlp_sweep.sweep.space import parse_space
 from vlp_sweep.sweep.trial import resolve_trial_config
 
 BASELINE = {"name": "plan", "run": True, "config": {"model.dropout": 0.4, "data.use_siglip": False}}
@@ -83,11 +83,10 @@ def test_asha_stops_a_weak_trial_but_never_the_baseline() -> None:
 
 def test_baseline_trial_config_is_base_then_baseline_config(sweep_data: Path) -> None:
     spec = parse_space(tiny_space(sweep_data, baseline=BASELINE))
-    ctx = {"select_metric": "t2v_R1", "seeds": [0], "cwd": str(sweep_data.parent)}
-    cfg = resolve_trial_config(spec, dict(MARKER), ctx)
+    cfg = resolve_trial_config(spec, dict(MARKER), sweep_data.parent)
     assert cfg.model.dropout == 0.4 and cfg.data.use_siglip is False
     assert cfg.data.max_frames == 24 and cfg.optim.epochs == 2  # the base still applies
-    plain = resolve_trial_config(spec, {"optim.lr": 2e-3, "loss.hard_negatives": "none"}, ctx)
+    plain = resolve_trial_config(spec, {"optim.lr": 2e-3, "loss.hard_negatives": "none"}, sweep_data.parent)
     assert plain.model.dropout == 0.2 and plain.data.use_siglip is True
     b = spec.budget()
     assert b["trials"] == 3 and b["baseline_trials"] == 1 and b["max_total_epochs"] == 3 * 2

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from tests.sweep.conftest import tiny_space
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.callbacks import LeaderboardCallback
-from vlp_sweep.sweep.space import parse_space
+from vlp_sweep.sweep.trial import TrialContext
 
 
 def test_a_grid_trial_records_only_the_conditional_keys_that_applied(tmp_path: Path) -> None:
@@ -20,9 +21,7 @@ def test_a_grid_trial_records_only_the_conditional_keys_that_applied(tmp_path: P
         "loss.hcl_beta": {"grid": [0.3, 0.9], "when": {"loss.hard_negatives": "hcl"}}},
         search_alg={"type": "grid"}, num_samples=1)
     spec = parse_space(space)
-    ctx = {"spec": spec.to_dict(), "cwd": str(tmp_path), "select_metric": "t2v_R1", "seeds": [0],
-           "cpus_per_trial": 1}
-    cb = LeaderboardCallback(str(tmp_path / "run"), "tiny", "t2v_R1", "max", 2, ctx)
+    cb = LeaderboardCallback(str(tmp_path / "run"), "tiny", "t2v_R1", "max", 2, TrialContext(spec, str(tmp_path)))
     for tid, neg in (("a", "none"), ("b", "hcl")):
         cb._start(SimpleNamespace(trial_id=tid, config={"loss.hard_negatives": neg, "loss.hcl_beta": 0.9,
                                                         "run.seed": 0}))
@@ -48,3 +47,16 @@ def test_the_end_of_a_sweep_warns_about_a_named_checkpoint_that_is_missing(
     gone = tmp_path / "gone" / "full.pt"
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"warning: trial a: the checkpoint the leaderboard names is missing: {gone}"]
+
+
+def test_a_callback_pickled_by_an_earlier_version_gets_its_context_parsed_once(tmp_path: Path) -> None:
+    # Before the spec travelled typed, the callback held it as plain data in a dict (Ray pickled it so).
+    spec = parse_space(tiny_space(tmp_path / "data"))
+    state = {"args": (str(tmp_path / "run"), "tiny", "t2v_R1", "max", 2), "board": None, "last_write": 0.0,
+             "write_failed": False, "ctx": {"spec": spec.to_dict(), "cwd": str(tmp_path), "select_metric": "t2v_R1",
+                                            "seeds": [0], "cpus_per_trial": 1, "import_paths": []}}
+    cb = LeaderboardCallback.__new__(LeaderboardCallback)
+    cb.__setstate__(state)
+    assert cb.ctx == TrialContext(spec, str(tmp_path))
+    cb._start(SimpleNamespace(trial_id="a", config={"optim.lr": 2e-3, "loss.hard_negatives": "none"}))
+    assert cb._lb().rows["a"]["optim_lr"] == 2e-3

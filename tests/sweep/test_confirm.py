@@ -14,12 +14,10 @@ import pytest
 from tests.sweep.conftest import tiny_space, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.confirm import rank_groups
-from vlp_sweep.sweep.confirm_table import CONFIRM_SCHEMA, write_confirm
-from vlp_sweep.sweep.confirm_trial import best_epoch
+from vlp_sweep.space import check_data, parse_space
+from vlp_sweep.space.sections import Confirm
+from vlp_sweep.sweep.confirm import CONFIRM_SCHEMA, best_epoch, rank_groups, write_confirm
 from vlp_sweep.sweep.leaderboard import read_table
-from vlp_sweep.sweep.sections import Confirm
-from vlp_sweep.sweep.space import check_data, parse_space
 
 slow = pytest.mark.slow
 

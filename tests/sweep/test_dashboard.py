@@ -99,3 +99,28 @@ def test_dashboard_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureF
         assert main(["dashboard", str(run_dir), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert f"127.0.0.1:{port}: in use" in err and len(err.splitlines()) == 1 and time.time() - t0 < 30
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium to load the page (Debian: apt-get install chromium)")
+def test_the_dashboard_names_the_objective_after_the_sweeps_metric(tmp_path: Path) -> None:
+    from vlp_sweep.sweep.journal import StudyLog
+
+    run_dir = tmp_path / "runs" / "named"
+    run_dir.mkdir(parents=True)
+    (run_dir / "sweep.json").write_text(json.dumps({"name": "named", "status": "finished"}))
+    log = StudyLog(run_dir / "optuna.journal", "named", "max", optuna.samplers.RandomSampler(seed=0), metric="t2v_R1")
+    for i in range(2):  # as the searcher records them
+        t = log.study.ask()
+        log.remember(f"tune{i}", t)
+        log.study.tell(t, 1000 * t.suggest_float("optim.lr", 1e-4, 3e-3, log=True))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "vlp_sweep", "dashboard", str(run_dir), "--port", str(port)],
+                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None and "named" in proc.stdout.readline()
+        overview = _dom(f"http://127.0.0.1:{port}/dashboard/studies/0")
+        assert "t2v_R1" in overview and "Objective 0" not in overview
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tests.sweep.conftest import tiny_space
 from vlp_sweep.report.datasource import data_source
-from vlp_sweep.report.select import load_sweep
-from vlp_sweep.sweep.driver import _write_sweep_file
+from vlp_sweep.space import parse_space
+from vlp_sweep.sweep.driver import write_sweep_file
 from vlp_sweep.sweep.leaderboard import Leaderboard
-from vlp_sweep.sweep.space import parse_space
+from vlp_sweep.sweep.results import load_sweep
 
 
 def test_driver_records_each_dataset_and_the_report_reads_it(sweep_data: Path, tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_driver_records_each_dataset_and_the_report_reads_it(sweep_data: Path, t
     del space["base"]["data.path"]
     run_dir = tmp_path / "runs" / "s"
     Leaderboard(run_dir, "s", "t2v_R1", "max", 2).write()  # empty tables: the report opens the sweep
-    _write_sweep_file(run_dir, parse_space(space), "s", str(tmp_path / "runs"), "running")
+    write_sweep_file(run_dir, parse_space(space), "s", str(tmp_path / "runs"), "running")
     listed = json.loads((run_dir / "sweep.json").read_text())["datasets"]
     synth_hash = json.loads((sweep_data / "meta.json").read_text())["content_hash"]
     assert listed == [
@@ -39,7 +39,7 @@ def test_driver_records_each_dataset_and_the_report_reads_it(sweep_data: Path, t
 
     # Later statuses carry the list over (the data may be gone by then); a real-only sweep reads as real.
     shutil.rmtree(imported)
-    _write_sweep_file(run_dir, parse_space(space), "s", str(tmp_path / "runs"), "interrupted")
+    write_sweep_file(run_dir, parse_space(space), "s", str(tmp_path / "runs"), "interrupted")
     assert json.loads((run_dir / "sweep.json").read_text())["datasets"] == listed
 
 
@@ -51,5 +51,5 @@ def test_a_real_dataset_reads_as_real(sweep_data: Path, tmp_path: Path) -> None:
     (real / "meta.json").write_text(json.dumps(meta))
     run_dir = tmp_path / "runs" / "r"
     Leaderboard(run_dir, "r", "t2v_R1", "max", 2).write()
-    _write_sweep_file(run_dir, parse_space(tiny_space(real)), "r", str(tmp_path / "runs"), "running")
+    write_sweep_file(run_dir, parse_space(tiny_space(real)), "r", str(tmp_path / "runs"), "running")
     assert data_source(load_sweep(run_dir)).kind == "real"

@@ -16,9 +16,10 @@ import pytest
 from tests.sweep.conftest import tiny_space, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.callbacks import LeaderboardCallback
 from vlp_sweep.sweep.leaderboard import read_table
-from vlp_sweep.sweep.space import parse_space
+from vlp_sweep.sweep.trial import TrialContext
 
 REAL_WRITE = pq.write_table
 
@@ -36,10 +37,8 @@ def _trial(tid: str, epoch: int | None = None) -> SimpleNamespace:
 def test_failed_write_is_one_line_and_keeps_the_last_complete_table(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int) -> None:
     spec = parse_space(tiny_space(tmp_path / "data"))
-    ctx = {"spec": spec.to_dict(), "cwd": str(tmp_path), "select_metric": "t2v_R1", "seeds": [0],
-           "cpus_per_trial": 1}
     run_dir = tmp_path / "runs" / "s"
-    cb = LeaderboardCallback(str(run_dir), "s", "t2v_R1", "max", 2, ctx)
+    cb = LeaderboardCallback(str(run_dir), "s", "t2v_R1", "max", 2, TrialContext(spec, str(tmp_path)))
     trials = [_trial("a"), _trial("b")]
     cb.on_trial_start(0, trials, trials[0])
     cb.on_trial_start(0, trials, trials[1])

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from vlp_sweep.sweep.distributions import (
+from vlp_sweep.space.distributions import (
     U_HIGH,
     U_LOW,
     Beta,
@@ -21,8 +21,8 @@ from vlp_sweep.sweep.distributions import (
     QLogUniform,
     Setting,
     Uniform,
-    from_dict,
 )
+from vlp_sweep.space.entries import from_dict
 
 SMALL = Setting("small", (("model.d_model", 64), ("model.heads", 4)))
 LARGE = Setting("large", (("model.d_model", 128), ("model.heads", 8)))

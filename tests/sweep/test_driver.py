@@ -142,12 +142,12 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
 
 def test_resume_with_a_changed_space_is_refused(sweep_data: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from vlp_sweep.sweep.driver import SweepOptions, _write_sweep_file
-    from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.space import parse_space
+    from vlp_sweep.sweep.driver import SweepOptions, write_sweep_file
 
     spec = parse_space(tiny_space(sweep_data))
     (tmp_path / "runs" / "s").mkdir(parents=True)
-    _write_sweep_file(tmp_path / "runs" / "s", spec, "s", str(tmp_path / "runs"), "running")
+    write_sweep_file(tmp_path / "runs" / "s", spec, "s", str(tmp_path / "runs"), "running")
     changed = tiny_space(sweep_data, num_samples=5)
     path = write_space(tmp_path / "space.yaml", changed)
     assert main(["run", str(path), "--name", "s", "--resume", "--runs-root", str(tmp_path / "runs")]) == 2
@@ -161,6 +161,29 @@ def test_resume_with_a_changed_space_is_refused(sweep_data: Path, tmp_path: Path
     assert main(["run", str(path), "--name", "s", "--resume", "--runs-root", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert "changed search space" in err and "no longer validates" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_sweep_saved_by_an_earlier_version_with_log_100_resumes(sweep_data: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.space import parse_space
+    from vlp_sweep.sweep.driver import write_sweep_file
+
+    space = tiny_space(sweep_data, search={"loss.temperature": {"choice": [0.07, "log(100)"]}})
+    run_dir = tmp_path / "runs" / "s"
+    run_dir.mkdir(parents=True)
+    write_sweep_file(run_dir, parse_space(space), "s", str(tmp_path / "runs"), "interrupted")
+    # An earlier version saved the value as written, and a fingerprint of that form.
+    saved = json.loads((run_dir / "sweep.json").read_text())
+    assert saved["spec"]["search"]["loss.temperature"] == {"choice": [0.07, 0.01]}
+    saved["spec"]["search"]["loss.temperature"] = {"choice": [0.07, "log(100)"]}
+    saved["fingerprint"] = "of the space as an earlier version wrote it"
+    (run_dir / "sweep.json").write_text(json.dumps(saved))
+    path = write_space(tmp_path / "space.yaml", space)
+    args = ["run", str(path), "--name", "s", "--resume", "--dry-run", "--runs-root", str(tmp_path / "runs")]
+    assert main(args) == 0, capsys.readouterr().err
+    saved["spec"]["search"]["loss.temperature"] = {"choice": [0.07, "log(50)"]}  # another space: refused
+    (run_dir / "sweep.json").write_text(json.dumps(saved))
+    assert main(args) == 2 and "changed search space" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,8 +10,8 @@ import pytest
 
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
+from vlp_sweep.space import load_space, parse_space
 from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, Leaderboard, read_table
-from vlp_sweep.sweep.space import load_space, parse_space
 from vlp_sweep.train.health_config import COLUMNS, PLAN_CHECKS, Check, HealthConfig
 
 SPACE = """\

@@ -14,7 +14,7 @@ import pytest
 from tests.sweep.conftest import REPO, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.space import load_space, parse_space
+from vlp_sweep.space import load_space, parse_space
 
 EXAMPLE = REPO / "examples" / "custom_model"
 

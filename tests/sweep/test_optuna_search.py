@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,11 +15,11 @@ from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
 from tests.sweep.conftest import tiny_space
 from vlp_sweep.errors import UserError
+from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.baseline_trial import MARKER, BaselineFirst
 from vlp_sweep.sweep.journal import ORPHAN_ATTR, RERUN_ATTR, TUNE_ID_ATTR, check_journal, open_storage, verdict
 from vlp_sweep.sweep.journal_callback import JournalCallback
 from vlp_sweep.sweep.optuna_search import OptunaSearcher, SeedRepeater
-from vlp_sweep.sweep.space import parse_space
 
 EPOCHS = 4
 
@@ -280,3 +281,33 @@ def test_shaped_and_coupled_keys_reach_the_trial_as_the_values_they_stand_for(tm
     stored = _by_tune_id(tmp_path / "optuna.journal")["t1"]
     assert 0.0 < stored.params["optim.lr"] < 1.0 and stored.params["optim.lr"] != params["optim.lr"]
     assert s.trial_params(stored.params) == params
+
+
+def test_a_value_written_log_100_is_one_number_in_optuna_the_journal_and_both_columns(tmp_path: Path) -> None:
+    from vlp_sweep.sweep.callbacks import LeaderboardCallback
+    from vlp_sweep.sweep.trial import TrialContext
+
+    spec = _spec(tmp_path, search={"loss.temperature": {"choice": [0.07, "log(100)"]}})
+    s = OptunaSearcher(spec, tmp_path / "j", "tiny")
+    drawn = {tid: s.suggest(tid) for tid in ("a", "b", "c", "d", "e", "f")}
+    assert {p["loss.temperature"] for p in drawn.values()} == {0.07, 0.01}  # both arms, as numbers
+    choices = {t.distributions["loss.temperature"].choices for t in _study(tmp_path / "j").trials}
+    assert choices == {(0.07, 0.01)}  # what optuna-dashboard and a resumed TPE read
+    cb = LeaderboardCallback(str(tmp_path / "run"), "tiny", "t2v_R1", "max", EPOCHS, TrialContext(spec, str(tmp_path)))
+    for tid, params in drawn.items():
+        cb._start(SimpleNamespace(trial_id=tid, config=params))
+        row = cb._lb().rows[tid]
+        assert json.loads(row["params"])["loss.temperature"] == row["loss_temperature"] == params["loss.temperature"]
+
+
+def test_the_study_names_its_objective_after_the_sweeps_metric(tmp_path: Path) -> None:
+    # optuna-dashboard shows the metric's name instead of "Objective 0"
+    s = OptunaSearcher(_spec(tmp_path), tmp_path / "j", "tiny")
+    s.suggest("a")
+    assert _study(tmp_path / "j").metric_names == ["t2v_R1"]
+    grid = _spec(tmp_path, search_alg={"type": "grid"}, metric="t2v_R5",
+                 search={"loss.hard_negatives": {"grid": ["none", "topk"]}})
+    cb = JournalCallback(grid, tmp_path / "g", "tiny", record=True)
+    trial = SimpleNamespace(trial_id="g1", config={"loss.hard_negatives": "none", "run.seed": 0})
+    cb.on_trial_start(0, [trial], trial)
+    assert _study(tmp_path / "g").metric_names == ["t2v_R5"]

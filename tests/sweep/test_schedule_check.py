@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from vlp_sweep.config import make_config
-from vlp_sweep.sweep.schedule_check import rung_epochs, schedule_warnings, steps_per_epoch
-from vlp_sweep.sweep.space import SweepSpec, check_data, load_space, parse_space
+from vlp_sweep.space import SweepSpec, check_data, load_space, parse_space
+from vlp_sweep.space.schedule_check import rung_epochs, schedule_warnings, steps_per_epoch
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOENIX_TRAIN = 7096  # Phoenix-2014T's train split (../shared/data/phoenix14t)

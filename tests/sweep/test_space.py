@@ -14,8 +14,9 @@ import pytest
 from vlp_sweep.cli import main
 from vlp_sweep.config import TrainConfig
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.distributions import LogUniform
-from vlp_sweep.sweep.space import SweepSpec, check_data, load_space, parse_space
+from vlp_sweep.space import SweepSpec, check_data, load_space, parse_space
+from vlp_sweep.space.distributions import LogUniform
+from vlp_sweep.sweep.backends import define_by_run, optuna_sampler, param_space, variant_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
@@ -257,7 +258,7 @@ def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
 def test_param_space_distributions(spec: SweepSpec) -> None:
     from ray.tune.search import sample
 
-    ps = spec.param_space()
+    ps = param_space(spec)
     assert set(ps) == {p.key for p in spec.search}  # conditional keys are sampled too
     frames = ps["data.max_frames"]
     assert isinstance(frames, sample.Categorical) and frames.categories == [32, 48, 64]
@@ -282,7 +283,7 @@ def test_param_space_random_with_grid(tmp_path: Path) -> None:
         num_samples: 3
         """)
     assert not s.uses_optuna()  # Optuna cannot grid: Tune's generator runs param_space
-    ps = s.param_space()
+    ps = param_space(s)
     assert ps["data.use_siglip"] == {"grid_search": [False, True]} and "run.seed" not in ps
     assert ps["model.dropout"].categories == [0.4, 0.2]  # choice stays random under search_alg random
     assert ps["optim.warmup_steps"].categories == [5, 15, 25]  # low is no multiple of step: listed
@@ -310,7 +311,7 @@ def test_search_alg_grid_enumerates_choices(tmp_path: Path) -> None:
         base: {optim.epochs: 5}
         seeds: [0, 1]
         """)
-    ps = s.param_space()
+    ps = param_space(s)
     assert ps["model.dropout"] == {"grid_search": [0.4, 0.2]} and ps["run.seed"] == {"grid_search": [0, 1]}
     assert s.grid_size() == 8
     b = s.budget()
@@ -334,7 +335,7 @@ def test_budget_with_asha_and_searched_epochs(tmp_path: Path) -> None:
 def test_variant_generator_is_seeded(spec: SweepSpec) -> None:
     from ray.tune.search import BasicVariantGenerator
 
-    assert isinstance(spec.variant_generator(), BasicVariantGenerator)
+    assert isinstance(variant_generator(spec.search_alg.seed), BasicVariantGenerator)
 
 
 # ---------------------------------------------------------------- Optuna
@@ -344,7 +345,7 @@ def _study(spec: SweepSpec):  # type: ignore[no-untyped-def]
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(direction="maximize", sampler=spec.optuna_sampler())
+    return optuna.create_study(direction="maximize", sampler=optuna_sampler(spec.search_alg))
 
 
 def test_define_by_run_suggests_conditional_keys_only_when_active(spec: SweepSpec) -> None:
@@ -353,7 +354,7 @@ def test_define_by_run_suggests_conditional_keys_only_when_active(spec: SweepSpe
     study, kinds = _study(spec), set()
     for i in range(24):
         trial = study.ask()
-        assert spec.define_by_run(trial) is None
+        assert define_by_run(spec, trial) is None
         hn = trial.params["loss.hard_negatives"]
         kinds.add(hn)
         assert ("loss.hcl_beta" in trial.params) == (hn == "hcl")
@@ -370,7 +371,7 @@ def test_define_by_run_suggests_conditional_keys_only_when_active(spec: SweepSpe
 def test_optuna_sampler_is_explicit_and_seeded(spec: SweepSpec) -> None:
     import optuna
 
-    sampler = spec.optuna_sampler()
+    sampler = optuna_sampler(spec.search_alg)
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert sampler._n_startup_trials == 4 and sampler._multivariate is True
     assert sampler._constant_liar is True and sampler._group is True
@@ -379,7 +380,7 @@ def test_optuna_sampler_is_explicit_and_seeded(spec: SweepSpec) -> None:
         study, out = _study(spec), []
         for _ in range(n):
             t = study.ask()
-            spec.define_by_run(t)
+            define_by_run(spec, t)
             out.append(t.params)
             study.tell(t, 1.0)
         return out
@@ -391,10 +392,10 @@ def test_random_sampler_and_grid_has_none(tmp_path: Path) -> None:
     import optuna
 
     r = load(tmp_path, "search_alg: {type: random, seed: 1}\n")
-    assert isinstance(r.optuna_sampler(), optuna.samplers.RandomSampler)
+    assert isinstance(optuna_sampler(r.search_alg), optuna.samplers.RandomSampler)
     g = load(tmp_path, "search_alg: {type: grid}\n")
     with pytest.raises(ValueError):
-        g.optuna_sampler()
+        optuna_sampler(g.search_alg)
 
 
 # ---------------------------------------------------------------- trials
@@ -480,7 +481,7 @@ def test_the_readme_example_validates() -> None:
     text = (ROOT / "README.md").read_text()
     block = text[text.index("The YAML format:"):]
     block = block[block.index("```yaml") + len("```yaml"):]
-    from vlp_sweep.sweep.yaml_lines import parse_yaml
+    from vlp_sweep.space.yaml_lines import parse_yaml
 
     spec = parse_space(parse_yaml(block[:block.index("```")]))
     assert spec.param("model_size") is not None and spec.runs_baseline and spec.warnings == ()
@@ -521,7 +522,7 @@ def test_spec_pickles(spec: SweepSpec) -> None:
 
 
 def test_parsing_imports_neither_ray_nor_optuna() -> None:
-    code = ("import sys; from vlp_sweep.sweep.space import load_space; "
+    code = ("import sys; from vlp_sweep.space import load_space; "
             f"s = load_space({str(SHIPPED[0])!r}); s.budget(); s.fingerprint(); s.trial_config({{}}); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'optuna')]; "
             "assert not bad, bad")
@@ -681,7 +682,7 @@ def test_a_coupled_choice_sets_several_keys(tmp_path: Path) -> None:
     gridded = COUPLED.replace("scheduler: {type: none}", "search_alg: {type: grid}\nscheduler: {type: none}")
     lr_line = "  optim.lr: {loguniform: [1.0e-4, 1.0e-3], when: {model_size: large}}\n"
     grid = load(tmp_path, gridded.replace(lr_line, ""))
-    assert grid.grid_size() == 4 and grid.param_space()["model_size"] == {"grid_search": ["small", "large"]}
+    assert grid.grid_size() == 4 and param_space(grid)["model_size"] == {"grid_search": ["small", "large"]}
 
 
 def test_pairs_set_by_a_choice_are_checked_with_the_other_searched_keys(tmp_path: Path) -> None:
@@ -708,3 +709,23 @@ def test_a_linked_keys_error_survives_pickling() -> None:
     e = pickle.loads(pickle.dumps(LinkedKeysError("d_model vs heads", ("model.d_model", "model.heads"))))
     assert isinstance(e, LinkedKeysError) and str(e) == "d_model vs heads" and e.keys == ("model.d_model",
                                                                                            "model.heads")
+
+
+def test_listed_values_are_resolved_once_when_the_space_is_parsed() -> None:
+    spec = parse_space({"name": "x", "search": {
+        "loss.temperature": {"choice": [0.07, "log(100)"]},
+        "loss.hcl_beta": {"uniform": [0.1, 1.0], "when": {"loss.temperature": "log(100)"}},
+        "loss.max_logit_scale": {"grid": [100, 200]},
+        "arm": {"choice": {"sharp": {"optim.lr": "3e-3", "aug.scale": 0}, "soft": {"optim.lr": 1e-3}}}},
+        "search_alg": {"type": "random"}})
+    temp, beta, cap, arm = spec.search
+    assert temp.options == (0.07, 0.01) and beta.when == (("loss.temperature", (0.01,)),)
+    assert cap.options == (100.0, 200.0) and all(isinstance(v, float) for v in cap.options)
+    assert arm.expand("sharp") == {"aug.scale": 0.0, "optim.lr": 0.003}
+    assert parse_space(spec.to_dict()) == spec  # the resolved form parses to itself
+    # Two spellings of one value are one value: listed twice is an error, as for any duplicate.
+    with pytest.raises(UserError, match=r"search\.loss\.temperature: choice lists 0\.01 twice"):
+        parse_space({"name": "x", "search": {"loss.temperature": {"choice": [0.01, "log(100)"]}}})
+    wandb = parse_space({"name": "w", "method": "random", "parameters": {
+        "loss": {"parameters": {"temperature": {"values": [0.07, "log(100)"]}}}}})
+    assert wandb.search[0].options == (0.07, 0.01)

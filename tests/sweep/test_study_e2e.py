@@ -178,13 +178,13 @@ def test_resume_after_sigkill_continues_the_same_study(sweep_data: Path, tmp_pat
 
 def test_resume_with_a_damaged_journal_is_refused_and_nothing_is_overwritten(
         sweep_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from vlp_sweep.sweep.driver import _write_sweep_file
-    from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.space import parse_space
+    from vlp_sweep.sweep.driver import write_sweep_file
 
     space = tiny_space(sweep_data)
     run_dir = tmp_path / "runs" / "s"
     run_dir.mkdir(parents=True)
-    _write_sweep_file(run_dir, parse_space(space), "s", str(tmp_path / "runs"), "interrupted")
+    write_sweep_file(run_dir, parse_space(space), "s", str(tmp_path / "runs"), "interrupted")
     path = write_space(tmp_path / "space.yaml", space)
     journal = run_dir / "optuna.journal"
     for content in (b'{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}\n{"op_code": 4',

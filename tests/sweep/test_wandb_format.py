@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.space import SweepSpec, load_space, parse_space
-from vlp_sweep.sweep.wandb_format import is_wandb
+from vlp_sweep.space import SweepSpec, load_space, parse_space
+from vlp_sweep.space.wandb_format import is_wandb
+from vlp_sweep.sweep.backends import define_by_run, optuna_sampler, param_space
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -217,15 +218,15 @@ def test_real_wandb_configs_validate_or_are_refused_in_one_line(path: Path) -> N
     assert s.format == "wandb" and parse_space(s.to_dict()) == s and s.budget()["trials"] >= 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if s.uses_optuna():
-        study = optuna.create_study(sampler=s.optuna_sampler())
+        study = optuna.create_study(sampler=optuna_sampler(s.search_alg))
         for _ in range(5):
             t = study.ask()
-            s.trial_config({**t.params, **(s.define_by_run(t) or {})})
+            s.trial_config({**t.params, **(define_by_run(s, t) or {})})
             study.tell(t, 1.0)
     else:
         from ray.tune.search.variant_generator import generate_variants
 
-        for _, cfg in generate_variants(s.param_space(), random_state=0):
+        for _, cfg in generate_variants(param_space(s), random_state=0):
             s.trial_config(cfg)
 
 

@@ -52,7 +52,7 @@ def _dispatch(argv: list[str]) -> tuple[int, bool]:
     """(exit code, whether the process should exit without interpreter teardown)."""
     debug = "--debug" in argv
     args = None
-    from vlp_sweep.train.factory import add_import_paths
+    from vlp_sweep.model_factory import add_import_paths
 
     add_import_paths([os.getcwd()])  # a model factory of your own imports from where you run the command
     try:

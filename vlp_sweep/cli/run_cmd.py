@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlp_sweep.space.spec import SweepSpec
 
 
 def register(sub: Any) -> None:
@@ -22,8 +25,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vlp_sweep.errors import UserError
+    from vlp_sweep.space import load_space
     from vlp_sweep.sweep.driver import SweepOptions, run_sweep
-    from vlp_sweep.sweep.space import load_space
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UserError("--max-concurrent must be >= 1")
@@ -72,9 +75,9 @@ def _resume_args(args: argparse.Namespace, name: str) -> str:
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
-def _print_warnings(spec: Any) -> None:
+def _print_warnings(spec: SweepSpec) -> None:
     """What ``validate`` warns about (the space, and the lr schedule against ASHA's rungs), before launching."""
-    from vlp_sweep.sweep.space import check_data
+    from vlp_sweep.space import check_data
 
     for line in (*spec.warnings, *check_data(spec).warnings):
         print(f"warning: {line}", file=sys.stderr)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlp_sweep.errors import UserError
+
+if TYPE_CHECKING:
+    from vlp_sweep.space.spec import SweepSpec
 
 
 def register(sub: Any) -> None:
@@ -19,7 +22,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vlp_sweep.sweep.space import check_data, load_space
+    from vlp_sweep.space import check_data, load_space
 
     spec = load_space(args.space)
     for line in describe(spec):
@@ -38,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(spec: Any) -> list[str]:
+def describe(spec: SweepSpec) -> list[str]:
     """The resolved space as lines of text."""
     from vlp_sweep.config import config_keys
-    from vlp_sweep.sweep.user_code import factory_of
-    from vlp_sweep.train.factory import option_keys
+    from vlp_sweep.model_factory import option_keys
+    from vlp_sweep.space.user_code import factory_of
 
     # A factory of your own adds its options (a **kwargs option has no entry: described as such).
     keys = {**config_keys(), **option_keys(factory_of(spec))[0]}
@@ -56,7 +59,7 @@ def describe(spec: Any) -> list[str]:
         cond = f"   when {p.condition_text()}" if p.when else ""
         out.append(f"  {p.key:<24} {p.describe()}{cond}")
         if p.coupled:  # a choice of settings: each value sets several keys
-            out += [f"  {'':<24}   - {s.describe()}" for s in p.distribution.values]
+            out += [f"  {'':<24}   - {s.describe()}" for s in p.settings]
         for key in p.sets():
             info = keys.get(key, unknown)
             out.append(f"  {'':<24}   sets {key}: {info['help']} (default {_value(info['default'])})")
@@ -72,7 +75,7 @@ def describe(spec: Any) -> list[str]:
     return out
 
 
-def _settings(spec: Any) -> list[str]:
+def _settings(spec: SweepSpec) -> list[str]:
     b = spec.budget()
     grid = spec.grid_size()
     out = [f"search_alg: {spec.search_alg.describe()}",

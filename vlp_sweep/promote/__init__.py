@@ -30,8 +30,8 @@ from vlp_sweep.metric_names import RETRIEVAL_METRICS
 from vlp_sweep.promote import store
 from vlp_sweep.promote.candidates import Candidate, Source, from_leaderboard, pick
 from vlp_sweep.promote.verify import TOLERANCE, Verified, check_hash, verify
-from vlp_sweep.report.select import Sweep, load_sweep, resolve_metric
-from vlp_sweep.sweep.leaderboard import finite_float
+from vlp_sweep.selection import finite_float
+from vlp_sweep.sweep.results import Sweep, load_sweep, resolve_metric
 from vlp_sweep.train.checkpoint import encoder_only, save_checkpoint, sha256_file
 
 __all__ = ["Candidate", "PromoteResult", "Source", "TOLERANCE", "choose", "from_leaderboard", "promote"]
@@ -170,7 +170,7 @@ def promote(run_dir: str | Path, trial: str | None = None, metric: str | None = 
 
 
 def _default_source(sweep: Sweep, trial: str | None, say: Callable[[str], None]) -> Source:
-    from vlp_sweep.promote.confirmed import from_confirmation, has_confirmation
+    from vlp_sweep.promote.candidates import from_confirmation, has_confirmation
 
     if trial is None and has_confirmation(sweep):
         say("the confirmation stage ran: promoting its winner (the best dev mean over fresh seeds); the numbers "

@@ -1,8 +1,7 @@
 """Read a sweep's Parquet leaderboards into a report (terminal, Markdown, HTML, JSON).
 
-Shared with ``promote``:
-    select.py        open a sweep folder, resolve the metric, rank trials
-    stats.py         bootstrap intervals and paired comparisons from per-query ranks (pure numpy)
+The sweep folder is read with ``vlp_sweep.sweep.results`` (``load_sweep``, ``rank_trials``: shared with
+``promote``). ``stats.py``: bootstrap intervals and paired comparisons from per-query ranks (pure numpy).
 
 What a report states (``types.py`` holds its data classes), one analysis per module:
     trials.py        the leaderboard's trials: table lines, varying keys, per-query ranks and intervals, curves
@@ -12,6 +11,8 @@ What a report states (``types.py`` holds its data classes), one analysis per mod
     effects.py       per searched key, the metric by value at each budget
     importance.py    PED-ANOVA parameter importance at each budget
     expected_max.py  would more trials help: the expected best of n trials (Dodge et al., 2019)
+    checklist.py     the plan's monitoring checklist over the trials' health columns, input cost
+    confirmed.py     the headline: the confirmation stage (seed_stats.py: intervals over seeds and queries)
     build.py         build_report: runs the analyses in order
 
 Outputs: ``render/`` (the document's sections, Markdown, HTML, terminal, JSON, figures, files).

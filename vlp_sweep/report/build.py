@@ -22,13 +22,12 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.report import baseline as base
-from vlp_sweep.report import budgets, confirmed, expected_max, monitoring, stats, trials
+from vlp_sweep.report import budgets, checklist, confirmed, expected_max, stats, trials
 from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
-from vlp_sweep.report.select import Sweep, rank_trials, resolve_metric, searched_only
 from vlp_sweep.report.types import DataSource, Report
-from vlp_sweep.sweep.status import missing_checkpoints
+from vlp_sweep.sweep.results import Sweep, missing_checkpoints, rank_trials, resolve_metric, searched_only
 
 CURVES = 8  # learning curves drawn (the top trials)
 
@@ -69,7 +68,7 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         curves=trials.curves(sweep.history, [str(t) for t in plotted["trial_id"]], metric, loss[0]),
         curve_loss=loss, sources=_sources(sweep), notes=_notes(sweep, ranked, finished, data),
         confirmed=confirmed.analyse(sweep, metric, mode, resamples, seed), resamples=resamples,
-        monitoring=monitoring.analyse(sweep))
+        monitoring=checklist.analyse(sweep))
 
 
 def _nothing_finished(sweep: Sweep) -> str:

@@ -18,9 +18,9 @@ import pandas as pd
 
 from vlp_sweep.metric_names import MODE, RETRIEVAL_METRICS
 from vlp_sweep.report import seed_stats, stats
-from vlp_sweep.report.select import Sweep
 from vlp_sweep.report.types import Confirmed, ConfirmedComparison, ConfirmedConfig, ConfirmedRun
-from vlp_sweep.sweep.leaderboard import finite_float
+from vlp_sweep.selection import finite_float
+from vlp_sweep.sweep.results import Sweep
 
 BASELINE_ID = "baseline"
 
@@ -71,7 +71,7 @@ def _varying(table: pd.DataFrame) -> list[str]:
 
 def _inactive(sweep: Sweep, c: ConfirmedConfig) -> frozenset[str]:
     """The conditional keys the config's search trial did not draw (shown as base values, as the leaderboard does)."""
-    from vlp_sweep.report.select import inactive_keys
+    from vlp_sweep.sweep.results import inactive_keys
 
     board = sweep.board
     if board.empty or not c.search_trials or c.role != "top":

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vlp_sweep.report.select import Sweep
 from vlp_sweep.report.types import DataSource
+from vlp_sweep.sweep.results import Sweep
 
 
 def data_source(sweep: Sweep) -> DataSource:

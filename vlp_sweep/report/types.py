@@ -216,7 +216,7 @@ class InputCost:
 
 @dataclass
 class Monitoring:
-    """The plan's monitoring checklist over the sweep (``monitoring.py``)."""
+    """The plan's monitoring checklist over the sweep (``checklist.py``)."""
 
     rows: list[TrialHealth] = field(default_factory=list)  # worst first
     look_first: list[tuple[str, str]] = field(default_factory=list)  # (trial, why), the trials to open first

@@ -1,4 +1,5 @@
-"""Every translation of a search space into Ray Tune and Optuna objects: the one adapter module.
+"""Every translation of a search space (``vlp_sweep.space``) into Ray Tune and Optuna objects: the one
+adapter module (the spec knows nothing of Ray or Optuna).
 
 - Ray: ``param_space(spec)`` (Tune's samplers, grid searches, and the samplers below for the shaped
   distributions and the keys of a coupled choice) and ``variant_generator`` (seeded).
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vlp_sweep.sweep.distributions import (
+from vlp_sweep.space.distributions import (
     U_HIGH,
     U_LOW,
     Choice,
@@ -31,15 +32,16 @@ from vlp_sweep.sweep.distributions import (
     LogUniform,
     Uniform,
     contains,
-    from_dict,
 )
-from vlp_sweep.sweep.params import Param, holds, with_parents
-from vlp_sweep.sweep.sections import SearchAlg
+from vlp_sweep.space.entries import from_dict
+from vlp_sweep.space.params import Param, holds, with_parents
+from vlp_sweep.space.sections import SearchAlg
+from vlp_sweep.space.spec import SweepSpec
 
 # ---------------------------------------------------------------- Ray Tune
 
 
-def param_space(spec: Any) -> dict[str, Any]:
+def param_space(spec: SweepSpec) -> dict[str, Any]:
     """Ray Tune ``param_space`` for search_alg grid, and random with grid keys: a flat dict keyed by
     dotted trainer key (``{"optim.lr": tune.loguniform(1e-4, 3e-3), ...}``). choice -> tune.choice
     (tune.grid_search under search_alg grid), grid -> tune.grid_search, uniform -> tune.uniform /
@@ -160,8 +162,8 @@ def variant_generator(seed: int, max_concurrent: int | None = None) -> Any:
 # ---------------------------------------------------------------- Optuna
 
 
-def define_by_run(spec: Any, trial: Any) -> dict[str, Any] | None:
-    """Optuna define-by-run space for Ray's ``OptunaSearch(space=spec.define_by_run)``.
+def define_by_run(spec: SweepSpec, trial: Any) -> dict[str, Any] | None:
+    """Optuna define-by-run space of ``spec`` for one trial (the searcher calls it on ``study.ask()``).
 
     Suggests every searched key in dependency order; a conditional key is suggested only when its
     condition holds, so Optuna's TPE models it only on the trials where it matters. Returns the config

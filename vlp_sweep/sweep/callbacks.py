@@ -11,6 +11,7 @@ from ray.tune import Callback
 from vlp_sweep.errors import UserError
 from vlp_sweep.output import live_line
 from vlp_sweep.sweep.leaderboard import Leaderboard
+from vlp_sweep.sweep.trial import TrialContext, resolve_trial_config
 
 MIN_WRITE_INTERVAL_S = 1.0
 
@@ -25,12 +26,22 @@ class LeaderboardCallback(Callback):
     event, which ends Tune's loop: the sweep stops, and the previous complete tables stay (atomic writes).
     """
 
-    def __init__(self, run_dir: str, sweep: str, metric: str, mode: str, max_epochs: int, ctx: dict[str, Any]):
+    def __init__(self, run_dir: str, sweep: str, metric: str, mode: str, max_epochs: int, ctx: TrialContext):
         self.args = (run_dir, sweep, metric, mode, max_epochs)
         self.ctx = ctx
         self.board: Leaderboard | None = None
         self.last_write = 0.0
         self.write_failed = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A sweep started by an earlier version pickled this callback with its context as a dict holding
+        # the spec as plain data: parsed once here, on resume.
+        if isinstance(state.get("ctx"), dict):
+            from vlp_sweep.space import parse_space
+
+            old = state["ctx"]
+            state["ctx"] = TrialContext(parse_space(old["spec"]), old["cwd"], tuple(old.get("import_paths", ())))
+        self.__dict__.update(state)
 
     def setup(self, *args: Any, **info: Any) -> None:
         # Runs at the start of a fresh and of a restored experiment: reopen what was written before.
@@ -62,15 +73,12 @@ class LeaderboardCallback(Callback):
             self.last_write = time.time()
 
     def _start(self, trial: Any) -> None:
-        from vlp_sweep.sweep.space import parse_space
-        from vlp_sweep.sweep.trial import resolve_trial_config
-
-        spec = parse_space(self.ctx["spec"])
+        spec = self.ctx.spec
         # Grid/param_space trials carry every key, inactive conditional ones too: record what applied.
         active, searched = spec.active_params(trial.config), {p.key for p in spec.search}
         params = {k: v for k, v in trial.config.items() if k in active or k not in searched}
         try:
-            flat = resolve_trial_config(spec, params, self.ctx).flat()
+            flat = resolve_trial_config(spec, params, self.ctx.cwd).flat()
         except Exception:  # an invalid sampled config still gets a row; the trial itself reports the error
             flat = {}
         self._lb().start(trial.trial_id, flat, params)
@@ -111,7 +119,7 @@ class LeaderboardCallback(Callback):
         so loudly if one is not (a retention that disagrees with the leaderboard, or a file deleted by hand)."""
         import pandas as pd
 
-        from vlp_sweep.sweep.status import missing_checkpoints
+        from vlp_sweep.sweep.results import missing_checkpoints
 
         for tid, path in missing_checkpoints(pd.DataFrame(list(self._lb().rows.values()))):
             # live_line: the terminal, also while the driver's own output goes to driver.log

@@ -3,45 +3,75 @@ again with fresh seeds, for their full budget, no early stopping, as a second Ra
 sweep (``<storage>/<name>/confirm``, resumed like the search).
 
     runs/<name>/confirm_candidates.json  the configurations chosen (written once; a resume reuses it)
-    runs/<name>/confirm.parquet          one row per configuration x seed (confirm_table.py)
-    runs/<name>/confirm_ranks.parquet    per-query ranks of each trial's selected checkpoint, dev and test
+    runs/<name>/confirm.parquet          one row per configuration x seed (schema: CONFIRM_SCHEMA)
+    runs/<name>/confirm_ranks.parquet    per-query ranks of each trial's selected checkpoint: ``split`` is
+                                         ``dev`` (the eval split, which selected the epoch) or ``test``
 
-The top-K are the finished searched configurations ranked by the mean over their seeds of the
-leaderboard's ``best_<metric>`` (the search's selection numbers), then ``rsum``, then the first trial id.
+The stage top to bottom: choose the candidates, run them (every (config_id, seed) pair once, as a grid,
+no scheduler), each trial in a Ray worker (``confirm_main``), then write the two tables.
+
+- The top-K are the finished searched configurations ranked by the mean over their seeds of the
+  leaderboard's ``best_<metric>`` (the search's selection numbers), then ``rsum``, then the first trial id.
+- A trial reports the dev metrics after each evaluation on the eval split, with a checkpoint that holds
+  the last state (to resume from) and the checkpoint of the epoch selected so far (``selection.py``'s rule
+  over the dev history). After the last epoch, the selected checkpoint is evaluated once on the eval split
+  (its dev ranks) and once on the held-out split; the final report carries both.
+- ``dev_*`` in confirm.parquet are the metrics of the selected checkpoint re-evaluated on the eval split
+  (they equal the trial's report at that epoch), ``test_*`` the same checkpoint on the held-out split.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from vlp_sweep.atomic import write_text
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.config import TrainConfig, make_config
+from vlp_sweep.metric_names import METRIC_NAMES
+from vlp_sweep.selection import best_evaluation, finite_float
+from vlp_sweep.space.spec import SweepSpec
+from vlp_sweep.sweep.leaderboard import read_table, write_table_atomic
+from vlp_sweep.sweep.results import FINISHED, is_baseline_trial
+from vlp_sweep.sweep.trial import BASELINE_KEY, TrialContext, resolve_trial_config
 
 CANDIDATES_FILE = "confirm_candidates.json"
+CONFIRM_FILE = "confirm.parquet"
+CONFIRM_RANKS_FILE = "confirm_ranks.parquet"
 EXPERIMENT = "confirm"  # the stage's Tune experiment, under the search's experiment folder
 BASELINE_ID = "baseline"
+SELECTED = "selected.pt"  # the checkpoint of the selected epoch, beside the trainer's last.pt
+HISTORY = "history.json"
+SPLITS = ("dev", "test")
 _RUN_KEYS = ("run.seed", "run.out_dir", "run.num_threads", "run.select_metric")  # set per confirmation trial
+CONFIRM_SCHEMA = pa.schema(
+    [("sweep", pa.string()), ("trial_id", pa.string()), ("config_id", pa.string()), ("role", pa.string()),
+     ("search_rank", pa.int64()), ("search_trials", pa.string()), ("search_value", pa.float64()),
+     ("seed", pa.int64()), ("status", pa.string()), ("error", pa.string()), ("selected_epoch", pa.int64()),
+     ("epochs", pa.int64()), ("eval_split", pa.string()), ("test_split", pa.string()), ("test_n", pa.int64())]
+    + [(f"{s}_{m}", pa.float64()) for s in SPLITS for m in METRIC_NAMES]
+    + [("checkpoint_path", pa.string()), ("checkpoint_sha256", pa.string()), ("config_json", pa.string()),
+       ("updated_at", pa.timestamp("s", tz="UTC"))])
+CONFIRM_RANKS_SCHEMA = pa.schema([("sweep", pa.string()), ("trial_id", pa.string()), ("config_id", pa.string()),
+                                  ("seed", pa.int64()), ("split", pa.string()), ("direction", pa.string()),
+                                  ("ranks", pa.list_(pa.int32()))])
 
 
-def _is_baseline(row: pd.Series) -> bool:
-    from vlp_sweep.sweep.trial import BASELINE_KEY
-
-    try:
-        return bool(json.loads(row.get("params") or "{}").get(BASELINE_KEY))
-    except (TypeError, ValueError):
-        return False
+# ---------------------------------------------------------------- choosing the candidates
 
 
 def rank_groups(board: pd.DataFrame, metric: str, mode: str) -> list[dict[str, Any]]:
     """Finished searched configurations (trials grouped over seeds), best first: the mean of ``best_<metric>``
     in ``mode``, then the mean ``best_rsum``, then the first trial id."""
-    done = board[board["status"].isin(("TERMINATED", "STOPPED")) & board[f"best_{metric}"].notna()]
-    done = done[[not _is_baseline(r) for _, r in done.iterrows()]]
+    done = board[board["status"].isin(FINISHED) & board[f"best_{metric}"].notna()]
+    done = done[[not is_baseline_trial(r) for _, r in done.iterrows()]]
     groups = []
     for gid, g in done.groupby("group_id", sort=False):
         g = g.sort_values("trial_id")
@@ -57,11 +87,11 @@ def _config(flat: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in _RUN_KEYS}
 
 
-def choose_candidates(spec: Any, run_dir: Path, ctx: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def choose_candidates(spec: SweepSpec, run_dir: Path, cwd: str) -> dict[str, dict[str, Any]]:
     """config_id -> candidate (``c1``.. by search rank, and ``baseline``): the resolved trainer config, the
-    search trials it comes from and its search value. Fewer than top when fewer configurations finished."""
-    from vlp_sweep.sweep.trial import BASELINE_KEY, resolve_trial_config
-
+    search trials it comes from and its search value. Fewer than top when fewer configurations finished.
+    ``cwd``: the driver's folder, from which the baseline's relative data path is resolved."""
+    assert spec.confirm is not None
     board = read_table(run_dir / "leaderboard.parquet")
     ranked = rank_groups(board, spec.metric, spec.mode)[:spec.confirm.top]
     out: dict[str, dict[str, Any]] = {}
@@ -69,8 +99,8 @@ def choose_candidates(spec: Any, run_dir: Path, ctx: dict[str, Any]) -> dict[str
         out[f"c{i}"] = {"role": "top", "search_rank": i, "search_trials": g["trials"], "group_id": g["group_id"],
                         "search_value": g["search_value"], "config": _config(g["config"])}
     if spec.confirms_baseline:
-        flat = resolve_trial_config(spec, {BASELINE_KEY: True}, ctx).flat()
-        base = board[[_is_baseline(r) for _, r in board.iterrows()]] if not board.empty else board
+        flat = resolve_trial_config(spec, {BASELINE_KEY: True}, cwd).flat()
+        base = board[[is_baseline_trial(r) for _, r in board.iterrows()]] if not board.empty else board
         out[BASELINE_ID] = {"role": "baseline", "search_rank": None,
                             "search_trials": [str(t) for t in base["trial_id"]], "group_id": None,
                             "search_value": float(base[f"best_{spec.metric}"].mean()) if len(base) else None,
@@ -90,48 +120,226 @@ def search_finished(run_dir: Path, expected: int) -> str | None:
     return None
 
 
-def load_or_choose(spec: Any, run_dir: Path, ctx: dict[str, Any],
-                   say: Any = print) -> dict[str, dict[str, Any]]:
+def load_or_choose(spec: SweepSpec, run_dir: Path, cwd: str,
+                   say: Callable[[str], Any] = print) -> dict[str, dict[str, Any]]:
     """The candidates of an earlier start of the stage (resume), else chosen now and saved. A resume whose
     search results changed since (a trial Ray had not yet recorded as ended ran again) keeps the saved
     choice, so the stage's trials stay one experiment, and says so in one line."""
     path = run_dir / CANDIDATES_FILE
-    cands = choose_candidates(spec, run_dir, ctx)
+    cands = choose_candidates(spec, run_dir, cwd)
     if path.is_file():
         saved = dict(json.loads(path.read_text())["candidates"])
         if [c["search_trials"] for c in saved.values()] != [c["search_trials"] for c in cands.values()]:
             say(f"warning: the search's ranking changed since the confirmation chose its configurations; keeping "
                 f"the saved choice (delete {path} and {run_dir / EXPERIMENT} to choose again)")
         return saved
+    assert spec.confirm is not None
     write_text(path, json.dumps({"metric": spec.metric, "mode": spec.mode, "confirm": spec.confirm.to_dict(),
                                  "candidates": cands}, indent=1, default=str))
     return cands
 
 
-def run_confirmation(spec: Any, name: str, run_dir: Path, storage: str, ctx: dict[str, Any],
+def run_confirmation(ctx: TrialContext, name: str, run_dir: Path, storage: str,
                      stopped: Callable[[], bool] = lambda: False) -> Path | None:
     """Run (or resume) the stage after the search; writes confirm.parquet and returns its path, or None
     when there is no stage, or the search did not finish, or a stop signal came (Ctrl-C, SIGTERM: the
     stage's Tune loop stops cleanly and ``--resume`` continues it)."""
     from vlp_sweep.output import say  # the terminal, also while the driver's output goes to driver.log
 
+    spec = ctx.spec
     if spec.confirm is None or stopped():
         return None
     why = search_finished(run_dir, spec.budget()["trials"])
     if why:
         say(f"confirmation stage not started: {why}")
         return None
-    cands = load_or_choose(spec, run_dir, ctx, say)
+    cands = load_or_choose(spec, run_dir, ctx.cwd, say)
     if not any(c["role"] == "top" for c in cands.values()):
         say("confirmation stage not started: no searched configuration finished")
         return None
     say(f"confirmation stage: {', '.join(cands)} x seeds {list(spec.confirm.seeds)}, "
         f"full budget, then the {spec.confirm.split} split")
-    from vlp_sweep.sweep.confirm_tuner import fit_confirmation
-
-    results = fit_confirmation(spec, name, cands, storage, ctx)
+    results = fit_confirmation(ctx, name, cands, storage)
     if stopped():  # unfinished trials are not failures: the table waits for --resume
         return None
-    from vlp_sweep.sweep.confirm_table import write_confirm
-
     return write_confirm(run_dir, name, spec, cands, results)
+
+
+# ---------------------------------------------------------------- the stage's Tune experiment
+
+
+def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, Any]],
+                     storage: str) -> list[dict[str, Any]]:
+    """Run the stage's trials (those not finished before) and return one outcome per trial."""
+    from ray import tune
+
+    from vlp_sweep.sweep.callbacks import ProgressCallback
+
+    spec = ctx.spec
+    assert spec.confirm is not None
+    root = f"{storage.rstrip('/')}/{name}"
+    path = f"{root}/{EXPERIMENT}"
+    trainable = tune.with_resources(tune.with_parameters(confirm_main, ctx=ctx, candidates=cands),
+                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False)
+    else:
+        space = {"config_id": tune.grid_search(list(cands)), "seed": tune.grid_search(list(spec.confirm.seeds))}
+        tuner = tune.Tuner(
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=root, verbose=0,
+                callbacks=[ProgressCallback(spec.metric, spec.mode, len(cands) * len(spec.confirm.seeds))],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest: the selected epoch's, at the end
+                failure_config=tune.FailureConfig(max_failures=spec.retries)))
+    grid = tuner.fit()
+    return [_outcome(grid[i]) for i in range(len(grid))]
+
+
+def _outcome(result: Any) -> dict[str, Any]:
+    """What a finished (or failed) trial left: its params, final report, checkpoint file and error."""
+    metrics = dict(result.metrics or {})
+    ckpt = result.checkpoint
+    path = str(Path(ckpt.path) / "full.pt") if ckpt is not None and metrics.get("stage") == "final" else None
+    error = None
+    if result.error is not None:
+        lines = [ln for ln in str(result.error).strip().splitlines() if ln.strip()]
+        error = (lines[-1] if lines else type(result.error).__name__)[:500]
+    elif metrics.get("stage") != "final":
+        error = "the trial ended without its final evaluation"
+    return {"trial_id": str(metrics.get("trial_id") or Path(result.path).name), "config_id": result.config["config_id"],
+            "seed": int(result.config["seed"]), "metrics": metrics, "checkpoint_path": path, "error": error}
+
+
+# ---------------------------------------------------------------- one trial, in a Ray worker
+
+
+def best_epoch(history: list[dict[str, Any]], metric: str, mode: str) -> int:
+    """The selected epoch of a dev history, by the sweep's one best-checkpoint rule (``selection.py``:
+    the metric, then rsum, then the earlier epoch)."""
+    best = best_evaluation(history, metric, mode)
+    assert best is not None, "no evaluation to select from"
+    return int(best["epoch"])
+
+
+def confirm_config(candidate: dict[str, Any], seed: int, spec: SweepSpec, out_dir: str) -> TrainConfig:
+    """The trainer config of one confirmation trial: the candidate's resolved config with the fresh seed."""
+    fixed: dict[str, Any] = {"run.seed": seed, "run.out_dir": out_dir, "run.select_metric": spec.metric}
+    if spec.resources.cpu:
+        fixed["run.num_threads"] = max(1, int(spec.resources.cpu))
+    return make_config(candidate["config"], fixed)
+
+
+def _restore(checkpoint: Any, scratch: Path) -> tuple[Path | None, list[dict[str, Any]]]:
+    """A restarted trial: the last state to resume from, the selected checkpoint and the dev history."""
+    if checkpoint is None:
+        return None, []
+    with checkpoint.as_directory() as d:
+        shutil.copy(Path(d) / "full.pt", scratch / "resume.pt")
+        if (Path(d) / SELECTED).is_file():
+            shutil.copy(Path(d) / SELECTED, scratch / SELECTED)
+        history = json.loads((Path(d) / HISTORY).read_text()) if (Path(d) / HISTORY).is_file() else []
+    return scratch / "resume.pt", history
+
+
+def _evaluate_selected(path: Path, cfg: TrainConfig, split: str) -> dict[str, Any]:
+    """Metrics and per-query ranks of the selected checkpoint on ``split``, keys prefixed ``<prefix>_``."""
+    from vlp_sweep.train.evaluate import evaluate_checkpoint
+
+    ev = evaluate_checkpoint(path, split=split, device=cfg.run.device)
+    return {"metrics": dict(ev.result.metrics), "t2v_ranks": ev.result.t2v_ranks.tolist(),
+            "v2t_ranks": ev.result.v2t_ranks.tolist(), "n": len(ev.split)}
+
+
+def confirm_main(params: dict[str, Any], ctx: TrialContext, candidates: dict[str, dict[str, Any]]) -> None:
+    """Ray Tune function trainable of the confirmation stage (``params``: config_id and seed)."""
+    from ray import tune
+
+    from vlp_sweep.train.checkpoint import sha256_file
+    from vlp_sweep.train.trainer import Evaluation, fit
+
+    spec = ctx.spec
+    assert spec.confirm is not None
+    metric, mode = spec.metric, spec.mode
+    scratch = Path(tempfile.mkdtemp(prefix="vlp-confirm-"))
+    cfg = confirm_config(candidates[params["config_id"]], int(params["seed"]), spec, str(scratch))
+    resume, history = _restore(tune.get_checkpoint(), scratch)
+
+    def on_eval(ev: Evaluation) -> None:
+        history.append({"epoch": ev.epoch, **ev.metrics})
+        if best_epoch(history, metric, mode) == ev.epoch and ev.checkpoint is not None:
+            shutil.copy(ev.checkpoint, scratch / SELECTED)
+        with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
+            assert ev.checkpoint is not None
+            shutil.copy(ev.checkpoint, Path(d) / "full.pt")
+            shutil.copy(scratch / SELECTED, Path(d) / SELECTED)
+            (Path(d) / HISTORY).write_text(json.dumps(history))
+            tune.report({"epoch": ev.epoch, "stage": "train", **ev.metrics},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+    try:
+        fit(cfg, on_eval, resume=resume, health=spec.health)  # the search's health checks
+        selected = best_epoch(history, metric, mode)
+        dev = _evaluate_selected(scratch / SELECTED, cfg, cfg.data.eval_split)
+        test = _evaluate_selected(scratch / SELECTED, cfg, spec.confirm.split)
+        with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
+            shutil.copy(scratch / SELECTED, Path(d) / "full.pt")
+            sha = sha256_file(Path(d) / "full.pt")
+            (Path(d) / "checkpoint.json").write_text(json.dumps({"epoch": selected, "sha256": sha}))
+            tune.report({"epoch": history[-1]["epoch"], "stage": "final", "selected_epoch": selected,
+                         "checkpoint_sha256": sha, "dev": dev, "test": test},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the tables
+
+
+def confirm_row(sweep: str, spec: SweepSpec, cand: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """One trial's row: the candidate it ran, its seed, and the selected checkpoint's dev and test metrics."""
+    assert spec.confirm is not None
+    m = out["metrics"]
+    row: dict[str, Any] = {
+        "sweep": sweep, "trial_id": out["trial_id"], "config_id": out["config_id"], "role": cand["role"],
+        "search_rank": cand.get("search_rank"), "search_trials": json.dumps(cand.get("search_trials") or []),
+        "search_value": finite_float(cand.get("search_value")), "seed": out["seed"],
+        "status": "ERROR" if out["error"] else "TERMINATED", "error": out["error"],
+        "selected_epoch": m.get("selected_epoch") if not out["error"] else None,
+        "epochs": m.get("epoch"), "eval_split": cand["config"].get("data.eval_split"),
+        "test_split": spec.confirm.split, "checkpoint_path": out["checkpoint_path"],
+        "checkpoint_sha256": m.get("checkpoint_sha256") if out["checkpoint_path"] else None,
+        "config_json": json.dumps(cand["config"], sort_keys=True, default=str),
+        "updated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0)}
+    for s in SPLITS:
+        found = {} if out["error"] else (m.get(s) or {}).get("metrics") or {}
+        row |= {f"{s}_{k}": finite_float(found.get(k)) for k in METRIC_NAMES}
+    row["test_n"] = (m.get("test") or {}).get("n") if not out["error"] else None
+    return row
+
+
+def rank_rows(sweep: str, out: dict[str, Any]) -> list[dict[str, Any]]:
+    if out["error"]:
+        return []
+    rows = []
+    for s in SPLITS:
+        part = out["metrics"].get(s) or {}
+        for d in ("t2v", "v2t"):
+            if f"{d}_ranks" in part:
+                rows.append({"sweep": sweep, "trial_id": out["trial_id"], "config_id": out["config_id"],
+                             "seed": out["seed"], "split": s, "direction": d,
+                             "ranks": [int(r) for r in part[f"{d}_ranks"]]})
+    return rows
+
+
+def write_confirm(run_dir: Path, sweep: str, spec: SweepSpec, cands: dict[str, dict[str, Any]],
+                  outcomes: list[dict[str, Any]]) -> Path:
+    """Write both tables (whole, atomically); rows in candidate order, then seed."""
+    order = {c: i for i, c in enumerate(cands)}
+    outcomes = sorted(outcomes, key=lambda o: (order.get(o["config_id"], len(order)), o["seed"]))
+    rows = [confirm_row(sweep, spec, cands[o["config_id"]], o) for o in outcomes]
+    ranks = [r for o in outcomes for r in rank_rows(sweep, o)]
+    write_table_atomic(rows, CONFIRM_SCHEMA, run_dir / CONFIRM_FILE)
+    write_table_atomic(ranks, CONFIRM_RANKS_SCHEMA, run_dir / CONFIRM_RANKS_FILE)
+    return run_dir / CONFIRM_FILE

@@ -13,12 +13,15 @@ None when the folder does not say. The report judges the plan's baseline numbers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlp_sweep.space.spec import SweepSpec
 
 __all__ = ["dataset_entries"]
 
 
-def dataset_entries(spec: Any) -> list[dict[str, Any]]:
+def dataset_entries(spec: SweepSpec) -> list[dict[str, Any]]:
     """The provenance of every dataset the sweep's trials can use (the driver checked they load)."""
     return [_entry(str(path)) for path in dict.fromkeys(spec.possible_values("data.path"))]
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from vlp_sweep.atomic import write_text
 from vlp_sweep.errors import UserError, write_error
+from vlp_sweep.space.spec import SweepSpec
+from vlp_sweep.sweep.trial import TrialContext
 
 SWEEP_FILE = "sweep.json"
 LOG_FILE = "driver.log"  # Ray's, W&B's and PyTorch's own log lines (shown on the terminal with --debug)
@@ -46,10 +48,11 @@ def check_name(name: str) -> str:
     return name
 
 
-def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
+def prepare(spec: SweepSpec, opts: SweepOptions) -> tuple[str, Path, TrialContext]:
     """Checks that need no Ray: name, resume state, data; returns (name, run dir, trial context)."""
+    from vlp_sweep.space import check_data
+    from vlp_sweep.space.user_code import import_paths
     from vlp_sweep.sweep.lock import LOCK_FILE, refuse_if_running
-    from vlp_sweep.sweep.space import check_data
 
     name = check_name(opts.name or spec.name)
     run_dir = Path(opts.runs_root) / name
@@ -65,22 +68,24 @@ def prepare(spec: Any, opts: SweepOptions) -> tuple[str, Path, dict[str, Any]]:
     elif run_dir.exists() and any(p.name not in (LOCK_FILE, LOG_FILE) for p in run_dir.iterdir()):
         raise UserError(f"sweep '{name}' already exists in {run_dir}: use --resume, or another --name")
     check_data(spec)
-    from vlp_sweep.sweep.user_code import import_paths
-
-    ctx = {"spec": spec.to_dict(), "cwd": os.getcwd(), "select_metric": spec.metric,
-           "seeds": list(spec.seeds), "cpus_per_trial": spec.resources.cpu,
-           "import_paths": import_paths(spec, cluster=opts.address is not None)}
+    ctx = TrialContext(spec, os.getcwd(), tuple(import_paths(spec, cluster=opts.address is not None)))
     return name, run_dir, ctx
 
 
-def _check_same_space(spec: Any, saved: dict[str, Any]) -> None:
-    from vlp_sweep.sweep.space import parse_space
+def _check_same_space(spec: SweepSpec, saved: dict[str, Any]) -> None:
+    """A resume runs the space it started with. The saved spec is parsed again when its fingerprint differs:
+    an earlier version saved some values in another form ('log(100)', now 0.01), the same space."""
+    from vlp_sweep.space import parse_space
 
-    if saved.get("fingerprint") != spec.fingerprint():
-        try:
-            diff = "; ".join(parse_space(saved["spec"]).diff(spec)) or "the resolved spaces differ"
-        except UserError as e:  # a space an older version accepted and this one does not
-            diff = f"the saved space no longer validates ({e})"
+    if saved.get("fingerprint") == spec.fingerprint():
+        return
+    try:
+        before = parse_space(saved["spec"])
+    except UserError as e:  # a space an older version accepted and this one does not
+        raise UserError(f"refusing to resume with a changed search space: the saved space no longer validates "
+                        f"({e})") from None
+    if before.fingerprint() != spec.fingerprint():
+        diff = "; ".join(before.diff(spec)) or "the resolved spaces differ"
         raise UserError(f"refusing to resume with a changed search space: {diff}")
 
 
@@ -94,7 +99,7 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float, py_modules:
     for name in ("ray", "ray.tune", "ray.train"):  # our own progress line replaces Tune's
         logging.getLogger(name).setLevel(logging.ERROR)
     runtime_env: dict[str, Any] = {"env_vars": env}
-    if address and py_modules:  # the user's model factory, shipped to every node (sweep/user_code.py)
+    if address and py_modules:  # the user's model factory, shipped to every node (space/user_code.py)
         runtime_env["py_modules"] = py_modules
     kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": "ERROR",
                               "log_to_driver": False, "include_dashboard": False}
@@ -118,11 +123,13 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float, py_modules:
                         f"(set resources.gpu: 0 to run on the CPU)")
 
 
-def _searcher(spec: Any, max_concurrent: int, journal: Path, study_name: str) -> Any:
+def _searcher(spec: SweepSpec, max_concurrent: int, journal: Path, study_name: str) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
+    from vlp_sweep.sweep.backends import variant_generator
+
     if not spec.uses_optuna():
-        return spec.variant_generator(max_concurrent)  # grid (or random with grid keys): seeded param_space
+        return variant_generator(spec.search_alg.seed, max_concurrent)  # grid, or random with grid keys
     import optuna
 
     from vlp_sweep.sweep.optuna_search import OptunaSearcher, SeedRepeater
@@ -140,7 +147,7 @@ def _searcher(spec: Any, max_concurrent: int, journal: Path, study_name: str) ->
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
-def _scheduler(spec: Any) -> Any:
+def _scheduler(spec: SweepSpec) -> Any:
     if spec.scheduler.type != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
@@ -152,7 +159,7 @@ def _scheduler(spec: Any) -> Any:
                          grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor)
 
 
-def _callbacks(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], max_epochs: int,
+def _callbacks(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, max_epochs: int,
                total: int | None) -> list[Any]:
     from vlp_sweep.selection import SCORE
     from vlp_sweep.sweep.callbacks import LeaderboardCallback, ProgressCallback
@@ -181,7 +188,7 @@ class SweepOutcome:
     exit_code: int = 0  # 130 after Ctrl-C (SIGINT), 143 after SIGTERM
 
 
-def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
+def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
     """Launch (or resume) the sweep, holding its lock; Ctrl-C/SIGTERM stop it cleanly (signals.py)."""
     name, run_dir, ctx = prepare(spec, opts)
     max_conc = opts.max_concurrent or spec.max_concurrent
@@ -196,7 +203,7 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
         Path(opts.storage or opts.runs_root).resolve())
 
     def mark(status: str, reason: str | None = None) -> None:
-        _write_sweep_file(run_dir, spec, name, storage, status, reason)
+        write_sweep_file(run_dir, spec, name, storage, status, reason)
 
     def interrupted(_: int) -> None:
         if (run_dir / SWEEP_FILE).is_file():
@@ -214,12 +221,12 @@ def run_sweep(spec: Any, opts: SweepOptions) -> SweepOutcome:
     return SweepOutcome(run_dir, ray_started=True, status=status, exit_code=stop.exit_code)
 
 
-def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str, Any], storage: str,
+def _fit(spec: SweepSpec, opts: SweepOptions, name: str, run_dir: Path, ctx: TrialContext, storage: str,
          max_conc: int, mark: Any, after_init: Any, stopped: Any = lambda: False) -> None:
     from ray import tune
 
+    from vlp_sweep.space.user_code import py_modules
     from vlp_sweep.sweep.trial import trial_main
-    from vlp_sweep.sweep.user_code import py_modules
 
     _init_ray(opts.address, spec.wandb.mode, spec.resources.gpu, py_modules(spec))
     after_init()
@@ -231,6 +238,9 @@ def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str,
     trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx), res)
     exp_path = f"{storage.rstrip('/')}/{name}"
     if opts.resume and tune.Tuner.can_restore(exp_path):
+        from vlp_sweep.sweep.moved import register
+
+        register()  # a sweep started by an earlier version pickled its classes under their old modules
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False)
     else:
         tuner = _new_tuner(spec, name, run_dir, ctx, storage, trainable, max_conc, max_epochs)
@@ -238,7 +248,7 @@ def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str,
         tuner.fit()
         from vlp_sweep.sweep.confirm import run_confirmation
 
-        run_confirmation(spec, name, run_dir, storage, ctx, stopped)  # no-op without confirm: or once stopped
+        run_confirmation(ctx, name, run_dir, storage, stopped)  # no-op without confirm: or once stopped
     finally:
         import gc
 
@@ -255,11 +265,12 @@ def _fit(spec: Any, opts: SweepOptions, name: str, run_dir: Path, ctx: dict[str,
         # (SweepOutcome.ray_started).
 
 
-def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage: str, trainable: Any,
+def _new_tuner(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, storage: str, trainable: Any,
                max_conc: int, max_epochs: int) -> Any:
     from ray import tune
 
     from vlp_sweep.selection import SCORE, SCORE_ORDER
+    from vlp_sweep.sweep import backends
     from vlp_sweep.sweep.journal import JOURNAL_FILE
     from vlp_sweep.sweep.journal_callback import JournalCallback
 
@@ -280,11 +291,11 @@ def _new_tuner(spec: Any, name: str, run_dir: Path, ctx: dict[str, Any], storage
                                                 checkpoint_score_attribute=SCORE,
                                                 checkpoint_score_order=SCORE_ORDER),
         failure_config=tune.FailureConfig(max_failures=spec.retries))
-    param_space = {} if optuna else spec.param_space()
+    param_space = {} if optuna else backends.param_space(spec)
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_cfg, run_config=run_cfg)
 
 
-def _write_sweep_file(run_dir: Path, spec: Any, name: str, storage: str, status: str,
+def write_sweep_file(run_dir: Path, spec: SweepSpec, name: str, storage: str, status: str,
                       reason: str | None = None) -> None:
     from vlp_sweep import __version__
     from vlp_sweep.sweep.datasets import dataset_entries

@@ -1,7 +1,8 @@
 """The sweep's Optuna study on disk: ``runs/<name>/optuna.journal``.
 
-One Optuna study per sweep, named after the sweep, in Optuna's ``JournalStorage`` over a
-``JournalFileBackend`` (an append-only log that several processes may read while the driver writes).
+One Optuna study per sweep, named after the sweep, its objective named after the sweep's metric, in
+Optuna's ``JournalStorage`` over a ``JournalFileBackend`` (an append-only log that several processes may
+read while the driver writes).
 Every Tune trial of the search becomes one Optuna trial carrying its Tune trial id as the user
 attribute ``tune_trial_id``; the baseline trial (``baseline.run``) is never recorded. While a trial
 runs, its Optuna trial is RUNNING and every evaluation's metric is an intermediate value at
@@ -65,9 +66,12 @@ class StudyLog:
     ``path=None`` keeps the study in memory (the search benchmark replays thousands of trials).
     """
 
-    def __init__(self, path: str | Path | None, study_name: str, mode: str, sampler: Any = None):
+    metric: str | None = None  # a study pickled by an earlier version has none
+
+    def __init__(self, path: str | Path | None, study_name: str, mode: str, sampler: Any = None,
+                 metric: str | None = None):
         self.path = None if path is None else str(path)
-        self.study_name, self.mode, self.sampler = study_name, mode, sampler
+        self.study_name, self.mode, self.sampler, self.metric = study_name, mode, sampler, metric
         self._study: Any = None
         self._storage: Any = None
         self._ids: dict[str, int] = {}  # tune trial id -> Optuna's internal trial id
@@ -88,12 +92,26 @@ class StudyLog:
             self._study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
                                               direction=direction(self.mode), load_if_exists=True)
             self._storage = storage
+            self._name_metric()
             self._ids = {t.user_attrs[TUNE_ID_ATTR]: t._trial_id for t in self._study.get_trials(deepcopy=False)
                          if TUNE_ID_ATTR in t.user_attrs}
             for new, old in self._study.user_attrs.get(RERUNS_ATTR, {}).items():  # in the order handed over
                 if old in self._ids:
                     self._ids.setdefault(new, self._ids[old])
         return self._study
+
+    def _name_metric(self) -> None:
+        """The study's objective is the sweep's metric: optuna-dashboard shows its name (``t2v_R1``), not
+        "Objective 0". Written once; a resumed study keeps it."""
+        import warnings
+
+        import optuna
+
+        if self.metric is None or self._study.metric_names == [self.metric]:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # set_metric_names is one
+            self._study.set_metric_names([self.metric])
 
     def remember(self, tune_id: str, trial: Any) -> None:
         """Tie a trial the caller created (``study.ask()``) to its Tune trial."""

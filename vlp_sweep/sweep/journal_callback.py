@@ -17,6 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from vlp_sweep.space.spec import SweepSpec
 from vlp_sweep.sweep.baseline_trial import is_baseline
 from vlp_sweep.sweep.journal import StudyLog
 
@@ -24,18 +25,18 @@ from vlp_sweep.sweep.journal import StudyLog
 class JournalCallback(Callback):
     """Records trials in the study (``record=True``: grid/variant-generator sweeps) and closes it."""
 
-    def __init__(self, spec: Any, journal: str | Path, study_name: str, record: bool):
+    def __init__(self, spec: SweepSpec, journal: str | Path, study_name: str, record: bool):
         self.spec, self.record = spec, record
-        self.log = StudyLog(journal, study_name, spec.mode)
+        self.log = StudyLog(journal, study_name, spec.mode, metric=spec.metric)
 
     def _params(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(active searched params that fit their distribution, those distributions)."""
-        from vlp_sweep.report.importance import distribution
+        from vlp_sweep.sweep.backends import optuna_distribution
 
         search = self.spec.to_dict()["search"]
         params, dists = {}, {}
         for key, value in self.spec.active_params(config).items():
-            dist = distribution(search[key])
+            dist = optuna_distribution(search[key])
             try:
                 ok = dist._contains(dist.to_internal_repr(value))
             except (ValueError, TypeError):

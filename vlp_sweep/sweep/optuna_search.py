@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 from ray.tune.search import Repeater, Searcher
 
+from vlp_sweep.space.spec import SweepSpec
+from vlp_sweep.sweep.backends import define_by_run, optuna_sampler
 from vlp_sweep.sweep.journal import StudyLog
 
 FINAL_KEY = "__final_value__"  # result flag: the metric is the value to tell (a seed group's mean best)
@@ -44,10 +46,11 @@ FINAL_KEY = "__final_value__"  # result flag: the metric is the value to tell (a
 class OptunaSearcher(Searcher):
     """Ray Tune ``Searcher`` over the sweep's Optuna study (``journal=None``: in memory)."""
 
-    def __init__(self, spec: Any, journal: str | Path | None, study_name: str):
+    def __init__(self, spec: SweepSpec, journal: str | Path | None, study_name: str):
         super().__init__(metric=spec.metric, mode=spec.mode)
         self.spec = spec
-        self.log = StudyLog(journal, study_name, spec.mode, sampler=spec.optuna_sampler())
+        self.log = StudyLog(journal, study_name, spec.mode, sampler=optuna_sampler(spec.search_alg),
+                            metric=spec.metric)
         self.known: set[str] = set()  # Tune trials this searcher suggested (restored with the snapshot)
         self._orphans: list[int] | None = None  # looked up in the journal on the first suggest
 
@@ -61,7 +64,7 @@ class OptunaSearcher(Searcher):
             self.known.add(trial_id)
             return self.trial_params(taken.params)
         trial = self.log.study.ask()
-        extra = self.spec.define_by_run(trial) or {}
+        extra = define_by_run(self.spec, trial) or {}
         self.log.remember(trial_id, trial)
         self.known.add(trial_id)
         return {**trial.params, **extra}
@@ -71,7 +74,7 @@ class OptunaSearcher(Searcher):
         by the value it stands for, a coupled choice's keys added (what ``define_by_run`` returns)."""
         import optuna
 
-        extra = self.spec.define_by_run(optuna.trial.FixedTrial(dict(params))) or {}
+        extra = define_by_run(self.spec, optuna.trial.FixedTrial(dict(params))) or {}
         return {**params, **extra}
 
     def _take_orphan(self, trial_id: str) -> Any:

@@ -1,50 +1,14 @@
-"""Read a sweep folder's leaderboard (for `status`, `report` and `promote`), and check that the
-checkpoints it names are still on disk."""
+"""`vlp-sweep status`: a sweep's leaderboard, its running trials with their health, and whether a driver
+runs it now (the folder is read by ``results.py``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.leaderboard import read_table
-
-
-def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """(sweep.json contents, leaderboard DataFrame); a folder that is not a sweep is a UserError."""
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise UserError(f"not a sweep folder: {d} (no such folder)")
-    if not (d / "sweep.json").is_file():
-        raise UserError(f"not a sweep folder: {d} (no sweep.json)")
-    meta = json.loads((d / "sweep.json").read_text())
-    lb_path = d / "leaderboard.parquet"
-    board = read_table(lb_path) if lb_path.is_file() else pd.DataFrame()
-    return meta, board
-
-
-FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
-
-
-def checkpoint_missing(path: Any) -> bool:
-    """Whether a recorded checkpoint path is a local file that is no longer there. Paths on remote
-    storage (``s3://...``) cannot be checked from here and count as present."""
-    if not isinstance(path, str) or not path or "://" in path:
-        return False
-    return not Path(path).is_file()
-
-
-def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
-    """(trial id, path) of every finished trial whose recorded checkpoint went missing (deleted by hand,
-    or the run folder moved), in the board's order."""
-    if board.empty or "checkpoint_path" not in board:
-        return []
-    done = board[board["status"].isin(FINISHED)]
-    return [(str(r["trial_id"]), str(r["checkpoint_path"])) for r in done.to_dict("records")
-            if checkpoint_missing(r.get("checkpoint_path"))]
+from vlp_sweep.sweep.results import missing_checkpoints, open_sweep
 
 
 def print_status(run_dir: str | Path) -> None:

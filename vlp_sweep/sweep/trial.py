@@ -1,41 +1,59 @@
 """What one Tune trial runs, and how a trial's sampled params become a trainer config.
 
 ``trial_main`` is the only code that runs inside Ray workers: it builds the config, calls the
-plain-PyTorch ``fit`` and turns each evaluation into ``tune.report(metrics, checkpoint=...)``.
+plain-PyTorch ``fit`` and turns each evaluation into ``tune.report(metrics, checkpoint=...)``. What a
+trial needs from the driver is one :class:`TrialContext`: the parsed spec itself, which Ray pickles
+once, so no trial parses the space again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vlp_sweep.config import TrainConfig, make_config
+from vlp_sweep.space.spec import SweepSpec
 
 SEED_INDEX_KEY = "__trial_index__"  # set by Ray's Repeater when a config is repeated over seeds
 BASELINE_KEY = "__baseline__"  # the one param of the baseline trial (baseline.run), see baseline_trial.py
 CHECKPOINT_INFO = "checkpoint.json"  # beside full.pt in each Ray checkpoint: epoch, sha256, metrics, selection
 
 
-def resolve_trial_config(spec: Any, params: dict[str, Any], ctx: dict[str, Any]) -> Any:
-    """Sampled params -> validated TrainConfig (base + active params + what the sweep fixes)."""
-    from vlp_sweep.config import make_config
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a sweep gets from the driver (``tune.with_parameters``)."""
 
+    spec: SweepSpec
+    cwd: str  # the driver's folder: a relative data path is the driver's
+    import_paths: tuple[str, ...] = ()  # put on sys.path in a local trial: a model factory of your own
+
+
+def resolve_trial_config(spec: SweepSpec, params: Mapping[str, Any], cwd: str | Path, out_dir: str = "") -> TrainConfig:
+    """Sampled params -> validated TrainConfig: base + active params (or the baseline's config) + what the
+    sweep fixes (seed, threads, select_metric), its data path made absolute from ``cwd`` (workers run
+    elsewhere), checkpoints into ``out_dir``. One validation: the two paths change no checked field."""
     params = dict(params)
-    fixed: dict[str, Any] = {"run.select_metric": ctx["select_metric"]}
+    fixed: dict[str, Any] = {"run.select_metric": spec.metric}
     if SEED_INDEX_KEY in params:
-        fixed["run.seed"] = ctx["seeds"][int(params.pop(SEED_INDEX_KEY)) % len(ctx["seeds"])]
-    elif "run.seed" not in params and len(ctx["seeds"]) == 1:
-        fixed["run.seed"] = ctx["seeds"][0]
-    if ctx.get("cpus_per_trial"):
-        fixed["run.num_threads"] = max(1, int(ctx["cpus_per_trial"]))
+        fixed["run.seed"] = spec.seeds[int(params.pop(SEED_INDEX_KEY)) % len(spec.seeds)]
+    elif "run.seed" not in params and len(spec.seeds) == 1:
+        fixed["run.seed"] = spec.seeds[0]
+    if spec.resources.cpu:
+        fixed["run.num_threads"] = max(1, int(spec.resources.cpu))
     if params.pop(BASELINE_KEY, False):
-        cfg = make_config(spec.baseline_config().to_dict(), fixed)
+        assert spec.baseline is not None
+        cfg = make_config(spec.trial_overrides({}), dict(spec.baseline.config), fixed)
     else:
         cfg = make_config(spec.trial_overrides(params), fixed)
-    # Workers run elsewhere (another folder, another node): a relative data path means the driver's.
-    path = Path(ctx["cwd"]) / cfg.data.path
-    return make_config(cfg.to_dict(), {"data.path": str(path.resolve())})
+    path = str((Path(cwd) / cfg.data.path).resolve())
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=path),
+                               run=dataclasses.replace(cfg.run, out_dir=out_dir or cfg.run.out_dir))
 
 
 def _reporter(node: str, keeper: Any, rank: int = 0) -> Any:
@@ -77,25 +95,22 @@ def _restore_to(checkpoint: Any, scratch: Path, metric: str, mode: str) -> tuple
     return scratch / "resume.pt", SelectionScore.from_state(metric, mode, state)
 
 
-def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
+def trial_main(params: dict[str, Any], ctx: TrialContext) -> None:
     """Ray Tune function trainable: one trial of the sweep (one process, or a Ray Train group)."""
     import ray
     from ray import tune
 
-    from vlp_sweep.config import make_config
-    from vlp_sweep.sweep.space import parse_space
-    from vlp_sweep.train.factory import add_import_paths
+    from vlp_sweep.model_factory import add_import_paths
     from vlp_sweep.train.trainer import fit
 
-    add_import_paths(ctx.get("import_paths", []))  # the user's model factory (sweep/user_code.py)
-    spec = parse_space(ctx["spec"])
+    add_import_paths(ctx.import_paths)  # a model factory of your own (space/user_code.py)
+    spec = ctx.spec
     if spec.resources.workers > 1:
-        _data_parallel_trial(params, ctx, spec)
+        _data_parallel_trial(params, ctx)
         return
     node = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial (leaderboard column)
     scratch = Path(tempfile.mkdtemp(prefix="vlp-trial-"))
-    cfg = resolve_trial_config(spec, params, ctx)
-    cfg = make_config(cfg.to_dict(), {"run.out_dir": str(scratch)})
+    cfg = resolve_trial_config(spec, params, ctx.cwd, out_dir=str(scratch))
     try:
         resume, keeper = _restore_to(tune.get_checkpoint(), scratch, spec.metric, spec.mode)
         adapt = _reporter(node, keeper)
@@ -104,7 +119,7 @@ def trial_main(params: dict[str, Any], ctx: dict[str, Any]) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _data_parallel_trial(params: dict[str, Any], ctx: dict[str, Any], spec: Any) -> None:
+def _data_parallel_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     """A trial over several processes: Ray Train's TorchTrainer launched from the Tune trial (Train V2),
     its rank-0 reports forwarded to Tune by Ray's TuneReportCallback."""
     import ray.train
@@ -114,6 +129,7 @@ def _data_parallel_trial(params: dict[str, Any], ctx: dict[str, Any], spec: Any)
 
     from vlp_sweep.selection import SCORE, SCORE_ORDER
 
+    spec = ctx.spec
     cpu, gpu = spec.resources.per_worker()
     trial_dir = Path(tune.get_context().get_trial_dir())
     trainer = TorchTrainer(
@@ -134,20 +150,18 @@ def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
     import torch
 
-    from vlp_sweep.config import make_config
-    from vlp_sweep.sweep.space import parse_space
+    from vlp_sweep.model_factory import add_import_paths
     from vlp_sweep.train.distributed import DistContext
-    from vlp_sweep.train.factory import add_import_paths
     from vlp_sweep.train.trainer import fit
 
-    add_import_paths(config["ctx"].get("import_paths", []))
+    ctx: TrialContext = config["ctx"]
+    add_import_paths(ctx.import_paths)
     dist = DistContext.current()
-    spec = parse_space(config["ctx"]["spec"])
+    spec = ctx.spec
     scratch = Path(tempfile.mkdtemp(prefix="vlp-worker-"))
-    over: dict[str, Any] = {"run.out_dir": str(scratch)}
-    if torch.cuda.is_available():
-        over["run.device"] = str(ray.train.torch.get_device())
-    cfg = make_config(resolve_trial_config(spec, config["params"], config["ctx"]).to_dict(), over)
+    cfg = resolve_trial_config(spec, config["params"], ctx.cwd, out_dir=str(scratch))
+    if torch.cuda.is_available():  # this process's GPU
+        cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, device=str(ray.train.torch.get_device())))
     try:
         resume, keeper = _restore_to(ray.train.get_checkpoint(), scratch, spec.metric, spec.mode)
         adapt = _reporter(ray.get_runtime_context().get_node_id(), keeper, dist.rank)

@@ -1,7 +1,7 @@
 """Importing real sign-language data (poses or arrays, captions, SigLIP features) into the packed format."""
 
-from vlp_sweep.data.importers.build import ImportOptions, ImportResult, import_dataset
 from vlp_sweep.data.importers.captions import read_captions
+from vlp_sweep.data.importers.pipeline import ImportOptions, ImportResult, import_dataset
 from vlp_sweep.data.importers.presets import PRESETS, select
 from vlp_sweep.data.importers.sources import Skip
 

@@ -24,13 +24,13 @@ module per concern:
 - ``language`` and ``corpus``: each gloss has a pseudo-word; word order differs from gloss order
   (signs put time first and verbs last, the text puts the verb second and adjectives before
   nouns, with articles). Or texts, gloss sequences, lengths and splits come from a corpus CSV.
-- ``build``: the entry (:func:`generate`, :func:`synthesize`). Everything is vectorised over all
+- ``generate``: the entry (:func:`generate`, :func:`synthesize`). Everything is vectorised over all
   frames of a chunk of clips, so Phoenix scale takes seconds.
 
 The same seed gives byte-identical output (``tests/data/test_synth_golden.py`` pins the bytes).
 """
 
-from vlp_sweep.data.synth.build import generate, synthesize
-from vlp_sweep.data.synth.params import SynthParams, make_params
+from vlp_sweep.data.synth.generate import generate, synthesize
+from vlp_sweep.data.synth.knobs import SynthParams, make_params
 
 __all__ = ["SynthParams", "make_params", "generate", "synthesize"]

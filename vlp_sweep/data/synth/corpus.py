@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from vlp_sweep.data.synth.glosses import GlossBank, make_bank
+from vlp_sweep.data.synth.knobs import SPLITS, SynthParams
 from vlp_sweep.data.synth.language import builtin_lexicon, builtin_sentences
-from vlp_sweep.data.synth.params import SPLITS, SynthParams
 from vlp_sweep.data.synth.signers import Signers
 from vlp_sweep.data.synth.timeline import natural_lengths
 from vlp_sweep.errors import UserError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vlp_sweep.data.synth.knobs import SynthParams
 from vlp_sweep.data.synth.motion import State
-from vlp_sweep.data.synth.params import SynthParams
 from vlp_sweep.data.synth.signers import Signers
 from vlp_sweep.data.synth.timeline import Timeline
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlp_sweep.data.synth.params import SynthParams
+from vlp_sweep.data.synth.knobs import SynthParams
 
 POS_P = {"T": 0.1, "N": 0.45, "A": 0.15, "V": 0.3}  # part of speech of built-in glosses
 

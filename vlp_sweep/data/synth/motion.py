@@ -8,7 +8,7 @@ import numpy as np
 
 from vlp_sweep.data.synth.geometry import RELAXED, REST_XY
 from vlp_sweep.data.synth.glosses import GlossBank
-from vlp_sweep.data.synth.params import SynthParams
+from vlp_sweep.data.synth.knobs import SynthParams
 from vlp_sweep.data.synth.timeline import Instances
 
 

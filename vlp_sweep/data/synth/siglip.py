@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from vlp_sweep.data.synth.glosses import EMB_DIM, GlossBank
-from vlp_sweep.data.synth.params import SynthParams
+from vlp_sweep.data.synth.knobs import SynthParams
 from vlp_sweep.data.synth.signers import Signers
 from vlp_sweep.data.synth.timeline import Timeline
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlp_sweep.data.synth.params import SynthParams
+from vlp_sweep.data.synth.knobs import SynthParams
 
 
 @dataclass

@@ -5,6 +5,7 @@
     verdicts.py   sections that judge: comparisons, baseline and targets
     analyses.py   sections of the equal-budget analyses: effects, importance, would more trials help
     monitoring.py the Monitoring section: the plan's checklist per trial, what to look at first, input cost
+    confirmation.py the headline section: the confirmation stage on the held-out split
     markdown.py   the document as Markdown
     html.py       the document as self-contained HTML
     terminal.py   the terminal summary (a rich table and one line per verdict)

@@ -3,7 +3,7 @@ each input set; and its one line in the terminal."""
 
 from __future__ import annotations
 
-from vlp_sweep.report.monitoring import ratio_verdict
+from vlp_sweep.report.checklist import ratio_verdict
 from vlp_sweep.report.render.blocks import Block, fmt, plural
 from vlp_sweep.report.types import Monitoring, Report, TrialHealth
 

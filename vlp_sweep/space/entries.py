@@ -17,6 +17,10 @@ The entries (``step`` quantises, ``when`` makes the key conditional)::
 Ranges may also be written ``{low: .., high: ..}`` (``{mu: .., sigma: ..}``, ``{a: .., b: ..}``).
 The values themselves are checked by the distribution classes (``distributions``); what the trainer
 accepts is checked with the whole space (``checks``).
+
+Listed values (a choice's or grid's, a setting's, a condition's) are put in the trainer's own form here,
+once: ``'log(100)'`` becomes 0.01 and ``3`` becomes 3.0 for a float key (``config.resolve_value``), so
+that Optuna's choices, the journal, the leaderboard's ``params`` and its config columns hold one number.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vlp_sweep.errors import did_you_mean
-from vlp_sweep.sweep.distributions import (
+from vlp_sweep.config import resolve_value
+from vlp_sweep.errors import UserError, did_you_mean
+from vlp_sweep.space.distributions import (
     KINDS,
     Beta,
     Choice,
@@ -41,9 +46,10 @@ from vlp_sweep.sweep.distributions import (
     fmt,
     is_number,
     is_scalar,
+    need,
 )
-from vlp_sweep.sweep.params import Condition, Param
-from vlp_sweep.sweep.yaml_lines import Where, line_of
+from vlp_sweep.space.params import Condition, Param
+from vlp_sweep.space.yaml_lines import Where, line_of
 
 ENTRY_KEYS = (*KINDS, "step", "log", "probabilities", "when")
 PAIR_NAMES = {"normal": ("mu", "sigma"), "lognormal": ("mu", "sigma"), "beta": ("a", "b")}
@@ -73,7 +79,7 @@ def parse_param(key: str, entry: Any, where: Where, line: int | None, keys: Mapp
         raise where.error(label, f"needs exactly one of {', '.join(KINDS)}; got {', '.join(kinds) or 'none'}",
                           line)
     kind = kinds[0]
-    when = _parse_when(label, entry.get("when"), where, line_of(entry, "when"))
+    when = _parse_when(label, entry.get("when"), where, line_of(entry, "when"), keys)
     at = line_of(entry, kind)
     try:
         if kind in ("choice", "grid"):
@@ -110,7 +116,7 @@ def _discrete(key: str, kind: str, entry: Mapping[str, Any], where: Where, line:
     elif raw and all(isinstance(v, Mapping) for v in raw):
         values = _labelled(key, raw, where, line, keys)
     else:
-        values = tuple(raw)
+        values = tuple(resolved(key, v, keys) for v in raw)
     if kind == "grid":
         return Grid(values)
     probs = entry.get("probabilities")
@@ -152,7 +158,7 @@ def _setting(key: str, label: str, m: Mapping[str, Any], where: Where, line: int
                 if not is_scalar(v):
                     raise where.error(f"search.{key}", f"setting '{label}': {full} must be a plain value, "
                                                        f"got {v!r}", line)
-                out[full] = v
+                out[full] = resolved(full, v, keys)
             elif isinstance(v, Mapping) and any(k.startswith(f"{p}{name}.") for p in prefixes for k in keys):
                 walk(v, f"{name}.")
             else:
@@ -202,7 +208,7 @@ def _pair(label: str, kind: str, raw: Any, where: Where, line: int | None) -> tu
     return raw[0], raw[1]
 
 
-def _parse_when(label: str, raw: Any, where: Where, line: int | None) -> Condition:
+def _parse_when(label: str, raw: Any, where: Where, line: int | None, keys: Mapping[str, Any]) -> Condition:
     if raw is None:
         return ()
     if not isinstance(raw, Mapping) or not raw:
@@ -213,5 +219,54 @@ def _parse_when(label: str, raw: Any, where: Where, line: int | None) -> Conditi
         vals = tuple(v) if isinstance(v, list) else (v,)
         if not vals or not all(is_scalar(x) for x in vals):
             raise where.error(f"{label}.when.{k}", f"expected a value or a list of values, got {v!r}", line)
-        out.append((str(k), vals))
+        out.append((str(k), tuple(resolved(str(k), x, keys) for x in vals)))
+    return tuple(out)
+
+
+def resolved(key: str, v: Any, keys: Mapping[str, Any]) -> Any:
+    """A listed value of trainer key ``key`` in the trainer's form (see the module docstring). A value the
+    trainer rejects, and a value under a name of your own (a coupled choice's label), stay as written: the
+    checks name the first with the key and the line."""
+    if key not in keys or not is_scalar(v):
+        return v
+    try:
+        return resolve_value(key, v)
+    except UserError:
+        return v
+
+
+# ---------------------------------------------------------------- the canonical form (spec.to_dict())
+
+
+def from_dict(entry: Mapping[str, Any]) -> Distribution:
+    """A native ``search:`` entry in its canonical form (``spec.to_dict()["search"][key]`` without
+    ``when``) -> its distribution. Raises ``ValueError`` naming what is wrong."""
+    kinds = [k for k in KINDS if k in entry]
+    need(len(kinds) == 1, f"needs exactly one of {', '.join(KINDS)}; got {', '.join(kinds) or 'none'}")
+    kind = kinds[0]
+    raw, step = entry[kind], entry.get("step")
+    if kind in ("choice", "grid"):
+        values = _settings(raw) if isinstance(raw, Mapping) else tuple(raw)
+        if kind == "grid":
+            return Grid(values)
+        probs = entry.get("probabilities")
+        return Choice(values, tuple(probs) if probs is not None else None)
+    need(isinstance(raw, (list, tuple)) and len(raw) == 2, f"{kind} needs a pair of numbers, but got {raw!r}")
+    a, b = raw
+    if kind == "uniform":
+        return Uniform(a, b, step)
+    if kind == "loguniform":
+        return LogUniform(a, b) if step is None else QLogUniform(a, b, step)
+    if kind == "int":
+        return Int(a, b, step, bool(entry.get("log", False)))
+    if kind == "beta":
+        return Beta(a, b, step)
+    return (Normal if kind == "normal" else LogNormal)(a, b, step)
+
+
+def _settings(raw: Mapping[str, Any]) -> tuple[Setting, ...]:
+    out = []
+    for label, values in raw.items():
+        need(isinstance(values, Mapping), f"setting '{label}' must be a mapping of trainer keys, got {values!r}")
+        out.append(Setting(str(label), tuple(sorted(values.items()))))
     return tuple(out)

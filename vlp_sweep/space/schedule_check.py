@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlp_sweep.errors import UserError
+from vlp_sweep.space.spec import SweepSpec
 from vlp_sweep.train.schedule import lr_factor
 
 COSINE_MIN_DECAY = 0.1  # a cosine that has lost less than this share of the peak lr "has barely started"
@@ -25,6 +26,7 @@ MAX_CASES = 20_000  # combinations enumerated at most (batch x accumulation x da
 
 def steps_per_epoch(n: int, batch_size: int, grad_accum: int, workers: int = 1) -> int:
     """Optimizer steps per epoch, as ``trainer._steps_per_epoch``; 0 when the split is too small to train."""
+    # TODO(item 4): call the trainer's public steps-per-epoch function instead of repeating its arithmetic.
     micro = min(batch_size, n // (grad_accum * workers))
     if micro < 2:
         return 0
@@ -72,7 +74,7 @@ class Case:
                 f"{self.accum}{f' x {self.workers} workers' if self.workers > 1 else ''})")
 
 
-def cases(spec: Any, train_sizes: list[int]) -> list[Case]:
+def cases(spec: SweepSpec, train_sizes: list[int]) -> list[Case]:
     """Every combination a trial can have (a range contributes its two ends: steps per epoch and the lr
     factor are monotone in each setting)."""
     limits = [int(v) for v in spec.possible_values("data.limit_train")]
@@ -86,7 +88,7 @@ def cases(spec: Any, train_sizes: list[int]) -> list[Case]:
             for n, b, a, e, w, ev, s in itertools.product(ns, batch, accum, epochs, warmup, every, schedules)]
 
 
-def schedule_warnings(spec: Any, train_sizes: list[int]) -> list[str]:
+def schedule_warnings(spec: SweepSpec, train_sizes: list[int]) -> list[str]:
     """One line per searched schedule setting that ASHA cannot see act before its first rung (see the module
     docstring). Raises a one-line UserError when some trial could not train at all (a micro-batch under 2)."""
     all_cases = cases(spec, train_sizes)
@@ -100,7 +102,7 @@ def schedule_warnings(spec: Any, train_sizes: list[int]) -> list[str]:
     return _warmup_lines(spec, judged) + _cosine_lines(spec, judged)
 
 
-def _warmup_lines(spec: Any, judged: list[tuple[Case, list[int]]]) -> list[str]:
+def _warmup_lines(spec: SweepSpec, judged: list[tuple[Case, list[int]]]) -> list[str]:
     out = []
     for w in sorted({c.warmup for c, _ in judged if c.warmup > 0}):
         late = [(c, r) for c, r in judged if c.warmup == w and w > r[0] * c.steps]
@@ -117,7 +119,7 @@ def _warmup_lines(spec: Any, judged: list[tuple[Case, list[int]]]) -> list[str]:
     return out
 
 
-def _cosine_lines(spec: Any, judged: list[tuple[Case, list[int]]]) -> list[str]:
+def _cosine_lines(spec: SweepSpec, judged: list[tuple[Case, list[int]]]) -> list[str]:
     if spec.setter("optim.schedule") is None:  # fixed: every trial has it, ASHA compares like with like
         return []
     cos = [(c, r) for c, r in judged if c.schedule == "cosine" and c.factor(r[0]) > 1 - COSINE_MIN_DECAY]
@@ -132,6 +134,6 @@ def _cosine_lines(spec: Any, judged: list[tuple[Case, list[int]]]) -> list[str]:
             "the decay acts (fix the schedule in base and compare it without early stopping, or raise grace_period)"]
 
 
-def _label(spec: Any, key: str) -> str:
+def _label(spec: SweepSpec, key: str) -> str:
     p = spec.setter(key)
     return f"search.{p.key}" if p is not None else f"base.{key}"

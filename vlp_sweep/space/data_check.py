@@ -8,10 +8,14 @@ finds a NaN). While the manifest is open, the training-set sizes feed the schedu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.yaml_lines import Where
+from vlp_sweep.space.spec import SweepSpec
+from vlp_sweep.space.yaml_lines import Where
+
+if TYPE_CHECKING:  # loaded in check_data: validating a space reads no array until the data check
+    from vlp_sweep.data.packed import PackedDataset
 
 
 @dataclass(frozen=True)
@@ -22,15 +26,15 @@ class DataCheck:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_data(spec: Any) -> DataCheck:
+def check_data(spec: SweepSpec) -> DataCheck:
     """Check that every dataset a trial can use exists and fits the space: ``data.path`` (fixed or
     searched; relative paths from the current directory) is a packed dataset with the train and
     eval splits (and the confirmation's held-out split), and has siglip.npy when a trial can turn
     ``data.use_siglip`` on; a model factory of your own builds and embeds a few clips (``model_check``);
     then the schedule check on the training-set sizes. Raises a one-line UserError naming the key."""
     from vlp_sweep.data.packed import load_packed
-    from vlp_sweep.sweep import wandb_format
-    from vlp_sweep.sweep.schedule_check import schedule_warnings
+    from vlp_sweep.space import wandb_format
+    from vlp_sweep.space.schedule_check import schedule_warnings
 
     where = Where(spec.source, wandb_format.LABELS if spec.format == "wandb" else None)
     label = _label(spec, "data.path")
@@ -62,9 +66,9 @@ def check_data(spec: Any) -> DataCheck:
     return out
 
 
-def _model_line(spec: Any, where: Where, ds: Any) -> list[str]:
-    """A model factory of your own, built and run on a few clips of ``ds`` (sweep/model_check.py)."""
-    from vlp_sweep.sweep.model_check import check_model
+def _model_line(spec: SweepSpec, where: Where, ds: Any) -> list[str]:
+    """A model factory of your own, built and run on a few clips of ``ds`` (``model_check``)."""
+    from vlp_sweep.space.model_check import check_model
 
     try:
         line = check_model(spec, ds)
@@ -73,18 +77,19 @@ def _model_line(spec: Any, where: Where, ds: Any) -> list[str]:
     return [line] if line else []
 
 
-def _held_out(ds: Any, spec: Any, where: Where) -> int:
+def _held_out(ds: PackedDataset, spec: SweepSpec, where: Where) -> int:
     """Clips of the confirmation's held-out split; a dataset without it is an error on ``confirm.split``."""
+    assert spec.confirm is not None
     try:
         return len(ds.split(spec.confirm.split))
     except UserError as e:
         raise _error(spec, where, "confirm.split", str(e)) from None
 
 
-def _label(spec: Any, key: str) -> str:
+def _label(spec: SweepSpec, key: str) -> str:
     p = spec.setter(key)
     return f"search.{p.key}" if p is not None else f"base.{key}"
 
 
-def _error(spec: Any, where: Where, label: str, message: str) -> UserError:
+def _error(spec: SweepSpec, where: Where, label: str, message: str) -> UserError:
     return where.error(label, message, dict(spec.lines).get(label) or None)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from vlp_sweep.report.select import Sweep
 from vlp_sweep.report.types import InputCost, Monitoring, TrialHealth
+from vlp_sweep.sweep.results import Sweep
 from vlp_sweep.train.health_config import INPUTS, ITEMS, Check
 
 LOOK_FIRST = 5

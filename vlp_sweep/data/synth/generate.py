@@ -16,8 +16,8 @@ from vlp_sweep.data.synth.corpus import Corpus, builtin_corpus, corpus_from_csv
 from vlp_sweep.data.synth.detector import detector
 from vlp_sweep.data.synth.geometry import FRAME_PX
 from vlp_sweep.data.synth.kinematics import render_body, render_hand, to_pixels
+from vlp_sweep.data.synth.knobs import SynthParams, make_params
 from vlp_sweep.data.synth.motion import gloss_state, sway
-from vlp_sweep.data.synth.params import SynthParams, make_params
 from vlp_sweep.data.synth.siglip import siglip_features, siglip_projection
 from vlp_sweep.data.synth.signers import Signers, make_signers
 from vlp_sweep.data.synth.timeline import build_timeline

@@ -1,7 +1,7 @@
 """One searched parameter: a key, its distribution, and the condition under which it is drawn.
 
 A ``Param`` searches one dotted trainer key (``optim.lr``), or, for a coupled choice, a name of its
-own (``model_size``) whose every value is a :class:`~vlp_sweep.sweep.distributions.Setting` of
+own (``model_size``) whose every value is a :class:`~vlp_sweep.space.distributions.Setting` of
 several trainer keys. ``when`` makes it conditional: drawn (and active) only when other searched
 keys hold given values. The helpers below order params by their conditions and tell which are
 active for a set of sampled values.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.distributions import Discrete, Distribution, contains, fmt, same_value
+from vlp_sweep.space.distributions import Discrete, Distribution, Setting, contains, fmt, same_value
 
 __all__ = ["Condition", "CycleError", "Param", "contains", "flatten", "holds", "same_value", "topological",
            "with_parents"]
@@ -48,6 +48,12 @@ class Param:
         """What a trial's params hold for a discrete key: its values, or its settings' labels."""
         assert isinstance(self.distribution, Discrete), self.key
         return self.distribution.options
+
+    @property
+    def settings(self) -> tuple[Setting, ...]:
+        """A coupled choice's settings (each sets several trainer keys); () for any other param."""
+        d = self.distribution
+        return tuple(v for v in d.values if isinstance(v, Setting)) if isinstance(d, Discrete) else ()
 
     def sets(self) -> tuple[str, ...]:
         """The trainer keys a draw sets: the key itself, or every key its settings set."""

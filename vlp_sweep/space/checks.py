@@ -12,10 +12,10 @@ from typing import Any
 
 from vlp_sweep.config import LINKED_KEYS, config_keys, make_config
 from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
-from vlp_sweep.sweep.distributions import Discrete, contains, fmt
-from vlp_sweep.sweep.params import CycleError, Param, topological, with_parents
-from vlp_sweep.sweep.sections import Scheduler, SearchAlg
-from vlp_sweep.sweep.yaml_lines import Where
+from vlp_sweep.space.distributions import Discrete, contains, fmt
+from vlp_sweep.space.params import CycleError, Param, topological, with_parents
+from vlp_sweep.space.sections import Scheduler, SearchAlg
+from vlp_sweep.space.yaml_lines import Where
 
 
 def trainer_range(key: str) -> str:
@@ -128,7 +128,7 @@ class Checks:
     def _pairs(self, keys: tuple[str, ...], involved: list[Param], value_sets: list[Any],
                search: tuple[Param, ...], base: dict[str, Any]) -> dict[tuple[Any, ...], str]:
         """Every distinct pair a trial can draw -> the searched key a bad pair is blamed on."""
-        from vlp_sweep.sweep.spec import SweepSpec
+        from vlp_sweep.space.spec import SweepSpec
 
         spec = SweepSpec(name="-", base=tuple(base.items()), search=search)
         by_key = {p.key: p for p in search}
@@ -164,7 +164,7 @@ class Checks:
                     raise self.err(f"search.{p.key}", f"sets {k}, which search.{owner[k]} also searches: give "
                                                       "each key one place")
                 owner[k] = p.key
-                every = not p.coupled or all(k in dict(s.values) for s in p.distribution.values)  # type: ignore[union-attr]
+                every = not p.coupled or all(k in dict(s.values) for s in p.settings)
                 if k in base and not p.when and every:
                     where = "" if k == p.key else f"sets {k}, which "
                     raise self.err(f"search.{p.key}", f"{where}is also fixed in base: remove one (a base value is "

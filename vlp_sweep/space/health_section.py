@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from vlp_sweep.errors import did_you_mean
-from vlp_sweep.sweep.sections import check_keys, get_bool, get_int, get_num
-from vlp_sweep.sweep.yaml_lines import Where, line_of
+from vlp_sweep.space.sections import check_keys, get_bool, get_int, get_num
+from vlp_sweep.space.yaml_lines import Where, line_of
 from vlp_sweep.train.health_config import CHECK_METRICS, Check, HealthConfig
 
 _KEYS = tuple(HealthConfig.__dataclass_fields__)

@@ -1,40 +1,78 @@
-"""What a searched key can take: small frozen value objects that validate themselves when built.
+"""What a searched key can take: small frozen value objects that validate themselves when built, and the
+value helpers they share (how a value prints and compares, W&B's rounding).
 
-Each distribution knows its native ``search:`` word (``kind``), turns into plain data and back
-(``to_dict`` / :func:`from_dict`), lists the values the trainer must accept (``check_points``) and
+Each distribution knows its native ``search:`` word (``kind``), turns into plain data (``to_dict``;
+back: ``entries.from_dict``), lists the values the trainer must accept (``check_points``) and
 describes itself. An impossible distribution raises ``ValueError`` in ``__post_init__`` with the
 values in the message (``low < high must hold, but got low=0.3, high=0.1``); the parser turns that
-into a one-line error naming the key and the YAML line. Nothing here knows Ray or Optuna:
-``backends`` translates.
+into a one-line error naming the key and the YAML line. Nothing here knows Ray or Optuna: the
+sweep's ``backends`` translates.
 
-Shaped distributions (normal, lognormal, beta, log-uniform rounded to a step: ``shaped``; and a
-choice with probabilities) are drawn through their inverse CDF of a uniform quantile ``u`` in
-``[U_LOW, U_HIGH]``: a searcher models ``u`` and the trial gets ``value_at(u)``.
+Shaped distributions (normal, lognormal, beta, log-uniform rounded to a step, and a choice with
+probabilities) are drawn through their inverse CDF of a uniform quantile ``u`` in ``[U_LOW, U_HIGH]``:
+a searcher models ``u`` and the trial gets ``value_at(u)``, then W&B's rounding to a multiple of
+``step``. The quantile is cut at 1e-6 on both sides (a normal at +-4.75 sigma), so every value a
+trial can draw is finite and lies between ``check_points()``, which validation puts through the
+trainer's checks. scipy's ``stats`` gives the inverse CDFs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from vlp_sweep.sweep.shaped import Beta, LogNormal, Normal, QLogUniform, Shaped
-from vlp_sweep.sweep.values import (
-    U_HIGH,
-    U_LOW,
-    Pairs,
-    contains,
-    fmt,
-    is_number,
-    is_scalar,
-    multiple,
-    need,
-    same_value,
-)
+__all__ = ["KINDS", "U_HIGH", "U_LOW", "Beta", "Choice", "Discrete", "Distribution", "Grid", "Int", "LogNormal",
+           "LogUniform", "Normal", "Pairs", "QLogUniform", "Range", "Setting", "Shaped", "Uniform", "contains", "fmt",
+           "is_number", "is_scalar", "same_value"]
 
-__all__ = ["KINDS", "RANGE_KINDS", "SHAPED_KINDS", "U_HIGH", "U_LOW", "Beta", "Choice", "Discrete", "Distribution",
-           "Grid", "Int", "LogNormal", "LogUniform", "Normal", "Pairs", "QLogUniform", "Range", "Setting", "Shaped",
-           "Uniform", "contains", "fmt", "from_dict", "is_number", "is_scalar", "same_value"]
+U_LOW, U_HIGH = 1e-6, 1.0 - 1e-6
+Pairs = tuple[tuple[str, Any], ...]
+
+
+# ---------------------------------------------------------------- values
+
+def fmt(v: Any) -> str:
+    """A value as a space shows it: ``0.001``, ``true``, ``null``, ``hcl``."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality that keeps bools apart from numbers (``True == 1`` in Python, not in a space)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return bool(a == b)
+
+
+def contains(values: tuple[Any, ...], x: Any) -> bool:
+    return any(same_value(v, x) for v in values)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def need(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def multiple(v: float, step: float) -> bool:
+    return abs(v / step - round(v / step)) <= 1e-9 * max(1.0, abs(v / step))
+
+
+def rounded(x: float, step: float | int | None) -> Any:
+    """W&B's quantisation: ``round(x / step) * step``, an int when ``step`` is one."""
+    if step is None:
+        return float(x)
+    k = round(x / step)
+    return int(k * step) if isinstance(step, int) else float(f"{k * step:.12g}")
 
 
 # ---------------------------------------------------------------- discrete
@@ -103,10 +141,6 @@ class Discrete:
 
     def enumerate(self, limit: int = 256) -> list[Any] | None:
         return list(self.options)
-
-    def bounds(self) -> tuple[float, float]:
-        nums = [v for v in self.options if is_number(v)]
-        return (min(nums), max(nums)) if nums else (0.0, 0.0)
 
     def describe(self) -> str:
         if self.values and isinstance(self.values[0], Setting):
@@ -194,9 +228,6 @@ class Range:
     @property
     def integer(self) -> bool:
         return False
-
-    def bounds(self) -> tuple[float, float]:
-        return float(self.low), float(self.high)
 
     def check_points(self) -> tuple[Any, ...]:
         return self.low, self.high
@@ -289,44 +320,144 @@ class Int(Range):
         return out
 
 
+# ---------------------------------------------------------------- shaped
+
+
+class Shaped:
+    """Mixin of the distributions drawn through ``value_at(u)``: the inverse CDF, then W&B's rounding to
+    a multiple of ``step`` (an int when ``step`` is one). Subclasses give ``ppf`` and ``step``."""
+
+    shaped: ClassVar[bool] = True
+    discrete: ClassVar[bool] = False
+    kind: ClassVar[str]
+    step: float | int | None
+
+    def ppf(self, u: float) -> float:
+        raise NotImplementedError
+
+    def value_at(self, u: float) -> Any:
+        return rounded(self.ppf(u), self.step)
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.step, int) and not isinstance(self.step, bool)
+
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value a trial can draw."""
+        return float(self.value_at(U_LOW)), float(self.value_at(U_HIGH))
+
+    def check_points(self) -> tuple[Any, ...]:
+        return self.value_at(U_LOW), self.value_at(U_HIGH)
+
+    def enumerate(self, limit: int = 256) -> list[Any] | None:
+        lo, hi = self.check_points()
+        if not self.integer or self.step is None or (hi - lo) >= limit * self.step:
+            return None
+        return list(range(int(lo), int(hi) + 1, int(self.step)))
+
+    def _step_ok(self) -> None:
+        s = self.step
+        need(s is None or (is_number(s) and s > 0), f"step > 0 must hold, but got step={s!r}")
+
+    def _extra(self) -> str:
+        lo, hi = self.check_points()
+        return (f", step {fmt(self.step)}" if self.step is not None else "") + f" (draws {fmt(lo)} .. {fmt(hi)})"
+
+
+@dataclass(frozen=True)
+class QLogUniform(Shaped):
+    """Log-uniform in [low, high], rounded to a multiple of ``step`` (W&B's q_log_uniform_values)."""
+
+    low: float
+    high: float
+    step: float | int = 1
+    kind: ClassVar[str] = "loguniform"
+
+    def __post_init__(self) -> None:
+        need(is_number(self.low) and is_number(self.high),
+             f"loguniform bounds must be finite numbers, but got low={self.low!r}, high={self.high!r}")
+        need(self.low < self.high, f"low < high must hold, but got low={fmt(self.low)}, high={fmt(self.high)}")
+        need(self.low > 0, f"loguniform needs low > 0, but got low={fmt(self.low)}")
+        self._step_ok()
+        need(self.step is not None, "step > 0 must hold, but got step=None")
+
+    def ppf(self, u: float) -> float:
+        return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+
+    def value_at(self, u: float) -> Any:
+        # A bounded range needs no cut at the tails: [U_LOW, U_HIGH] maps onto all of [low, high].
+        return rounded(self.ppf(min(max((u - U_LOW) / (U_HIGH - U_LOW), 0.0), 1.0)), self.step)
+
+    def describe(self) -> str:
+        return f"loguniform {fmt(self.low)} .. {fmt(self.high)}{self._extra()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loguniform": [self.low, self.high], "step": self.step}
+
+
+@dataclass(frozen=True)
+class Normal(Shaped):
+    """Normal(mu, sigma), optionally rounded to a multiple of ``step``."""
+
+    mu: float
+    sigma: float
+    step: float | int | None = None
+    kind: ClassVar[str] = "normal"
+
+    def __post_init__(self) -> None:
+        need(is_number(self.mu) and is_number(self.sigma),
+              f"{self.kind} needs finite numbers, but got mu={self.mu!r}, sigma={self.sigma!r}")
+        need(self.sigma > 0,
+              f"sigma > 0 must hold, but got sigma={fmt(self.sigma)} (to fix a value, put it under base)")
+        self._step_ok()
+
+    def ppf(self, u: float) -> float:
+        from scipy import stats
+
+        return float(stats.norm.ppf(u, loc=self.mu, scale=self.sigma))
+
+    def describe(self) -> str:
+        return f"{self.kind} mu {fmt(self.mu)} sigma {fmt(self.sigma)}{self._extra()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.kind: [self.mu, self.sigma], **({"step": self.step} if self.step is not None else {})}
+
+
+@dataclass(frozen=True)
+class LogNormal(Normal):
+    """exp(Normal(mu, sigma)) (mu and sigma of the log), optionally rounded to a multiple of ``step``."""
+
+    kind: ClassVar[str] = "lognormal"
+
+    def ppf(self, u: float) -> float:
+        return math.exp(super().ppf(u))
+
+
+@dataclass(frozen=True)
+class Beta(Shaped):
+    """Beta(a, b) on [0, 1], optionally rounded to a multiple of ``step``."""
+
+    a: float
+    b: float
+    step: float | int | None = None
+    kind: ClassVar[str] = "beta"
+
+    def __post_init__(self) -> None:
+        need(is_number(self.a) and is_number(self.b) and self.a > 0 and self.b > 0,
+              f"a > 0 and b > 0 must hold, but got a={self.a!r}, b={self.b!r}")
+        self._step_ok()
+
+    def ppf(self, u: float) -> float:
+        from scipy import stats
+
+        return float(stats.beta.ppf(u, self.a, self.b))
+
+    def describe(self) -> str:
+        return f"beta a {fmt(self.a)} b {fmt(self.b)}{self._extra()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"beta": [self.a, self.b], **({"step": self.step} if self.step is not None else {})}
+
+
 Distribution = Choice | Grid | Uniform | LogUniform | Int | QLogUniform | Normal | LogNormal | Beta
 KINDS = ("choice", "grid", "uniform", "loguniform", "int", "normal", "lognormal", "beta")
-RANGE_KINDS = ("uniform", "loguniform", "int")
-SHAPED_KINDS = ("normal", "lognormal", "beta")
-
-
-# ---------------------------------------------------------------- plain data
-
-
-def from_dict(entry: Mapping[str, Any]) -> Distribution:
-    """A native ``search:`` entry in its canonical form (``spec.to_dict()["search"][key]`` without
-    ``when``) -> its distribution. Raises ``ValueError`` naming what is wrong."""
-    kinds = [k for k in KINDS if k in entry]
-    need(len(kinds) == 1, f"needs exactly one of {', '.join(KINDS)}; got {', '.join(kinds) or 'none'}")
-    kind = kinds[0]
-    raw, step = entry[kind], entry.get("step")
-    if kind in ("choice", "grid"):
-        values = _settings(raw) if isinstance(raw, Mapping) else tuple(raw)
-        if kind == "grid":
-            return Grid(values)
-        probs = entry.get("probabilities")
-        return Choice(values, tuple(probs) if probs is not None else None)
-    need(isinstance(raw, (list, tuple)) and len(raw) == 2, f"{kind} needs a pair of numbers, but got {raw!r}")
-    a, b = raw
-    if kind == "uniform":
-        return Uniform(a, b, step)
-    if kind == "loguniform":
-        return LogUniform(a, b) if step is None else QLogUniform(a, b, step)
-    if kind == "int":
-        return Int(a, b, step, bool(entry.get("log", False)))
-    if kind == "beta":
-        return Beta(a, b, step)
-    return (Normal if kind == "normal" else LogNormal)(a, b, step)
-
-
-def _settings(raw: Mapping[str, Any]) -> tuple[Setting, ...]:
-    out = []
-    for label, values in raw.items():
-        need(isinstance(values, Mapping), f"setting '{label}' must be a mapping of trainer keys, got {values!r}")
-        out.append(Setting(str(label), tuple(sorted(values.items()))))
-    return tuple(out)

@@ -12,22 +12,22 @@ import importlib.util
 import os
 import sysconfig
 from pathlib import Path
-from typing import Any
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.factory import BUILTIN_FACTORY, HOW_TO_IMPORT, split_factory
+from vlp_sweep.model_factory import BUILTIN_FACTORY, HOW_TO_IMPORT, split_factory
+from vlp_sweep.space.spec import SweepSpec
 
 
-def factory_of(spec: Any) -> str:
+def factory_of(spec: SweepSpec) -> str:
     return str(dict(spec.base).get("model.factory", BUILTIN_FACTORY))
 
 
-def import_paths(spec: Any, cluster: bool) -> list[str]:
+def import_paths(spec: SweepSpec, cluster: bool) -> list[str]:
     """Folders a local trial puts on ``sys.path`` (none on a cluster: the module is shipped instead)."""
     return [] if cluster else [os.getcwd(), *spec.code]
 
 
-def py_modules(spec: Any) -> list[str]:
+def py_modules(spec: SweepSpec) -> list[str]:
     """The factory's top-level module to ship to a cluster: a ``.py`` file or a package folder.
     Nothing for the built-in model, or for a module installed in site-packages (install it on the
     cluster's nodes as well)."""

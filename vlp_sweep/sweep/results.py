@@ -1,4 +1,5 @@
-"""Open a sweep folder's tables, resolve a metric, and rank trials (shared by ``report`` and ``promote``).
+"""A sweep folder as read from disk (for ``status``, ``report`` and ``promote``): sweep.json and the Parquet
+tables, the checkpoints they name, a metric resolved, trials ranked, a row's params and config.
 
 Ranking: the selection rule of ``vlp_sweep.selection`` (the same one that picks each trial's
 best epoch and that Ray's checkpoint retention follows): the metric in its direction, then ``rsum``
@@ -21,15 +22,49 @@ import pandas as pd
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.selection import trial_key
+from vlp_sweep.space.params import contains
 from vlp_sweep.sweep.leaderboard import read_table
-from vlp_sweep.sweep.params import contains
-from vlp_sweep.sweep.status import FINISHED, open_sweep
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
-__all__ = ["FINISHED", "Sweep", "load_sweep", "rank_trials", "resolve_metric", "sort_key", "trial_config",
-           "trial_params", "inactive_keys", "drawn_params", "is_baseline_trial", "searched_only"]
+__all__ = ["FINISHED", "Sweep", "checkpoint_missing", "drawn_params", "inactive_keys", "is_baseline_trial",
+           "load_sweep", "missing_checkpoints", "open_sweep", "rank_trials", "resolve_metric", "searched_only",
+           "sort_key", "trial_config", "trial_params"]
 TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
 CONFIRM_TABLES = ("confirm.parquet", "confirm_ranks.parquet")  # the confirmation stage, when it has run
+
+
+def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(sweep.json contents, leaderboard DataFrame); a folder that is not a sweep is a UserError."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise UserError(f"not a sweep folder: {d} (no such folder)")
+    if not (d / "sweep.json").is_file():
+        raise UserError(f"not a sweep folder: {d} (no sweep.json)")
+    meta = json.loads((d / "sweep.json").read_text())
+    lb_path = d / "leaderboard.parquet"
+    board = read_table(lb_path) if lb_path.is_file() else pd.DataFrame()
+    return meta, board
+
+
+FINISHED = ("TERMINATED", "STOPPED")  # ran all epochs, or early-stopped by the scheduler
+
+
+def checkpoint_missing(path: Any) -> bool:
+    """Whether a recorded checkpoint path is a local file that is no longer there. Paths on remote
+    storage (``s3://...``) cannot be checked from here and count as present."""
+    if not isinstance(path, str) or not path or "://" in path:
+        return False
+    return not Path(path).is_file()
+
+
+def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
+    """(trial id, path) of every finished trial whose recorded checkpoint went missing (deleted by hand,
+    or the run folder moved), in the board's order."""
+    if board.empty or "checkpoint_path" not in board:
+        return []
+    done = board[board["status"].isin(FINISHED)]
+    return [(str(r["trial_id"]), str(r["checkpoint_path"])) for r in done.to_dict("records")
+            if checkpoint_missing(r.get("checkpoint_path"))]
 
 
 @dataclass

@@ -24,12 +24,12 @@ The native format::
     wandb: {mode: offline, project: vlp-sweep, entity: null, tags: []}
     baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
-    confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sweep/confirm.py
+    confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sections.Confirm (run by vlp_sweep/sweep/confirm.py)
     health: {window: 5, min_micro_batch: 2, checks: [{metric: eval_loss, below: 3.0, by_epoch: 100}]}
     code: [models/]                  # folders the model factory imports from (relative to this file)
 
 A model factory of your own (``base: {model.factory: "pkg.mod:build"}``) makes its options keys of the
-space (``model.options.NAME``), checked against its signature (``train/factory.py``).
+space (``model.options.NAME``), checked against its signature (``model_factory.py``).
 """
 
 from __future__ import annotations
@@ -39,14 +39,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vlp_sweep.config import LINKED_KEYS, config_keys, make_config
+from vlp_sweep.config import LINKED_KEYS, config_keys, make_config, resolve_value
 from vlp_sweep.errors import LinkedKeysError, UserError, did_you_mean
 from vlp_sweep.metric_names import MODE
-from vlp_sweep.sweep.checks import Checks, strip_key
-from vlp_sweep.sweep.entries import is_entry, parse_param
-from vlp_sweep.sweep.health_section import parse_health
-from vlp_sweep.sweep.params import Param
-from vlp_sweep.sweep.sections import (
+from vlp_sweep.model_factory import BUILTIN_FACTORY, add_import_paths, check_required, is_option_key, option_keys
+from vlp_sweep.space.checks import Checks, strip_key
+from vlp_sweep.space.entries import is_entry, parse_param
+from vlp_sweep.space.health_section import parse_health
+from vlp_sweep.space.params import Param
+from vlp_sweep.space.sections import (
     Baseline,
     check_keys,
     get_bool,
@@ -62,9 +63,8 @@ from vlp_sweep.sweep.sections import (
     parse_wandb,
     section,
 )
-from vlp_sweep.sweep.spec import TOP_KEYS, SweepSpec
-from vlp_sweep.sweep.yaml_lines import Where, line_of, load_yaml
-from vlp_sweep.train.factory import BUILTIN_FACTORY, add_import_paths, check_required, is_option_key, option_keys
+from vlp_sweep.space.spec import TOP_KEYS, SweepSpec
+from vlp_sweep.space.yaml_lines import Where, line_of, load_yaml
 
 SWEEP_FIXED = ("run.out_dir", "run.select_metric")  # the driver sets these for every trial
 
@@ -80,7 +80,7 @@ def parse_space(data: Any, source: str | None = None, default_name: str | None =
     """Plain data (from YAML, JSON or ``spec.to_dict()``) -> :class:`SweepSpec`. A W&B sweep config
     (top-level ``method`` and ``parameters``) is converted first. Mappings that carry YAML line
     numbers (``yaml_lines.LineDict``) give errors with lines; ``source`` names the file in them."""
-    from vlp_sweep.sweep import wandb_format
+    from vlp_sweep.space import wandb_format
 
     where = Where(source)
     if not isinstance(data, Mapping):
@@ -230,8 +230,8 @@ class _Parser:
                 out[key] = make_config({"model.factory": self.factory}, {key: v}).flat()[key]
                 if key == "model.factory":
                     self._use_factory(out[key])
-            except LinkedKeysError:
-                out[key] = v  # fine alone; the pair is checked with the whole space (Checks.linked)
+            except LinkedKeysError:  # fine alone; the pair is checked with the whole space (Checks.linked)
+                out[key] = resolve_value(key, v)
             except UserError as e:
                 raise self._err(f"{label}.{key}", strip_key(str(e), key), line) from None
         return out

@@ -2,7 +2,7 @@
 frozen dataclasses with their defaults, and parsers whose errors name the key and the YAML line.
 
 Dict-like data is kept as tuples of pairs so that a spec stays immutable and picklable (Ray pickles
-the Optuna searcher, and with it ``spec.define_by_run``).
+the Optuna searcher with the spec, and hands the spec to every trial).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from vlp_sweep.errors import did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES
-from vlp_sweep.sweep.yaml_lines import Where, line_of
+from vlp_sweep.space.yaml_lines import Where, line_of
 
 Pairs = tuple[tuple[str, Any], ...]
 SEARCH_ALGS = ("optuna", "random", "grid")

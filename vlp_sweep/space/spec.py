@@ -1,10 +1,11 @@
 """The resolved search space: a frozen :class:`SweepSpec` and what can be read off it without Ray.
 
-Built by ``parse.parse_space`` (which validates everything); its methods are pure: plain data and
-identity (``to_dict``, ``fingerprint``, ``diff``), what a trial runs (``active_params``,
-``trial_overrides``, ``trial_config``, ``baseline_config``) and the sweep's size (``budget``). The
-Ray Tune and Optuna objects come from ``backends``; the methods that return them import it (and so
-Ray or Optuna) only when called.
+Built once per process by ``parse.parse_space`` (which validates everything and puts every value in the
+trainer's own form); its methods are pure: plain data and identity (``to_dict``, ``fingerprint``,
+``diff``), what a trial runs (``active_params``, ``trial_overrides``, ``trial_config``,
+``baseline_config``) and the sweep's size (``budget``). It is picklable: Ray hands it to every trial and
+pickles it with the searcher. The Ray Tune and Optuna objects are built from it by the sweep package
+(``vlp_sweep.sweep.backends``); the spec knows nothing of them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from vlp_sweep.config import TrainConfig, config_keys, make_config, nest
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.params import Param, flatten, holds, topological
-from vlp_sweep.sweep.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
+from vlp_sweep.model_factory import BUILTIN_FACTORY, option_keys
+from vlp_sweep.space.params import Param, flatten, holds, topological
+from vlp_sweep.space.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
 from vlp_sweep.train.health_config import HealthConfig
 
 TOP_KEYS = ("name", "description", "base", "search", "search_alg", "scheduler", "metric", "mode",
@@ -129,8 +131,6 @@ class SweepSpec:
         base, known = dict(self.base), config_keys()
         if key in base or key in known:
             return base.get(key, known.get(key, {}).get("default"))
-        from vlp_sweep.train.factory import BUILTIN_FACTORY, option_keys
-
         return option_keys(base.get("model.factory", BUILTIN_FACTORY))[0].get(key, {}).get("default")
 
     def possible_values(self, key: str) -> list[Any]:
@@ -206,41 +206,15 @@ class SweepSpec:
         """The validated trainer config of one trial (``make_config(trial_overrides(params))``)."""
         return make_config(self.trial_overrides(params))
 
-    # ------------------------------------------------------------ Ray Tune and Optuna (see backends)
+    # ------------------------------------------------------------ how it is searched
 
     def uses_optuna(self) -> bool:
-        """Whether the driver should search with Ray's ``OptunaSearch(space=spec.define_by_run,
-        sampler=spec.optuna_sampler())`` (+ ``Repeater`` for several seeds): search_alg optuna, and
-        random without grid keys (a seeded RandomSampler: conditional keys only sampled when active,
-        and each config repeated over the seeds). Otherwise Tune's own generator runs
-        ``param_space()`` (``variant_generator()`` seeds it)."""
+        """Whether the sweep searches through an Optuna sampler (the sweep's ``optuna_search``): search_alg
+        optuna, and random without grid keys (a seeded RandomSampler: conditional keys only sampled when
+        active, and each config repeated over the seeds). Otherwise Ray Tune's own generator runs the space
+        (``backends.param_space``)."""
         return self.search_alg.type == "optuna" or (
             self.search_alg.type == "random" and not any(p.kind == "grid" for p in self.search))
-
-    def param_space(self) -> dict[str, Any]:
-        """Ray Tune ``param_space`` for search_alg grid, and random with grid keys (``backends.param_space``)."""
-        from vlp_sweep.sweep import backends
-
-        return backends.param_space(self)
-
-    def define_by_run(self, trial: Any) -> dict[str, Any] | None:
-        """Optuna define-by-run space for Ray's ``OptunaSearch(space=spec.define_by_run)``; returns the
-        config values to merge over the suggested params, or None (``backends.define_by_run``)."""
-        from vlp_sweep.sweep import backends
-
-        return backends.define_by_run(self, trial)
-
-    def optuna_sampler(self) -> Any:
-        """A seeded Optuna sampler (``backends.optuna_sampler``)."""
-        from vlp_sweep.sweep import backends
-
-        return backends.optuna_sampler(self.search_alg)
-
-    def variant_generator(self, max_concurrent: int | None = None) -> Any:
-        """Ray's seeded ``BasicVariantGenerator`` for search_alg random/grid (``backends.variant_generator``)."""
-        from vlp_sweep.sweep import backends
-
-        return backends.variant_generator(self.search_alg.seed, max_concurrent)
 
     # ------------------------------------------------------------ size
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.factory import BUILTIN_FACTORY, is_option_key
+from vlp_sweep.model_factory import BUILTIN_FACTORY, is_option_key
+from vlp_sweep.space.spec import SweepSpec
 
 CLIPS = 4  # clips of the training split in the trial batch
 
 
-def representative_config(spec: Any) -> Any:
+def representative_config(spec: SweepSpec) -> TrainConfig:
     """The base config with every searched option at its first possible value (a range: its low end)."""
-    from vlp_sweep.config import make_config
-
     drawn = {k: spec.possible_values(k)[0] for p in spec.search for k in p.sets() if is_option_key(k)}
     return make_config(spec.trial_overrides({}), drawn, {"run.device": "cpu", "run.compile": False})
 
 
-def check_model(spec: Any, ds: Any) -> str | None:
+def check_model(spec: SweepSpec, ds: Any) -> str | None:
     """None for the built-in model; else a summary line (parameters) or a UserError naming the factory."""
     import torch
 

@@ -1,0 +1,32 @@
+"""A sweep started before the search-space language moved out of sweep/ still unpickles (run --resume)."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+from tests.sweep.conftest import REPO
+from vlp_sweep.space import parse_space
+from vlp_sweep.sweep.moved import MOVED
+
+
+def test_a_spec_pickled_under_the_old_module_names_loads_after_register() -> None:
+    spec = parse_space({"name": "x", "search": {"loss.temperature": {"choice": [0.07, 0.01]},
+                                                "model.dropout": {"normal": [0.2, 0.02]}}})
+    # The same bytes an earlier version wrote: the old module names have the new ones' lengths.
+    old = pickle.dumps(spec).replace(b"vlp_sweep.space.", b"vlp_sweep.sweep.")
+    assert b"vlp_sweep.sweep.spec" in old and b"vlp_sweep.space." not in old
+    code = ("import pickle, sys; blob = sys.stdin.buffer.read()\n"
+            "try:\n    pickle.loads(blob)\nexcept ModuleNotFoundError:\n    print('refused')\n"
+            "from vlp_sweep.sweep.moved import register\nregister()\n"
+            "print(pickle.loads(blob).search[1].distribution.kind)")
+    out = subprocess.run([sys.executable, "-c", code], input=old, capture_output=True, cwd=REPO, check=True).stdout
+    assert out.decode().split() == ["refused", "normal"]
+
+
+def test_every_old_name_points_at_a_module_that_exists() -> None:
+    import importlib
+
+    for old, new in MOVED.items():
+        assert old.startswith("vlp_sweep.sweep.") and importlib.import_module(new)
