@@ -36,7 +36,7 @@ quickstart: setup data/quickstart/meta.json
 lint: setup
 	$(VENV)/bin/ruff check vlp_sweep tests benchmarks
 	$(VENV)/bin/mypy
-	@if [ -f ../shared/tools/layers.py ]; then $(PY) ../shared/tools/layers.py; \
+	@if [ -f ../shared/tools/layers.py ]; then $(PY) ../shared/tools/layers.py tests benchmarks; \
 	else echo "layers: ../shared/tools/layers.py not found, not checked"; fi
 
 test: lint

@@ -3,10 +3,9 @@
 ASHA stops most trials at its first rungs (``grace_period * reduction_factor**k`` epochs). A warmup
 that has not ended by then, or a cosine decay that has barely started, is judged as something else:
 a warmup trial at 12% of its peak lr, a cosine trial as if its lr were constant. To say so, the
-optimizer steps per epoch are computed exactly as the trainer does (``train/trainer.py``:
-micro-batch = min(batch_size, n // (grad_accum * workers)), steps = n // (micro * grad_accum *
-workers)) for every batch size, accumulation and training-set size a trial can have, and the lr
-factor at each rung comes from the trainer's own ``lr_factor``.
+optimizer steps per epoch come from the trainer's own count (``train.schedule.optimizer_steps``) for every
+batch size, accumulation and training-set size a trial can have, and the lr factor at each rung from the
+trainer's own ``lr_factor``.
 """
 
 from __future__ import annotations
@@ -18,19 +17,19 @@ from typing import Any
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.space.spec import SweepSpec
-from vlp_sweep.train.schedule import lr_factor
+from vlp_sweep.train.schedule import lr_factor, optimizer_steps
 
 COSINE_MIN_DECAY = 0.1  # a cosine that has lost less than this share of the peak lr "has barely started"
 MAX_CASES = 20_000  # combinations enumerated at most (batch x accumulation x data x epochs x warmup x ...)
 
 
 def steps_per_epoch(n: int, batch_size: int, grad_accum: int, workers: int = 1) -> int:
-    """Optimizer steps per epoch, as ``trainer._steps_per_epoch``; 0 when the split is too small to train."""
-    # TODO(item 4): call the trainer's public steps-per-epoch function instead of repeating its arithmetic.
-    micro = min(batch_size, n // (grad_accum * workers))
-    if micro < 2:
+    """Optimizer steps per epoch, the trainer's own count (``train.schedule.optimizer_steps``); 0 when the
+    split is too small to train."""
+    try:
+        return optimizer_steps(n, batch_size, grad_accum, workers)
+    except UserError:
         return 0
-    return max(1, n // (micro * grad_accum * workers))
 
 
 def rung_epochs(scheduler: Any, epochs: int, eval_every: int = 1) -> list[int]:

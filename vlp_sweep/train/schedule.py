@@ -19,15 +19,26 @@ def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
     return 1.0
 
 
-def micro_batch_size(n: int, cfg: TrainConfig, world: int = 1) -> int:
-    """Clips per micro-batch per process (fewer than optim.batch_size only for a tiny split)."""
-    micro = min(cfg.optim.batch_size, n // (cfg.optim.grad_accum * world))
+def micro_clips(n: int, batch_size: int, grad_accum: int, world: int = 1) -> int:
+    """Clips per micro-batch per process for ``n`` training clips (fewer than ``batch_size`` only for a tiny
+    split); a split too small for two clips per micro-batch is a :class:`UserError`."""
+    micro = min(batch_size, n // (grad_accum * world))
     if micro < 2:
-        raise UserError(f"training split has {n} clips: too few for optim.grad_accum={cfg.optim.grad_accum}"
+        raise UserError(f"training split has {n} clips: too few for optim.grad_accum={grad_accum}"
                         f"{f' on {world} processes' if world > 1 else ''}")
     return micro
 
 
-def steps_per_epoch(n: int, cfg: TrainConfig, world: int = 1) -> int:
+def optimizer_steps(n: int, batch_size: int, grad_accum: int, world: int = 1) -> int:
     """Optimizer steps in one epoch over ``n`` training clips (drop_last)."""
-    return max(1, n // (micro_batch_size(n, cfg, world) * cfg.optim.grad_accum * world))
+    return max(1, n // (micro_clips(n, batch_size, grad_accum, world) * grad_accum * world))
+
+
+def micro_batch_size(n: int, cfg: TrainConfig, world: int = 1) -> int:
+    """:func:`micro_clips` of a config."""
+    return micro_clips(n, cfg.optim.batch_size, cfg.optim.grad_accum, world)
+
+
+def steps_per_epoch(n: int, cfg: TrainConfig, world: int = 1) -> int:
+    """:func:`optimizer_steps` of a config."""
+    return optimizer_steps(n, cfg.optim.batch_size, cfg.optim.grad_accum, world)
