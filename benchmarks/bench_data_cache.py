@@ -1,4 +1,4 @@
-"""Per-trial data set-up with and without the reused worker's data cache (``vlp_sweep/train/data_cache.py``).
+"""Per-trial data set-up with and without the reused worker's data cache (``vlp_sweep/train/inputs/data_cache.py``).
 
 A sweep's worker runs trial after trial on the same dataset. This times the trainer's set-up (open and
 check the dataset, build the device-resident train and eval splits, build the model and optimizer) for a
@@ -20,7 +20,7 @@ import torch
 
 from vlp_sweep.config import make_config
 from vlp_sweep.data.synth import synthesize
-from vlp_sweep.train import data_cache
+from vlp_sweep.train.inputs import data_cache
 from vlp_sweep.train.state import setup
 
 # Trials as a sweep alternates them: the quickstart's model, other frame budgets, fusion off.

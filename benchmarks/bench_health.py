@@ -20,11 +20,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_trainer import CPU, PLAN, SMOKE, build, step_source, sync  # noqa: E402
 
-from vlp_sweep.train.health import HealthMonitor  # noqa: E402
-from vlp_sweep.train.health_config import HealthConfig  # noqa: E402
-from vlp_sweep.train.oom import OomRescue  # noqa: E402
 from vlp_sweep.train.state import TrainState  # noqa: E402
 from vlp_sweep.train.steps import StepBatch, train_step  # noqa: E402
+from vlp_sweep.train.watch.health import HealthMonitor  # noqa: E402
+from vlp_sweep.train.watch.health_config import HealthConfig  # noqa: E402
+from vlp_sweep.train.watch.oom import OomRescue  # noqa: E402
 
 
 def watch(st: TrainState, on: bool) -> None:

@@ -28,15 +28,15 @@ import pandas as pd
 import torch
 
 from vlp_sweep.config import make_config
-from vlp_sweep.train.batching import SplitTensors
 from vlp_sweep.train.contract import build_model
 from vlp_sweep.train.distributed import DistContext, GatheredLoss
 from vlp_sweep.train.factory import ModelDims
+from vlp_sweep.train.inputs.batching import SplitTensors
 from vlp_sweep.train.loss import ContrastiveLoss
-from vlp_sweep.train.oom import OomRescue
 from vlp_sweep.train.state import TrainState, build_optimizer, speed_settings
 from vlp_sweep.train.steps import StepBatch, epoch_batches, train_step
-from vlp_sweep.train.syncs import SyncCounter
+from vlp_sweep.train.watch.oom import OomRescue
+from vlp_sweep.train.watch.syncs import SyncCounter
 
 PLAN = dict(batch=750, frames=180, points=133, siglip=768, d=512, layers=4, text_len=32, vocab=8000, n=7096)
 CPU = dict(batch=64, frames=64, points=50, siglip=32, d=128, layers=2, text_len=16, vocab=2000, n=1024)

@@ -12,7 +12,7 @@ from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
 from vlp_sweep.space import load_space, parse_space
 from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, Leaderboard, read_table
-from vlp_sweep.train.health_config import COLUMNS, PLAN_CHECKS, Check, HealthConfig
+from vlp_sweep.train.watch.health_config import COLUMNS, PLAN_CHECKS, Check, HealthConfig
 
 SPACE = """\
 name: h
@@ -97,9 +97,9 @@ def test_leaderboard_and_history_hold_the_health_columns(tmp_path: Path) -> None
                            health_oom="warn", gpu_util=45.5, fed_kpts_dim=231))
     lb.start("b", {"optim.epochs": 4}, {})
     lb.result("b", _result(1, health="pass", health_finite="pass", health_flags=""))
-    lb.finish("b", error="Traceback...\nvlp_sweep.train.health.NonFiniteError: non-finite training loss nan")
+    lb.finish("b", error="Traceback...\nvlp_sweep.train.watch.health.NonFiniteError: non-finite training loss nan")
     lb.start("c", {"optim.epochs": 4}, {})
-    lb.finish("c", error="vlp_sweep.train.oom.OutOfMemoryFloorError: out of memory at micro-batch 4 (...)")
+    lb.finish("c", error="vlp_sweep.train.watch.oom.OutOfMemoryFloorError: out of memory at micro-batch 4 (...)")
     lb.write()
     board = read_table(tmp_path / "leaderboard.parquet").set_index("trial_id")
     a, b = board.loc["a"], board.loc["b"]

@@ -14,9 +14,9 @@ import torch
 
 from vlp_sweep.data.layout import synthetic_layout
 from vlp_sweep.data.packed import pack_clips, write_packed
-from vlp_sweep.train.batching import SplitTensors
 from vlp_sweep.train.factory import add_import_paths
-from vlp_sweep.train.tokenizer import sequence_ids
+from vlp_sweep.train.inputs.batching import SplitTensors
+from vlp_sweep.train.inputs.tokenizer import sequence_ids
 
 WORDS = ["red", "blue", "green", "cold", "warm", "rain", "snow", "sun", "wind", "cloud", "north", "south"]
 

@@ -17,8 +17,8 @@ from vlp_sweep.config import make_config
 from vlp_sweep.train import accumulate, varlen
 from vlp_sweep.train import state as S
 from vlp_sweep.train.accumulate import cached_backward, naive_backward, step_backward
-from vlp_sweep.train.batch_plan import plan_frames
-from vlp_sweep.train.packing import PackedBatch, build_packed
+from vlp_sweep.train.inputs.batch_plan import plan_frames
+from vlp_sweep.train.inputs.packing import PackedBatch, build_packed
 
 MICRO, N_MICRO = 32, 3
 MODES = ("none", "hcl", "vsepp", "topk")

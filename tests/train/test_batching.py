@@ -14,11 +14,11 @@ from vlp_sweep.data.layout import synthetic_layout
 from vlp_sweep.data.packed import pack_clips, write_packed
 from vlp_sweep.train import state as S
 from vlp_sweep.train import steps
-from vlp_sweep.train.batch_plan import epoch_rng, plan_frames
 from vlp_sweep.train.distributed import DistContext
+from vlp_sweep.train.inputs.batch_plan import epoch_rng, plan_frames
+from vlp_sweep.train.inputs.packing import PackedBatch, build_packed, make_batch, padded_batch
+from vlp_sweep.train.inputs.tokenizer import sequence_ids
 from vlp_sweep.train.metrics import retrieval_metrics
-from vlp_sweep.train.packing import PackedBatch, build_packed, make_batch, padded_batch
-from vlp_sweep.train.tokenizer import sequence_ids
 
 TRAIN = ["Red sun rises", "red SUN rises",  # case only: one input
          "cold, wind", "cold , wind",  # spacing around punctuation: one input

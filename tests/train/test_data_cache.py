@@ -12,11 +12,11 @@ import torch
 
 from tests.train.conftest import make_tiny, tiny_config
 from vlp_sweep.config import make_config
-from vlp_sweep.train import data_cache
 from vlp_sweep.train import state as S
 from vlp_sweep.train import trainer as T
-from vlp_sweep.train.batch_plan import plan_frames
-from vlp_sweep.train.packing import build_packed, padded_batch
+from vlp_sweep.train.inputs import data_cache
+from vlp_sweep.train.inputs.batch_plan import plan_frames
+from vlp_sweep.train.inputs.packing import build_packed, padded_batch
 
 # Trials as a sweep alternates them: dropout, every augmentation, fusion on and off, two frame budgets.
 TRIALS = [

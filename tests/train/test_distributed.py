@@ -13,9 +13,9 @@ from tests.train.conftest import tiny_config
 from vlp_sweep.config import make_config
 from vlp_sweep.train import state as S
 from vlp_sweep.train.accumulate import step_backward
-from vlp_sweep.train.batch_plan import plan_frames
 from vlp_sweep.train.distributed import DistContext, shard, sum_gradients
-from vlp_sweep.train.packing import build_packed
+from vlp_sweep.train.inputs.batch_plan import plan_frames
+from vlp_sweep.train.inputs.packing import build_packed
 
 GLOBAL = 8
 

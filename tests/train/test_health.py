@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from tests.train.conftest import tiny_config
-from vlp_sweep.train import health as H
 from vlp_sweep.train import trainer as T
-from vlp_sweep.train.health_config import Check, HealthConfig
 from vlp_sweep.train.model import VLPModel
+from vlp_sweep.train.watch import health as H
+from vlp_sweep.train.watch.health_config import Check, HealthConfig
 
 EP = list(range(1, 11))
 

@@ -14,11 +14,11 @@ from torch import Tensor
 
 from tests.train.conftest import random_split
 from vlp_sweep.config import make_config
-from vlp_sweep.train.batch_plan import plan_frames
-from vlp_sweep.train.batching import SplitTensors
 from vlp_sweep.train.factory import ModelDims
+from vlp_sweep.train.inputs.batch_plan import plan_frames
+from vlp_sweep.train.inputs.batching import SplitTensors
+from vlp_sweep.train.inputs.packing import PackedBatch, build_packed, padded_batch
 from vlp_sweep.train.model import VLPModel
-from vlp_sweep.train.packing import PackedBatch, build_packed, padded_batch
 
 T_MAX, L_MAX = 40, 10
 ARGS = ModelDims(kpt_dim=9, siglip_dim=6, text_feature_dim=0, vocab_size=40, max_frames=T_MAX, max_text_len=L_MAX,

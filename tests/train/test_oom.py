@@ -14,10 +14,10 @@ from vlp_sweep.train import state as S
 from vlp_sweep.train import steps
 from vlp_sweep.train import trainer as T
 from vlp_sweep.train.checkpoint import load_checkpoint
-from vlp_sweep.train.health_config import HealthConfig
+from vlp_sweep.train.inputs.packing import PackedBatch
 from vlp_sweep.train.model import VLPModel
-from vlp_sweep.train.oom import OomRescue, OutOfMemoryFloorError, split_batch
-from vlp_sweep.train.packing import PackedBatch
+from vlp_sweep.train.watch.health_config import HealthConfig
+from vlp_sweep.train.watch.oom import OomRescue, OutOfMemoryFloorError, split_batch
 
 
 def _oom_above(monkeypatch: pytest.MonkeyPatch, limit: int) -> dict[str, int]:

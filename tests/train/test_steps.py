@@ -13,10 +13,10 @@ from tests.train.conftest import cfg_for, tiny_config
 from vlp_sweep.config import make_config
 from vlp_sweep.train import state as S
 from vlp_sweep.train import steps
-from vlp_sweep.train.health import HealthMonitor
-from vlp_sweep.train.health_config import HealthConfig
-from vlp_sweep.train.oom import OomRescue
-from vlp_sweep.train.syncs import SyncCounter
+from vlp_sweep.train.watch.health import HealthMonitor
+from vlp_sweep.train.watch.health_config import HealthConfig
+from vlp_sweep.train.watch.oom import OomRescue
+from vlp_sweep.train.watch.syncs import SyncCounter
 
 AUG = {"aug.speed": 0.2, "aug.keypoint_noise": 0.02, "aug.joint_mask_prob": 0.1, "aug.frame_mask_prob": 0.1,
        "aug.rotation_deg": 10.0, "model.dropout": 0.2}

@@ -18,7 +18,7 @@ import pandas as pd
 
 from vlp_sweep.report.types import InputCost, Monitoring, TrialHealth
 from vlp_sweep.sweep.results import Sweep
-from vlp_sweep.train.health_config import INPUTS, ITEMS, Check
+from vlp_sweep.train.watch.health_config import INPUTS, ITEMS, Check
 
 LOOK_FIRST = 5
 _SEVERITY = {"fail": 0, "warn": 1, "pass": 2, "n/a": 3, "-": 4}

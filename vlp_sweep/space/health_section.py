@@ -1,5 +1,5 @@
 """The ``health:`` section of a search space: thresholds of each trial's health checklist
-(``train.health_config.HealthConfig``), every key optional, errors naming the key and the YAML line::
+(``train.watch.health_config.HealthConfig``), every key optional, errors naming the key and the YAML line::
 
     health:
       window: 5               # evaluations over which the training loss must fall
@@ -22,7 +22,7 @@ from typing import Any
 from vlp_sweep.errors import did_you_mean
 from vlp_sweep.space.sections import check_keys, get_bool, get_int, get_num
 from vlp_sweep.space.yaml_lines import Where, line_of
-from vlp_sweep.train.health_config import CHECK_METRICS, Check, HealthConfig
+from vlp_sweep.train.watch.health_config import CHECK_METRICS, Check, HealthConfig
 
 _KEYS = tuple(HealthConfig.__dataclass_fields__)
 

@@ -27,10 +27,10 @@ def check_model(spec: SweepSpec, ds: Any) -> str | None:
     """None for the built-in model; else a summary line (parameters) or a UserError naming the factory."""
     import torch
 
-    from vlp_sweep.train.batching import load_split, model_dims
     from vlp_sweep.train.contract import build_model
-    from vlp_sweep.train.packing import make_batch
-    from vlp_sweep.train.tokenizer import WordTokenizer
+    from vlp_sweep.train.inputs.batching import load_split, model_dims
+    from vlp_sweep.train.inputs.packing import make_batch
+    from vlp_sweep.train.inputs.tokenizer import WordTokenizer
 
     cfg = representative_config(spec)
     if cfg.model.factory == BUILTIN_FACTORY:

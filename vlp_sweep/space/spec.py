@@ -22,7 +22,7 @@ from vlp_sweep.errors import UserError
 from vlp_sweep.model_factory import BUILTIN_FACTORY, option_keys
 from vlp_sweep.space.params import Param, flatten, holds, topological
 from vlp_sweep.space.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
-from vlp_sweep.train.health_config import HealthConfig
+from vlp_sweep.train.watch.health_config import HealthConfig
 
 TOP_KEYS = ("name", "description", "base", "search", "search_alg", "scheduler", "metric", "mode",
             "num_samples", "max_concurrent", "resources", "seeds", "retries", "keep_checkpoints", "wandb",

@@ -28,8 +28,8 @@ from vlp_sweep.config import config_keys
 from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.selection import best_evaluation, finite_float, trial_key
-from vlp_sweep.train.health_config import COLUMNS as HEALTH_COLUMNS
-from vlp_sweep.train.health_config import HISTORY_HEALTH
+from vlp_sweep.train.watch.health_config import COLUMNS as HEALTH_COLUMNS
+from vlp_sweep.train.watch.health_config import HISTORY_HEALTH
 
 # Statuses: PENDING, RUNNING, TERMINATED (ran all epochs), STOPPED (early-stopped by the scheduler), ERROR,
 # INTERRUPTED (running when Ctrl-C or SIGTERM stopped the sweep; a resume continues it).

@@ -3,7 +3,8 @@
 Ray pickles the searcher (with the sweep's spec), the scheduler and the callbacks into the experiment
 folder (``tuner.pkl``, ``searcher-state-*.pkl``, ``search_gen_state-*.json``). A sweep started before the
 search-space language moved out of ``vlp_sweep/sweep/`` names its classes by their old modules
-(``vlp_sweep.sweep.spec.SweepSpec``, ``vlp_sweep.sweep.shaped.Normal``, ...); :func:`register` makes those
+(``vlp_sweep.sweep.spec.SweepSpec``, ``vlp_sweep.sweep.shaped.Normal``, ...; the spec's health thresholds
+by ``vlp_sweep.train.health_config``); :func:`register` makes those
 names import the new modules, so that ``run --resume`` can restore such a sweep. No module file stays
 behind under an old name.
 """
@@ -20,6 +21,7 @@ MOVED = {  # old module -> the module that holds its pickled classes now
     "vlp_sweep.sweep.shaped": "vlp_sweep.space.distributions",
     "vlp_sweep.sweep.values": "vlp_sweep.space.distributions",
     "vlp_sweep.sweep.sections": "vlp_sweep.space.sections",
+    "vlp_sweep.train.health_config": "vlp_sweep.train.watch.health_config",  # the spec's health thresholds
 }
 
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from vlp_sweep.train.contract import ContrastiveModel
-from vlp_sweep.train.packing import Batch, batch_len, batch_text_ids
+from vlp_sweep.train.inputs.packing import Batch, batch_len, batch_text_ids
 
 LossFn = Callable[..., dict[str, Tensor]]
 Autocast = Callable[[], contextlib.AbstractContextManager[Any]]

@@ -19,7 +19,7 @@ from torch import nn
 from vlp_sweep.config import TrainConfig
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.factory import BUILTIN_FACTORY, BUILTIN_OPTIONS, ModelDims, call_factory, module_root
-from vlp_sweep.train.packing import Batch, PackedBatch, batch_len, batch_text_ids
+from vlp_sweep.train.inputs.packing import Batch, PackedBatch, batch_len, batch_text_ids
 
 
 def factory_options(cfg: TrainConfig) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def build_model(cfg: TrainConfig, dims: ModelDims) -> ContrastiveModel:
 class ContrastiveModel(nn.Module):
     """``forward(batch) -> {"video": [B, E], "text": [B, E], "logit_scale": scalar}``, embeddings float32 and
     unit length. A module of your own gets the padded batch dict; one that sets ``packed_input = True`` (the
-    built-in model) gets :class:`~vlp_sweep.train.packing.PackedBatch` and may offer ``set_attention``, a
+    built-in model) gets :class:`~vlp_sweep.train.inputs.packing.PackedBatch` and may offer ``set_attention``, a
     ``recompute`` flag and ``compile_towers()`` (what ``run.compile`` calls instead of ``nn.Module.compile``)."""
 
     def __init__(self, net: nn.Module, dims: ModelDims, factory: str, logit_scale_init: float,

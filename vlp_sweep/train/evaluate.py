@@ -10,13 +10,13 @@ import torch
 
 from vlp_sweep.config import make_config
 from vlp_sweep.errors import UserError
-from vlp_sweep.train import data_cache
-from vlp_sweep.train.batching import SplitTensors, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
 from vlp_sweep.train.factory import ModelDims, add_import_paths
+from vlp_sweep.train.inputs import data_cache
+from vlp_sweep.train.inputs.batching import SplitTensors, model_dims, storage_dtype
+from vlp_sweep.train.inputs.tokenizer import WordTokenizer
 from vlp_sweep.train.metrics import RetrievalResult, retrieval_metrics
-from vlp_sweep.train.tokenizer import WordTokenizer
 from vlp_sweep.train.trainer import EVAL_TIES, embed_split, resolve_device
 
 

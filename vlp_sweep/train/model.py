@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from vlp_sweep.config import ModelConfig
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.factory import ModelDims
-from vlp_sweep.train.packing import PackedBatch, Seqs
+from vlp_sweep.train.inputs.packing import PackedBatch, Seqs
 from vlp_sweep.train.varlen import choose_attention, encode, padded_attend, segment_mean, varlen_attend
 
 

@@ -15,16 +15,16 @@ import torch
 
 from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.errors import UserError
-from vlp_sweep.train import data_cache
-from vlp_sweep.train.batching import SplitTensors, model_dims, storage_dtype
 from vlp_sweep.train.checkpoint import load_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel, build_model, load_state
 from vlp_sweep.train.distributed import DistContext, GatheredLoss
-from vlp_sweep.train.health import HealthMonitor
+from vlp_sweep.train.inputs import data_cache
+from vlp_sweep.train.inputs.batching import SplitTensors, model_dims, storage_dtype
+from vlp_sweep.train.inputs.tokenizer import WordTokenizer
 from vlp_sweep.train.loss import ContrastiveLoss
-from vlp_sweep.train.oom import OomRescue
 from vlp_sweep.train.schedule import lr_factor, steps_per_epoch
-from vlp_sweep.train.tokenizer import WordTokenizer
+from vlp_sweep.train.watch.health import HealthMonitor
+from vlp_sweep.train.watch.oom import OomRescue
 
 log = logging.getLogger(__name__)
 

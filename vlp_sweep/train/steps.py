@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from vlp_sweep.train.accumulate import cached_backward, naive_backward, step_backward
-from vlp_sweep.train.batch_plan import FramePlan, epoch_rng, plan_frames
 from vlp_sweep.train.distributed import shard, sum_gradients
-from vlp_sweep.train.packing import Batch, batch_len, build_packed, padded_batch, select_clips
+from vlp_sweep.train.inputs.batch_plan import FramePlan, epoch_rng, plan_frames
+from vlp_sweep.train.inputs.packing import Batch, batch_len, build_packed, padded_batch, select_clips
 from vlp_sweep.train.schedule import micro_batch_size, steps_per_epoch
 from vlp_sweep.train.state import TrainState, autocast_for
 

@@ -27,18 +27,18 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.selection import TIE_METRIC, selection_key
-from vlp_sweep.train.batch_plan import plan_frames
-from vlp_sweep.train.batching import SplitTensors
 from vlp_sweep.train.checkpoint import link_or_copy, save_checkpoint
 from vlp_sweep.train.contract import ContrastiveModel
 from vlp_sweep.train.distributed import DistContext
-from vlp_sweep.train.health import HealthMonitor
-from vlp_sweep.train.health_config import HealthConfig
+from vlp_sweep.train.inputs.batch_plan import plan_frames
+from vlp_sweep.train.inputs.batching import SplitTensors
+from vlp_sweep.train.inputs.packing import build_packed, padded_batch
 from vlp_sweep.train.metrics import retrieval_metrics
-from vlp_sweep.train.oom import OomRescue
-from vlp_sweep.train.packing import build_packed, padded_batch
 from vlp_sweep.train.state import TrainState, autocast_for, resolve_device, setup
 from vlp_sweep.train.steps import train_epoch
+from vlp_sweep.train.watch.health import HealthMonitor
+from vlp_sweep.train.watch.health_config import HealthConfig
+from vlp_sweep.train.watch.oom import OomRescue
 
 __all__ = ["EVAL_TIES", "Evaluation", "FitResult", "embed_split", "evaluate", "fit", "resolve_device"]
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vlp_sweep.train.packing import Seqs
+from vlp_sweep.train.inputs.packing import Seqs
 
 ATTENTION = ("auto", "varlen", "padded")
 Attend = Callable[[Tensor, Tensor, Tensor, Seqs], Tensor]  # q, k, v [N, H, dh] -> [N, H, dh]

@@ -25,7 +25,7 @@ from vlp_sweep.data.normalize import normalize_keypoints
 from vlp_sweep.data.packed import PackedDataset
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.factory import ModelDims
-from vlp_sweep.train.tokenizer import WordTokenizer, sequence_ids
+from vlp_sweep.train.inputs.tokenizer import WordTokenizer, sequence_ids
 
 
 @dataclass

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.train.health_config import COLUMNS, INPUTS, ITEMS, Check, HealthConfig
-from vlp_sweep.train.oom import OomRescue
-from vlp_sweep.train.packing import Batch, PackedBatch, batch_len
+from vlp_sweep.train.inputs.packing import Batch, PackedBatch, batch_len
+from vlp_sweep.train.watch.health_config import COLUMNS, INPUTS, ITEMS, Check, HealthConfig
+from vlp_sweep.train.watch.oom import OomRescue
 
 __all__ = ["COLUMNS", "ITEMS", "HealthMonitor", "NonFiniteError", "health_columns"]
 

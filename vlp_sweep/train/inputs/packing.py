@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from vlp_sweep.config import AugConfig, DataConfig
-from vlp_sweep.train.augment import augment_keypoints
-from vlp_sweep.train.batch_plan import FramePlan, plan_frames
-from vlp_sweep.train.batching import SplitTensors
+from vlp_sweep.train.inputs.augment import augment_keypoints
+from vlp_sweep.train.inputs.batch_plan import FramePlan, plan_frames
+from vlp_sweep.train.inputs.batching import SplitTensors
 
 
 @dataclass

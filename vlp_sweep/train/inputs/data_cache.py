@@ -23,8 +23,8 @@ import torch
 
 from vlp_sweep.config import DataConfig
 from vlp_sweep.data.packed import PackedDataset, load_packed
-from vlp_sweep.train.batching import SplitTensors, load_split
-from vlp_sweep.train.tokenizer import WordTokenizer
+from vlp_sweep.train.inputs.batching import SplitTensors, load_split
+from vlp_sweep.train.inputs.tokenizer import WordTokenizer
 
 # Per dataset: train and eval for two input combinations (fusion on and off), what a sweep alternates. Each entry
 # lives on the trial's device, and a GPU may be shared by several trials: keep no more than that.

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.train.accumulate import rng_state, set_rng_state
-from vlp_sweep.train.packing import Batch, batch_len, select_clips
+from vlp_sweep.train.inputs.packing import Batch, batch_len, select_clips
 
 Losses = dict[str, Tensor]  # what a step returns: its loss (and e.g. its plain InfoNCE), detached
 StepFn = Callable[[Sequence[Batch]], Losses]  # the normal step: forward + backward over the micro-batches
