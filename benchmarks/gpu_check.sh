@@ -71,6 +71,7 @@ else
   stage packed 120 bash -c "$py benchmarks/bench_trainer.py --device cuda --batch 256 --steps 15 --parallel 1 && \
     $py benchmarks/bench_trainer.py --device cuda --batch 256 --steps 15 --parallel 4"
   stage phase1 200 $py $ref/phase1_short.py
-  stage tests 90 $py -m pytest -q -p no:cacheprovider tests/train/test_model.py tests/train/test_metrics.py -k "cuda or varlen"
+  stage tests 150 $py -m pytest -q -p no:cacheprovider tests/train/test_model.py tests/train/test_metrics.py \
+    tests/train/test_fast_paths.py tests/train/test_steps.py -k "cuda or varlen or fast_path or reads_nothing"
 fi
 $py benchmarks/gpu_table.py "$out" | tee "$out/table.txt"

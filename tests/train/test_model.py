@@ -1,6 +1,7 @@
 """The built-in model over packed batches: the same embeddings and gradients as ``nn.TransformerEncoder``'s
 own padded forward with a key padding mask (several lengths, holes from frame masking), the attention
-backends alike (dropout on, on a GPU), and compiled towers that match eager and replay their dropout."""
+backends alike (dropout on, on a GPU), and compiled towers that match eager (dropout on too) and replay their
+dropout."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from torch import Tensor
 
 from tests.train.conftest import random_split
 from vlp_sweep.config import make_config
-from vlp_sweep.train.factory import ModelDims
+from vlp_sweep.train.contract import ContrastiveModel
+from vlp_sweep.train.factory import BUILTIN_FACTORY, ModelDims
 from vlp_sweep.train.inputs.batch_plan import plan_frames
 from vlp_sweep.train.inputs.batching import SplitTensors
 from vlp_sweep.train.inputs.packing import PackedBatch, build_packed, padded_batch
@@ -148,7 +150,12 @@ def test_compiled_towers_match_eager_and_replay_dropout(device: str, tmp_path: P
     _, packed, _ = batches(device)
     _, other, _ = batches(device, n=50)  # another batch: other sizes, the same graph (dynamic shapes)
     eager, compiled = make_model(0.3, device), make_model(0.3, device)
-    compiled.compile_towers()
+    wrapped = ContrastiveModel(compiled, ARGS, BUILTIN_FACTORY, 0.0, True)
+    wrapped.compile_model()  # what run.compile calls
+    torch.manual_seed(3)  # training mode, dropout on: the same draws as eager, so the same numbers
+    train_eager = eager(packed)["video"]
+    torch.manual_seed(3)
+    torch.testing.assert_close(compiled(packed)["video"], train_eager, atol=1e-5, rtol=1e-4)
     eager.eval(), compiled.eval()
     with torch.no_grad():
         for b in (packed, other):

@@ -73,6 +73,12 @@ class ContrastiveModel(nn.Module):
             net.recompute = on
 
     def compile_model(self) -> None:
+        """``torch.compile`` the module. Its random numbers come from PyTorch's own generator, as in eager
+        mode (inductor's ``fallback_random``): compiled or not, a seed draws the same dropout masks, so
+        compiling changes speed, not results (to float rounding)."""
+        import torch._inductor.config as inductor
+
+        inductor.fallback_random = True
         towers = getattr(self.net, "compile_towers", None)
         if towers is not None:
             towers()
