@@ -130,7 +130,9 @@ def measure(st: TrainState, steps: int, warmup: int, ready: Callable[[], None] |
             sync_debug: bool = False) -> tuple[float, float]:
     """(samples/s, peak GiB) of the trainer's own optimizer step (batch planning and building included) over
     ``steps`` steps after ``warmup``; ``ready`` is called between the two (``--parallel`` starts every
-    process's timing together). ``sync_debug`` (CUDA): a host sync inside the timed steps raises."""
+    process's timing together). ``sync_debug`` (CUDA): a host sync inside the timed steps raises. Also sets
+    ``LAST_CPU_S``: this process's CPU seconds per 1,000 samples (on a busy machine steadier than wall time)."""
+    global LAST_CPU_S
     source = step_source(st)
     for _ in range(warmup):
         train_step(st, source())
@@ -140,7 +142,7 @@ def measure(st: TrainState, steps: int, warmup: int, ready: Callable[[], None] |
     if st.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(st.device)
     debug = sync_debug and st.device.type == "cuda"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if debug:
         torch.cuda.set_sync_debug_mode("error")
     try:
@@ -151,6 +153,7 @@ def measure(st: TrainState, steps: int, warmup: int, ready: Callable[[], None] |
             torch.cuda.set_sync_debug_mode("default")
     sync(st.device)
     dt = time.perf_counter() - t0
+    LAST_CPU_S = 1000 * (time.process_time() - c0) / max(1, steps * st.cfg.optim.batch_size * st.cfg.optim.grad_accum)
     if debug:
         print(f"host syncs inside {steps} timed steps: 0 (torch.cuda.set_sync_debug_mode('error') raised none)")
     peak = torch.cuda.max_memory_allocated(st.device) / 2**30 if st.device.type == "cuda" else float("nan")
@@ -166,6 +169,9 @@ NO_KERNEL = {"aten::as_strided", "aten::view", "aten::_unsafe_view", "aten::resh
              "aten::empty_strided", "aten::empty_like", "aten::to", "aten::lift_fresh", "aten::result_type",
              "aten::_local_scalar_dense", "aten::resize_", "aten::set_", "aten::is_nonzero", "aten::numpy_T",
              "aten::_reshape_alias", "aten::contiguous", "aten::expand_as", "aten::view_as", "aten::flatten"}
+
+
+LAST_CPU_S = float("nan")
 
 
 def count_step(st: TrainState, steps: int = 2) -> tuple[float, float, float]:
@@ -250,8 +256,11 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=0, help="N processes of the plain step at once on the device")
     p.add_argument("--profile", action="store_true", help="profile the plain step instead of timing")
     p.add_argument("--peak-tflops", type=float, default=790.0, help="bf16 peak for MFU (H100 measured: 790)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: as is)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     s = dict(SMOKE if a.smoke else PLAN if device.type == "cuda" else CPU)
     s["batch"] = a.batch or s["batch"]
@@ -276,7 +285,7 @@ def main() -> None:
         mfu = sps * flops / (a.peak_tflops * 1e12) * 100
         batch = st.cfg.optim.batch_size * st.cfg.optim.grad_accum  # a multiple of the micro-batch
         print(f"{name:8s} batch={batch} samples/s={sps:.1f}  TFLOP/s={sps * flops / 1e12:.2f}  "
-              f"MFU(vs {a.peak_tflops:.0f})={mfu:.1f}%  peak_mem={peak:.1f}GiB", flush=True)
+              f"MFU(vs {a.peak_tflops:.0f})={mfu:.1f}%  peak_mem={peak:.1f}GiB  cpu_s/1k={LAST_CPU_S:.2f}", flush=True)
         del st
     for name in results:
         if name != "plain" and "plain" in results:
