@@ -1,7 +1,7 @@
 """One epoch of optimizer steps: batches planned on the host, built on the device, forward and backward,
-clipping, the optimizer step. No step reads a value back from the device (``benchmarks/bench_steps.py``
+clipping, the optimizer step. No step reads a value back from the device (``bench_trainer.py --count``
 counts them; ``tests/train/test_steps.py`` holds the count at zero): losses are summed on the device and
-read once per epoch, the finite check polls a non-blocking copy (``health.FiniteGuard``).
+read once per epoch, the finite check polls a non-blocking copy (``watch.health.FiniteGuard``).
 """
 
 from __future__ import annotations
