@@ -8,8 +8,8 @@ clip lengths, an evaluation and a checkpoint every epoch).
     python benchmarks/bench_trial.py --device cuda --model plan --clips 2000   # phase1_short's trial on a GPU
     python benchmarks/bench_trial.py --smoke
 
-The report is what a sweep trial does with each evaluation (``sweep`` reporter): the checkpoint put in a
-folder of its own, then copied once more, as Ray Tune persists it into the trial's folder. The share outside
+The report is what a sweep trial does with each evaluation (``sweep/trial.py``): the checkpoint put in a
+folder of its own (a hard link), then copied once, as Ray Tune persists it into the trial's folder. The share outside
 training is 1 - (time in training epochs) / (wall time of the trial); on a GPU the epochs end with the one
 read of their losses, so their time is the device's.
 """
@@ -27,6 +27,7 @@ import torch
 
 from vlp_sweep.config import make_config
 from vlp_sweep.data.synth import synthesize
+from vlp_sweep.train.checkpoint import link_or_copy
 from vlp_sweep.train.trainer import Evaluation, fit
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared/data/phoenix14t/corpus.csv"
@@ -37,14 +38,16 @@ MODELS = {"cpu": {"model.d_model": 128, "model.video_layers": 2, "model.text_lay
 PARTS = ("setup_s", "epoch_s", "eval_s", "checkpoint_s", "report_s")
 
 
-def sweep_like_reporter(scratch: Path, seen: list[Evaluation], seconds: list[float]) -> Callable[[Evaluation], None]:
+def sweep_like_reporter(scratch: Path, seen: list[Evaluation], seconds: list[float],
+                        copy: bool = False) -> Callable[[Evaluation], None]:
     """A reporter that does with each checkpoint what a sweep trial and Ray Tune do: a folder of its own
-    for the checkpoint, then a copy into the trial's storage; it collects the evaluations and its seconds."""
+    for the checkpoint (a hard link; ``copy``: a copy, as the trial did before), then a copy into the trial's
+    storage; it collects the evaluations and its seconds."""
     def report(ev: Evaluation) -> None:
         t0 = time.perf_counter()
         if ev.checkpoint is not None:
             with tempfile.TemporaryDirectory(prefix="vlp-ckpt-", dir=scratch) as d:
-                shutil.copy(ev.checkpoint, Path(d) / "full.pt")
+                (shutil.copy if copy else link_or_copy)(ev.checkpoint, Path(d) / "full.pt")
                 persisted = scratch / f"checkpoint_{ev.epoch:06d}"
                 shutil.copytree(d, persisted)
             shutil.rmtree(persisted)
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     seen: list[Evaluation] = []
     report_s: list[float] = []
     t0 = time.perf_counter()
-    fit(cfg, seen.append if args.no_report else sweep_like_reporter(work, seen, report_s))
+    fit(cfg, seen.append if args.no_report else sweep_like_reporter(work, seen, report_s, args.copy_report))
     _print(args, seen, report_s, time.perf_counter() - t0)
 
 
@@ -98,6 +101,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256, help="clips per optimizer step (4 micro-batches)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--no-report", action="store_true", help="no sweep-like report after each evaluation")
+    p.add_argument("--copy-report", action="store_true", help="the report copies the checkpoint (as before 0.3)")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vlp-bench-trial-"))
