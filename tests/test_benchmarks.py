@@ -84,6 +84,11 @@ def test_gpu_table_reads_the_stage_logs(tmp_path: Path) -> None:
     assert re.search(r"GPU busy once trials started \(%\)\s+85", out) and "tests skipped" in out
 
 
+def test_checkpoint_io_benchmark_smoke() -> None:
+    out = _run("bench_checkpoint_io.py", "--smoke", "--rounds", "1")
+    assert "checkpoint I/O per epoch" in out and "before" in out and "now" in out
+
+
 def test_trial_benchmark_smoke() -> None:
     out = _run("bench_trial.py", "--smoke")
     assert "share of the trial's wall time outside training steps" in out and "checkpoint" in out
