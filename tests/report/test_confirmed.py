@@ -301,3 +301,33 @@ def test_the_evidence_benchmark_counts_a_tie_as_a_tie(tmp_path: Path) -> None:
                            test={"c1": 0.5, "c2": 0.5, "baseline": 0.1}, copies={"c1": "c2"})
     s = _bench().summarise(run)
     assert s["dev_pick"] == "c2" and s["test_best"] == "c1, c2" and not s["differs"]
+
+
+def test_promote_refuses_a_failed_confirmation_unless_asked_for_the_search_winner(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.cli import main
+
+    run = _confirmed_sweep(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
+                           test={"c1": 0.6, "c2": 0.5, "baseline": 0.1}, fail=True)
+    args = ["promote", str(run), "--to", str(tmp_path / "champ"), "--no-wandb"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: sweep fake: its confirmation stage failed (c1 seed 2: RuntimeError: CUDA out of memory): "
+                   "nothing promoted (--search-winner installs the search's best trial instead, with selection "
+                   "numbers)"]
+    assert not (tmp_path / "champ").exists()
+    main([*args, "--search-winner"])  # the fake search trials have no checkpoints: it stops there, on the leaderboard
+    out = capsys.readouterr()
+    assert "--search-winner: installing the search's best trial (its confirmation stage failed" in out.out
+    assert "its numbers are selection numbers (the dev split that chose it), not a confirmed result" in out.out
+    assert "has a checkpoint recorded" in out.err
+
+
+def test_promote_refuses_a_confirmation_stage_that_has_not_run(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.cli import main
+
+    run = fake_sweep(tmp_path / "runs" / "fake", fake_space(tmp_path / "data", confirm={"top": 1, "seeds": [1]}),
+                     [Fake("a", {"optim.warmup_steps": 0, "loss.hard_negatives": "none"}, {2: 5.0, 6: 9.0})])
+    assert main(["promote", str(run), "--to", str(tmp_path / "champ"), "--no-wandb"]) == 2
+    assert "its confirmation stage has not run (sweep finished; " in capsys.readouterr().err

@@ -294,3 +294,4 @@ class Report:
     monitoring: Monitoring = field(default_factory=Monitoring)
     resamples: int = stats.RESAMPLES
     level: float = stats.LEVEL
+    model: str = ""  # the model factory and its options ("" for a sweep.json without a spec)

@@ -38,6 +38,8 @@ def print_terminal(rep: Report, written: dict[str, Path] | None = None) -> None:
     natural = Console(width=220).measure(table).maximum
     console = Console(width=max(Console().width, min(220, natural)), highlight=False)
     console.print(summary(rep), markup=False)
+    if rep.model:
+        console.print(rep.model, markup=False)
     for n in rep.notes:
         console.print(f"note: {n}", markup=False)
     console.print(table)
