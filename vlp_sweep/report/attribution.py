@@ -6,8 +6,8 @@ seed-level interval and verdict as the headline (``replication.compare_seeds``, 
 Holm's correction across the keys. A positive contribution (in the metric's direction) means reverting the
 key costs that much. Contributions need not add up to the gain over the baseline: keys interact. The two
 sides share their seed numbers; the test takes them as independent, which is conservative where the runs
-correlate. A key whose ablated runs give the winner's test ranks on every seed changed nothing at all
-(e.g. a frame budget above every clip's length).
+correlate. A key whose ablated runs give the winner's test ranks on every seed changed nothing at all (e.g.
+``optim.accum_mode`` at ``optim.grad_accum: 1``): it is said so, and left out of the tests and of Holm's family.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import numpy as np
 from vlp_sweep.metric_names import MODE
 from vlp_sweep.report import replication, stats
 from vlp_sweep.report.seed_compare import compare, holm_family
-from vlp_sweep.report.types import Ablation, Attribution
+from vlp_sweep.report.types import Ablation, Attribution, ConfirmedComparison
 from vlp_sweep.sweep.ablate import ABLATIONS_FILE, ROLE
 from vlp_sweep.sweep.results import Sweep
+
+IDENTICAL = "no change (identical runs)"
 
 
 def analyse(sweep: Sweep, winner: str | None, runs: dict[str, list[stats.Ranks]], metric: str,
@@ -43,14 +45,18 @@ def analyse(sweep: Sweep, winner: str | None, runs: dict[str, list[stats.Ranks]]
     for cid, g in rows.groupby("config_id", sort=False):
         key = str(g["reverted_key"].iloc[0])
         mine, theirs = runs.get(out.winner, []), runs.get(str(cid), [])
-        cmp = compare(str(cid), mine, theirs, metric, signers, resamples=resamples, seed=seed,
-                      b_name="the ablation")
-        items.append(Ablation(key, str(cid), win_cfg.get(key), base_cfg.get(key), cmp, _identical(mine, theirs)))
+        if _identical(mine, theirs):  # nothing to test: the key changed no rank of any seed
+            cmp = ConfirmedComparison(str(cid), None, None, IDENTICAL)
+        else:
+            cmp = compare(str(cid), mine, theirs, metric, signers, resamples=resamples, seed=seed,
+                          b_name="the ablation")
+        items.append(Ablation(key, str(cid), win_cfg.get(key), base_cfg.get(key), cmp, cmp.verdict == IDENTICAL))
     holm_family([a.comparison for a in items])
     sign = 1.0 if MODE.get(metric, "max") == "max" else -1.0
-    out.rows = sorted(items, key=lambda a: -sign * a.comparison.result.diff if a.comparison.result else np.inf)
-    out.unchanged = [a.key for a in out.rows if a.comparison.result is not None
-                     and a.comparison.verdict == replication.NOT_DISTINGUISHABLE]
+    out.rows = sorted(items, key=lambda a: (-sign * a.comparison.result.diff if a.comparison.result
+                                            else 0.0 if a.identical else np.inf))
+    out.unchanged = [a.key for a in out.rows if a.comparison.verdict == replication.NOT_DISTINGUISHABLE]
+    out.identical = [a.key for a in out.rows if a.identical]
     return out
 
 

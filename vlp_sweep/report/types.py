@@ -187,7 +187,7 @@ class Ablation:
     winner_value: Any
     baseline_value: Any
     comparison: ConfirmedComparison  # winner - ablated, Holm across the keys
-    identical: bool = False  # the ablated runs gave the winner's test ranks on every seed: the key changed nothing
+    identical: bool = False  # the ablated runs gave the winner's test ranks on every seed: no test, no change
 
 
 @dataclass
@@ -197,6 +197,7 @@ class Attribution:
     winner: str
     rows: list[Ablation] = field(default_factory=list)  # largest contribution first
     unchanged: list[str] = field(default_factory=list)  # keys whose reversal changes nothing distinguishable
+    identical: list[str] = field(default_factory=list)  # keys whose reversal gave the winner's very runs
     skipped: dict[str, str] = field(default_factory=dict)  # key -> why it was not run
     note: str = ""  # why there is no table, or what is missing
 

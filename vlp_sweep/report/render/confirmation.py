@@ -86,14 +86,17 @@ def attribution_blocks(att: Attribution, metric: str, level: float) -> list[Bloc
     rows = []
     for a in att.rows:
         c, r = a.comparison, a.comparison.result
-        verdict = c.verdict + (" (identical runs)" if a.identical else "")
         rows.append([a.key, value_label(a.winner_value), value_label(a.baseline_value),
-                     difference(r) if r is not None else "-",
+                     difference(r) if r is not None else "0" if a.identical else "-",
                      holm_text(c).removeprefix("Holm p ").removeprefix("= ") if r is not None else "-",
-                     verdict, r.units() if r is not None else "-"])
+                     c.verdict, r.units() if r is not None else "-"])
     out.append(Block("table", headers=headers, rows=rows, text_cols=(0, 1, 2, 5, 6), wrap_cols=(5, 6)))
     if att.unchanged:
-        out.append(Block("p", f"Reverting {', '.join(att.unchanged)} changes nothing distinguishable."))
+        out.append(Block("p", f"Reverting {', '.join(att.unchanged)} changes nothing distinguishable at these "
+                              "seeds and signers."))
+    if att.identical:
+        out.append(Block("p", f"Reverting {', '.join(att.identical)} changes nothing at all: the same test ranks "
+                              "on every seed."))
     for key, why in att.skipped.items():
         out.append(Block("note", f"{key} was not reverted alone: {why}"))
     return out

@@ -112,7 +112,7 @@ def confirmed_lines(rep: Report) -> list[str]:
     att = conf.attribution
     if att is not None and att.rows:
         parts = [f"{a.key} {difference(a.comparison.result)} {a.comparison.verdict}" if a.comparison.result
-                 else f"{a.key} {a.comparison.verdict}" for a in att.rows]
+                 else f"{a.key}: {a.comparison.verdict}" for a in att.rows]
         out.append(f"which change earned it ({conf.metric}, {att.winner} minus the key reverted): " + "; ".join(parts))
     elif att is not None:
         out.append(f"which change earned it: {att.note}")
