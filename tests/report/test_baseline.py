@@ -28,13 +28,21 @@ def _board(rows: list[tuple[str, int]]) -> pd.DataFrame:
     return pd.DataFrame({"trial_id": [t for t, _ in rows], "best_epoch": [e for _, e in rows]})
 
 
+def _history(index: dict[tuple[str, int, str], np.ndarray]) -> pd.DataFrame:
+    keys = sorted({(t, e) for t, e, _ in index})
+    return pd.DataFrame({"trial_id": [t for t, _ in keys], "epoch": [e for _, e in keys]})
+
+
 def test_the_runner_up_is_compared_at_the_last_epoch_both_reached() -> None:
     # best ran 6 epochs (best at 6), the runner-up was stopped at 4 (its best): at epoch 4 they are equal
     index = _index({"best": {2: 0.1, 4: 0.3, 6: 0.5}, "ru": {2: 0.2, 4: 0.3}, "base": {2: 0.0, 4: 0.05, 6: 0.1}})
-    assert last_common_epoch(index, "best", "ru") == 4 and last_common_epoch(index, "best", "nobody") is None
+    history = _history(index)
+    assert last_common_epoch(index, history, "best", "ru") == 4
+    assert last_common_epoch(index, history, "best", "nobody") is None and last_common_epoch(index, None, "best",
+                                                                                             "ru") is None
     board = _board([("best", 6), ("ru", 4)])
     base_row = pd.Series({"trial_id": "base", "best_epoch": 6})
-    out = comparisons(board, base_row, Baseline("plan", "trial base", "base"), index, "t2v_R1", 200, 0)
+    out = comparisons(board, base_row, Baseline("plan", "trial base", "base"), index, "t2v_R1", 200, 0, history)
     ru, vs = out
     assert ru.epoch == 4 and ru.result is not None and ru.result.diff == 0  # not +20 (epoch 6 vs epoch 4)
     assert selection_label(ru) == "best vs runner-up at epoch 4 (the last both reached)"
@@ -44,5 +52,5 @@ def test_the_runner_up_is_compared_at_the_last_epoch_both_reached() -> None:
 
 def test_no_runner_up_comparison_without_a_common_epoch() -> None:
     index = _index({"best": {6: 0.5}, "ru": {4: 0.3}})
-    out = comparisons(_board([("best", 6), ("ru", 4)]), None, None, index, "t2v_R1", 200, 0)
+    out = comparisons(_board([("best", 6), ("ru", 4)]), None, None, index, "t2v_R1", 200, 0, _history(index))
     assert out == []

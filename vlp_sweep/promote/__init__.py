@@ -5,7 +5,8 @@
 1. picks the candidate (``candidates``): ``--trial``, or the best finished trial by the selection rule
    (``vlp_sweep.selection``: metric, then rsum, then the earlier best epoch, then trial id) whose
    checkpoint is on disk, saying so in one line when better trials were skipped for a missing file; a
-   confirmation stage passes its own ``source`` of candidates;
+   confirmation stage passes its own ``source`` of candidates (and its verdict, said first); a stage that
+   failed or has not run is refused, unless ``search_winner`` asks for the search's best trial;
 2. checks the recorded sha256, refuses a challenger worse than the current champion (unless forced),
    loads the checkpoint with ``weights_only=True`` and re-evaluates it (see ``verify``);
 3. writes ``vlp_best_full.pt`` (a byte copy, so its sha256 is the one the trainer recorded),

@@ -63,7 +63,7 @@ def find_baseline(sweep: Sweep, metric: str, mode: str, data: DataSource) -> tup
 
 
 def comparisons(finished: pd.DataFrame, base_row: pd.Series | None, baseline: Baseline | None, index: RankIndex,
-                metric: str, resamples: int, seed: int) -> list[Compared]:
+                metric: str, resamples: int, seed: int, history: pd.DataFrame) -> list[Compared]:
     """The best finished trial against the runner-up at the last epoch both reached (equal footing; left out
     when they share no evaluated epoch), and against the baseline, each at its best epoch (double-selected),
     paired over queries. Selection numbers: none carries a verdict."""
@@ -74,7 +74,7 @@ def comparisons(finished: pd.DataFrame, base_row: pd.Series | None, baseline: Ba
     out = []
     if len(finished) > 1:
         rid = str(finished.iloc[1]["trial_id"])
-        epoch = last_common_epoch(index, bid, rid)
+        epoch = last_common_epoch(index, history, bid, rid)
         if epoch is not None:
             c = _paired("best vs runner-up", bid, rid, ranks_of(index, bid, epoch), ranks_of(index, rid, epoch),
                         cmp_metric, resamples, seed)
@@ -93,11 +93,14 @@ def comparisons(finished: pd.DataFrame, base_row: pd.Series | None, baseline: Ba
     return out
 
 
-def last_common_epoch(index: RankIndex, a: str, b: str) -> int | None:
-    """The last epoch at which both trials have per-query ranks (an ASHA-stopped trial: its last rung)."""
-    epochs = [{e for t, e, d in index if t == tid and d == "t2v"} for tid in (a, b)]
-    common = epochs[0] & epochs[1]
-    return max(common) if common else None
+def last_common_epoch(index: RankIndex, history: pd.DataFrame | None, a: str, b: str) -> int | None:
+    """The last epoch both trials were evaluated at (the history table) and have per-query ranks for: an
+    ASHA-stopped runner-up's last rung. None without a history or a common epoch."""
+    if history is None or history.empty:
+        return None
+    epochs = [{int(e) for e in history.loc[history["trial_id"] == tid, "epoch"]} for tid in (a, b)]
+    return max((e for e in epochs[0] & epochs[1] if (a, e, "t2v") in index and (b, e, "t2v") in index),
+               default=None)
 
 
 def _paired(label: str, a: str, b: str, ra: stats.Ranks | None, rb: stats.Ranks | None, metric: str,

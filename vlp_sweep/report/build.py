@@ -59,7 +59,7 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), metric=metric, mode=mode,
         counts={str(k): int(v) for k, v in sweep.board["status"].value_counts().items()},
         varying=varying, table=table, best=best, intervals=cis, interval_epochs=epochs,
-        comparisons=base.comparisons(finished, base_row, baseline, index, metric, resamples, seed),
+        comparisons=base.comparisons(finished, base_row, baseline, index, metric, resamples, seed, sweep.history),
         data=data, baseline=baseline,
         targets=base.targets(sweep.spec, best, baseline, index, metric, data, resamples, seed),
         budgets=[s.budget for s in slices], effects=effects(slices, search, metric),
