@@ -68,7 +68,7 @@ def run_sweep(space: Path, runs: Path, name: str, cwd: Path) -> dict[str, Any]:
 
 
 def trial_table(run_dir: Path) -> pd.DataFrame:
-    """Per trial of the search and of the confirmation stage, from Tune's result.json: training time
+    """Per trial of the search and of the confirmation stage (its ablations too), from Tune's result.json: training time
     (time_s: the trainer's elapsed_s at its last evaluation), the seconds the trial's function ran
     before its first evaluation beyond the trainer's own clock (``setup_s``: actor start on a fresh
     worker, imports, data loading, model build, first checkpoint), its process, and when it began and
@@ -76,6 +76,7 @@ def trial_table(run_dir: Path) -> pd.DataFrame:
     exp = Path(json.loads((run_dir / "sweep.json").read_text())["experiment_path"])
     files = [("search", f) for f in sorted(exp.glob("*/result.json"))]
     files += [("confirm", f) for f in sorted((run_dir / "confirm").glob("*/result.json"))]
+    files += [("ablate", f) for f in sorted((run_dir / "confirm_ablate").glob("*/result.json"))]  # confirm.ablate
     rows = []
     for stage, f in files:
         res = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]

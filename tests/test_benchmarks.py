@@ -32,6 +32,12 @@ def test_trainer_benchmark_parallel_and_profile_smoke() -> None:
     assert "aten::" in _run("bench_trainer.py", "--smoke", "--device", "cpu", "--profile")
 
 
+def test_verdicts_benchmark_smoke() -> None:
+    # The calibration table of the seed-level verdicts, a few tables per cell (numbers not checked here).
+    out = _run("bench_verdicts.py", "--smoke", "--seeds", "2", timeout=120)
+    assert "| quickstart | t2v_R1 | seed-level (new) | 2 |" in out and "paired_over_seeds (old)" in out
+
+
 def test_metrics_benchmark_smoke() -> None:
     out = _run("bench_metrics.py", "--smoke", "--device", "cpu")
     assert "count" in out and "argsort" in out

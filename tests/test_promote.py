@@ -102,6 +102,10 @@ def test_eval_of_the_promoted_checkpoint_reproduces_the_promoted_metrics(
     for k, v in got.items():
         assert v == pytest.approx(want[k], abs=1e-6), k
     assert "reproduces the leaderboard of sweep small" in out.err and "14 metrics equal" in out.err
+    # On the test split a search-stage champion has no recorded numbers: it says so, and claims nothing
+    assert main(["eval", "--ckpt", str(promoted / store.FULL), "--split", "test", "--device", "cpu"]) == 0
+    assert ("nothing to compare: promoted.json recorded the dev split's numbers (selection numbers of the search "
+            "stage) for sweep small") in capsys.readouterr().out
 
 
 def test_eval_says_when_a_promoted_checkpoint_does_not_reproduce_its_leaderboard(

@@ -1,6 +1,6 @@
-"""The README's main job, as `make quickstart` runs it: the real quickstart space on the synthetic corpus,
-then report, promote (the confirmed winner) and eval of the promoted file on test (which must reproduce
-the numbers promote recorded)."""
+"""The README's main job, as `make quickstart` runs it: the real quickstart space on the synthetic corpus
+(search, confirmation stage, ablations), then report, promote (the confirmed winner) and eval of the promoted
+file on test (which must reproduce the numbers promote recorded)."""
 
 from __future__ import annotations
 
@@ -66,4 +66,9 @@ def test_make_quickstart_launches_reports_promotes_and_the_promoted_file_reprodu
     assert (run / "confirm.parquet").is_file() and "Confirmed result" in outputs["report"] + \
         (tmp_path / "reports" / "qs" / "report.md").read_text()
     assert "reproduces the numbers promoted.json recorded for sweep qs" in outputs["eval"]
+    # the seed-level verdict over the test split's signers, said by the report and by promote; the ablations
+    # (the terminal wraps long lines at its width: compared with the whitespace joined)
+    said = {k: " ".join(v.split()) for k, v in outputs.items()}
+    assert "over 2 vs 2 seeds, 3 signers as clusters (200 queries)" in said["report"]
+    assert "confirmed: " in said["promote"] and "which change earned it (t2v_R1, " in said["report"]
     assert f"trial {manifest['trial_id']}" in outputs["eval"] and "skipped" not in outputs["promote"]

@@ -168,7 +168,13 @@ def check_options(spec: str, options: Mapping[str, Any]) -> None:
 
 
 def _hint_name(hint: Any) -> str:
-    return " | ".join(getattr(h, "__name__", None) or str(h) for h in _union_members(hint))
+    """"int | None", and a Literal as its allowed values: "one of 'gru', 'lstm'"."""
+    def name(h: Any) -> str:
+        if typing.get_origin(h) is Literal:
+            return "one of " + ", ".join(repr(v) for v in typing.get_args(h))
+        return "None" if h is type(None) else getattr(h, "__name__", None) or str(h)
+
+    return " | ".join(name(h) for h in _union_members(hint))
 
 
 def module_root(spec: str) -> str | None:

@@ -1,9 +1,11 @@
 """The confirmed result: statistics over seeds and queries checked against plain references, and the
-report's headline section in every format (a failed confirmation trial included)."""
+report's headline section in every format: the seed-level verdict over signers, ties as ties, one seed, a
+failed confirmation trial, and the ablations' attribution table."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from vlp_sweep.report.render.html import to_html
 from vlp_sweep.report.types import Report
 from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.confirm import write_confirm
+from vlp_sweep.sweep.leaderboard import write_table_atomic
+from vlp_sweep.sweep.query_signers import QUERIES_FILE, QUERIES_SCHEMA
 from vlp_sweep.sweep.results import load_sweep
 
 
@@ -73,38 +77,62 @@ def test_paired_over_seeds_against_plain_cases() -> None:
 
 # ---------------------------------------------------------------- the report
 
+QUERIES = 80
+SIGNERS = ["S1"] * 30 + ["S2"] * 30 + ["S3"] * 20
 
-def _outcome(tid: str, cid: str, seed: int, hits: float, rng: np.random.Generator, n: int = 80,
-             error: str | None = None) -> dict[str, Any]:
-    ranks = np.where(rng.random(n) < hits, 1, rng.integers(2, 30, n)).tolist()
+
+def _ranks(hits: float, rng: np.random.Generator) -> list[int]:
+    return np.where(rng.random(QUERIES) < hits, 1, rng.integers(2, 30, QUERIES)).tolist()
+
+
+def _outcome(tid: str, cid: str, seed: int, ranks: list[int], error: str | None = None) -> dict[str, Any]:
     part = {"metrics": {"t2v_R1": 100 * float(np.mean(np.array(ranks) == 1))}, "t2v_ranks": ranks,
-            "v2t_ranks": ranks, "n": n}
+            "v2t_ranks": ranks, "n": len(ranks)}
     return {"trial_id": tid, "config_id": cid, "seed": seed, "checkpoint_path": None if error else f"/{tid}.pt",
             "error": error, "metrics": {"stage": "final", "epoch": 6, "selected_epoch": 5, "checkpoint_sha256": "x",
-                                        "dev": {**part, "metrics": {"t2v_R1": 100 * hits + seed}}, "test": part}}
+                                        "dev": {**part, "metrics": {"t2v_R1": 0.0}}, "test": part}}
+
+
+def _cands(ablate: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    cands = {cid: {"role": "baseline" if cid == "baseline" else "top", "search_rank": i + 1,
+                   "search_trials": [cid], "search_value": 10.0 - i,
+                   "config": {"data.eval_split": "dev", "optim.warmup_steps": i, "model.dropout": 0.1 * i}}
+             for i, cid in enumerate(("c1", "c2", "baseline"))}
+    for j, key in enumerate(ablate, 1):
+        config = {**cands["c1"]["config"], key: cands["baseline"]["config"][key]}
+        cands[f"a{j}"] = {"role": "ablation", "search_rank": None, "search_trials": [], "search_value": None,
+                          "ablates": "c1", "reverted_key": key, "config": config}
+    return cands
 
 
 def _confirmed_sweep(root: Path, dev: dict[str, float], test: dict[str, float], fail: bool = False,
-                     fail_baseline: bool = False) -> Path:
-    space = fake_space(root / "data", confirm={"top": 2, "seeds": [1, 2], "split": "test"})
+                     fail_baseline: bool = False, seeds: tuple[int, ...] = (1, 2), signers: bool = False,
+                     copies: dict[str, str] | None = None, ablate: tuple[str, ...] = ()) -> Path:
+    """A confirmed sweep: per config its dev mean and the test hit rate of its seeds' runs; ``copies``: a
+    config whose runs are another's, query for query (a tie); ``signers``: the test split has signer ids."""
+    confirm = {"top": 2, "seeds": list(seeds), "split": "test", **({"ablate": True} if ablate else {})}
+    space = fake_space(root / "data", confirm=confirm)
     run = fake_sweep(root / "runs" / "fake", space, [
         Fake("a", {"optim.warmup_steps": 0, "loss.hard_negatives": "none"}, {2: 5.0, 4: 9.0, 6: 16.0}),
         Fake("b", {"optim.warmup_steps": 20, "loss.hard_negatives": "none"}, {2: 5.0, 4: 8.0, 6: 15.0}),
         Fake("base", {"__baseline__": True}, {2: 1.0, 4: 2.0, 6: 3.0})])
-    spec = parse_space(space)
-    cands = {cid: {"role": "baseline" if cid == "baseline" else "top", "search_rank": i + 1,
-                   "search_trials": [cid], "search_value": 10.0 - i,
-                   "config": {"data.eval_split": "dev", "optim.warmup_steps": i}}
-             for i, cid in enumerate(("c1", "c2", "baseline"))}
+    cands = _cands(ablate)
     rng = np.random.default_rng(2)
-    outs = [_outcome(f"{cid}-{s}", cid, s, test[cid], rng) for cid in cands for s in (1, 2)]
+    ranks = {(cid, s): _ranks(test[cid], rng) for cid in cands for s in seeds}
+    for cid, src in (copies or {}).items():
+        ranks |= {(cid, s): ranks[(src, s)] for s in seeds}
+    outs = [_outcome(f"{cid}-{s}", cid, s, ranks[(cid, s)]) for cid in cands for s in seeds]
     for o in outs:
         o["metrics"]["dev"]["metrics"]["t2v_R1"] = dev[o["config_id"]]
     if fail:
-        outs[1] = _outcome("c1-2", "c1", 2, 0.0, rng, error="RuntimeError: CUDA out of memory")
+        outs[1] = _outcome("c1-2", "c1", 2, [30] * QUERIES, error="RuntimeError: CUDA out of memory")
     if fail_baseline:
-        outs[4:] = [_outcome(f"baseline-{s}", "baseline", s, 0.0, rng, error="ValueError: boom") for s in (1, 2)]
-    write_confirm(run, "fake", spec, cands, outs)
+        outs[2 * len(seeds):3 * len(seeds)] = [_outcome(f"baseline-{s}", "baseline", s, [30] * QUERIES,
+                                                        error="ValueError: boom") for s in seeds]
+    write_confirm(run, "fake", parse_space(space), cands, outs)
+    if signers:
+        rows = [{"split": "test", "query": i, "clip_id": f"q{i}", "signer": g} for i, g in enumerate(SIGNERS)]
+        write_table_atomic(rows, QUERIES_SCHEMA, run / QUERIES_FILE)
     return run
 
 
@@ -116,21 +144,64 @@ def test_winner_is_chosen_on_dev_and_named_only_when_it_beats_the_baseline(tmp_p
     rep = _report(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
                   test={"c1": 0.6, "c2": 0.7, "baseline": 0.1})
     conf = rep.confirmed
-    assert conf is not None and conf.winner == "c1" and conf.test_best == "c2" and conf.holds is True
+    assert conf is not None and conf.winner == "c1" and conf.test_best == ["c2"] and conf.holds is True
     assert [c.config_id for c in conf.comparisons] == ["c1", "c2"]
     raw = [c.result.p for c in conf.comparisons if c.result]
     assert [c.p_holm for c in conf.comparisons] == pytest.approx(seed_stats.holm(raw))
-    assert conf.headline.startswith("Confirmed winner: c1")
+    assert conf.headline.startswith("Confirmed winner: c1") and "over 2 vs 2 seeds, 80 queries (no signer ids)" \
+        in conf.headline
     md = to_markdown(document(rep, set()))
     assert md.index("## Confirmed result") < md.index("## Leaderboard")
-    assert "is not the best on the test split (c2)" in md
+    assert "is not the best on the test split (c2): the dev ranking did not hold" in md
 
 
-def test_no_winner_is_named_when_the_comparison_does_not_hold(tmp_path: Path) -> None:
+def test_the_verdict_counts_seeds_and_signers_and_says_what_more_seeds_would_do(tmp_path: Path) -> None:
     rep = _report(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
-                  test={"c1": 0.2, "c2": 0.2, "baseline": 0.2})
-    assert rep.confirmed is not None and rep.confirmed.holds is False
-    assert rep.confirmed.headline.startswith("No confirmed winner: c1 (chosen on dev)")
+                  test={"c1": 0.35, "c2": 0.3, "baseline": 0.25}, signers=True)
+    conf = rep.confirmed
+    assert conf is not None and conf.signers == 3 and conf.holds is False
+    cmp = conf.comparisons[0]
+    assert cmp.result is not None and cmp.result.n_signers == 3 and cmp.verdict == "not distinguishable"
+    assert "over 2 vs 2 seeds, 3 signers as clusters (80 queries)" in conf.headline
+    assert cmp.seeds and cmp.seeds in conf.lines  # the seeds it would take (or that none would), in words
+    assert any(line.startswith("With these 3 signers held fixed") for line in conf.lines)
+    assert [c.result.over for c in conf.fixed if c.result] == ["queries", "queries"]
+    assert [r.signer for r in conf.per_signer["c1"]] == ["S1", "S2", "S3"] and set(conf.per_signer) == {"c1",
+                                                                                                      "baseline"}
+    md = to_markdown(document(rep, set()))
+    assert "### Per signer" in md and "| S3 | 20 |" in md and "### With these 3 signers held fixed" in md
+
+
+def test_a_tie_on_test_is_a_tie_not_a_failed_dev_ranking(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    rep = _report(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
+                  test={"c1": 0.5, "c2": 0.5, "baseline": 0.1}, copies={"c2": "c1"})
+    conf = rep.confirmed
+    assert conf is not None and conf.winner == "c1" and conf.test_best == ["c1", "c2"]
+    md = to_markdown(document(rep, set()))
+    assert "did not hold" not in md and "c1 and c2 tie on the test split" in md
+    print_terminal(rep)
+    out = capsys.readouterr().out
+    assert "did not hold" not in out and "c1 and c2 tie on the test split" in out
+
+
+def test_a_tie_on_dev_is_said_and_broken_by_the_search_rank(tmp_path: Path) -> None:
+    rep = _report(tmp_path, dev={"c1": 20.0, "c2": 20.0, "baseline": 5.0},
+                  test={"c1": 0.5, "c2": 0.4, "baseline": 0.1})
+    conf = rep.confirmed
+    assert conf is not None and conf.winner == "c1" and conf.dev_ties == ["c1", "c2"]
+    assert "c1 and c2 tie on their dev mean over seeds: c1 is taken by its earlier search rank." in conf.lines
+
+
+def test_one_seed_gives_no_seed_level_verdict_and_says_why(tmp_path: Path) -> None:
+    rep = _report(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
+                  test={"c1": 0.6, "c2": 0.5, "baseline": 0.1}, seeds=(1,))
+    conf = rep.confirmed
+    assert conf is not None and conf.holds is False and conf.comparisons[0].verdict == "too few seeds"
+    assert "too few seeds for a verdict" in conf.headline
+    assert any(line.startswith("No seed-level verdict is possible with 1 seed on a side") for line in conf.lines)
+    md = to_markdown(document(rep, set()))
+    assert "| c1 | +" in md and "| too few seeds |" in md
 
 
 def test_a_failed_confirmation_trial_is_shown_and_every_format_renders(tmp_path: Path,
@@ -141,7 +212,7 @@ def test_a_failed_confirmation_trial_is_shown_and_every_format_renders(tmp_path:
     assert conf is not None
     c1 = next(c for c in conf.configs if c.config_id == "c1")
     assert [r.status for r in c1.runs] == ["TERMINATED", "ERROR"] and c1.test is not None
-    assert c1.test.method == "bootstrap over queries (one seed)"
+    assert math.isnan(c1.test.low) and c1.test.method == "t over 1 seed, 80 queries (no signer ids)"
     md = to_markdown(document(rep, set()))
     assert "seed 2: FAILED (RuntimeError: CUDA out of memory)" in md
     assert "seed 2: FAILED" in to_html(document(rep, set()), {}, "t")
@@ -149,7 +220,31 @@ def test_a_failed_confirmation_trial_is_shown_and_every_format_renders(tmp_path:
     assert d["confirmed"]["winner"] == "c1" and d["confirmed"]["configs"][0]["runs"][1]["status"] == "ERROR"
     print_terminal(rep)
     out = capsys.readouterr().out
-    assert "confirmed: Confirmed winner: c1" in out and "FAILED seed 2" in out
+    assert "confirmed: No confirmed winner: c1" in out and "FAILED seed 2" in out
+
+
+def test_the_ablations_credit_each_key_of_the_gain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rep = _report(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0, "a1": 25.0, "a2": 28.0},
+                  test={"c1": 0.6, "c2": 0.5, "baseline": 0.1, "a1": 0.1, "a2": 0.6}, signers=True,
+                  ablate=("model.dropout", "optim.warmup_steps"), copies={"a2": "c1"})
+    conf = rep.confirmed
+    assert conf is not None and conf.winner == "c1"  # the ablations never compete for the win
+    assert [c.config_id for c in conf.configs] == ["c1", "c2", "baseline"]
+    att = conf.attribution
+    assert att is not None and [a.key for a in att.rows] == ["model.dropout", "optim.warmup_steps"]
+    drop, warm = att.rows
+    assert drop.comparison.result is not None and drop.comparison.result.diff > 40 and not drop.identical
+    assert (drop.winner_value, drop.baseline_value) == (0.0, pytest.approx(0.2))
+    # the same ranks on every seed: no change at all, no test (out of Holm's family)
+    assert warm.identical and warm.comparison.result is None and att.identical == ["optim.warmup_steps"]
+    assert warm.comparison.verdict == "no change (identical runs)" and "optim.warmup_steps" not in att.unchanged
+    assert drop.comparison.p_holm == drop.comparison.result.p  # a family of one
+    md = to_markdown(document(rep, set()))
+    assert "### Which change earned it: the winner (c1)" in md
+    assert "| optim.warmup_steps | 0 | 2 | 0 | - | no change (identical runs) | - |" in md
+    assert "Reverting optim.warmup_steps changes nothing at all" in md
+    print_terminal(rep)
+    assert "which change earned it (t2v_R1, c1 minus the key reverted): model.dropout +" in capsys.readouterr().out
 
 
 def test_a_sweep_without_the_stage_says_its_numbers_are_selection_numbers(tmp_path: Path) -> None:
@@ -184,7 +279,7 @@ def test_a_baseline_whose_runs_all_failed_leaves_no_verdict_and_names_no_winner(
     assert "Confirmed winner" not in to_markdown(document(rep, set()))
 
 
-def test_the_evidence_benchmark_reads_a_confirmed_sweep(tmp_path: Path) -> None:
+def _bench() -> Any:
     import importlib.util
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_confirm.py"
@@ -192,8 +287,49 @@ def test_the_evidence_benchmark_reads_a_confirmed_sweep(tmp_path: Path) -> None:
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_evidence_benchmark_reads_a_confirmed_sweep(tmp_path: Path) -> None:
     run = _confirmed_sweep(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
                            test={"c1": 0.2, "c2": 0.6, "baseline": 0.1})
-    s = bench.summarise(run)
+    s = _bench().summarise(run)
     assert s["dev_pick"] == "c1" and s["test_best"] == "c2" and s["differs"] and s["search_best"] == "c1"
     assert s["pick_dev"] == 30.0 and s["pick_test"] < s["pick_dev"]
+
+
+def test_the_evidence_benchmark_counts_a_tie_as_a_tie(tmp_path: Path) -> None:
+    run = _confirmed_sweep(tmp_path, dev={"c1": 20.0, "c2": 30.0, "baseline": 5.0},
+                           test={"c1": 0.5, "c2": 0.5, "baseline": 0.1}, copies={"c1": "c2"})
+    s = _bench().summarise(run)
+    assert s["dev_pick"] == "c2" and s["test_best"] == "c1, c2" and not s["differs"]
+
+
+def test_promote_refuses_a_failed_confirmation_unless_asked_for_the_search_winner(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.cli import main
+
+    run = _confirmed_sweep(tmp_path, dev={"c1": 30.0, "c2": 20.0, "baseline": 5.0},
+                           test={"c1": 0.6, "c2": 0.5, "baseline": 0.1}, fail=True)
+    args = ["promote", str(run), "--to", str(tmp_path / "champ"), "--no-wandb"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: sweep fake: its confirmation stage failed (c1 seed 2: RuntimeError: CUDA out of memory): "
+                   "nothing promoted (--search-winner installs the search's best trial instead, with selection "
+                   "numbers)"]
+    assert not (tmp_path / "champ").exists()
+    main([*args, "--search-winner"])  # the fake search trials have no checkpoints: it stops there, on the leaderboard
+    out = capsys.readouterr()
+    assert "--search-winner: installing the search's best trial (its confirmation stage failed" in out.out
+    assert "its numbers are selection numbers (the dev split that chose it), not a confirmed result" in out.out
+    assert "has a checkpoint recorded" in out.err
+
+
+def test_promote_refuses_a_confirmation_stage_that_has_not_run(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from vlp_sweep.cli import main
+
+    run = fake_sweep(tmp_path / "runs" / "fake", fake_space(tmp_path / "data", confirm={"top": 1, "seeds": [1]}),
+                     [Fake("a", {"optim.warmup_steps": 0, "loss.hard_negatives": "none"}, {2: 5.0, 6: 9.0})])
+    assert main(["promote", str(run), "--to", str(tmp_path / "champ"), "--no-wandb"]) == 2
+    assert "its confirmation stage has not run (sweep finished; " in capsys.readouterr().err

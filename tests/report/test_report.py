@@ -38,7 +38,7 @@ def finished(small_sweep: SmallSweep, tmp_path_factory: pytest.TempPathFactory) 
 def test_finished_sweep_report_files(finished: tuple[Path, dict]) -> None:
     folder, _ = finished
     md = (folder / "report.md").read_text()
-    for section in ("## Leaderboard", "## Is the best trial really better?", "## Baseline and targets",
+    for section in ("## Leaderboard", "## Selection numbers: the best trial against", "## Baseline and targets",
                     "## Confidence intervals", "## Learning curves", "## Effect of each searched key",
                     "## Parameter importance", "## Would more trials help?", "## Errored trials (1)",
                     "## Where the numbers come from"):
@@ -77,12 +77,12 @@ def test_numbers_trace_back_to_the_parquet_rows(small_sweep: SmallSweep, finishe
 def test_comparisons_baseline_and_targets(finished: tuple[Path, dict]) -> None:
     _, doc = finished
     labels = {c["label"]: c for c in doc["comparisons"]}
-    ru = labels["best vs runner-up"]
+    ru = labels["best vs runner-up"]  # at the last epoch both reached, with a p-value and no verdict
     assert ru["result"]["method"] == "paired bootstrap" and ru["result"]["n"] == 40
-    assert re.fullmatch(r"(better|worse), p [=<] \S+|not distinguishable \(p = \S+\)", ru["verdict"])
+    assert ru["epoch"] == 4 and 0 <= ru["p"] <= 1 and "verdict" not in ru and not ru["double_selected"]
     base = labels["best vs baseline"]  # the baseline config ran as trial t0: paired on its ranks
     assert doc["baseline"]["trial_id"] == "t0" and "trial t0" in base["b"]
-    assert base["result"]["method"] == "paired bootstrap"
+    assert base["result"]["method"] == "paired bootstrap" and base["double_selected"] and base["epoch"] is None
     rows = {t["metric"]: t for t in doc["targets"]}
     r1 = rows["t2v_R1"]
     assert r1["baseline"] == labels["best vs baseline"]["result"]["b"]

@@ -128,12 +128,23 @@ def test_confirmation_stage_end_to_end_and_eval_reproduces_its_test_numbers(
         sweep_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    space = tiny_space(sweep_data, confirm={"top": 1, "seeds": [1, 2]},
+    space = tiny_space(sweep_data, confirm={"top": 1, "seeds": [1, 2], "ablate": True},
                        baseline={"name": "b", "run": True, "config": {"model.dropout": 0.4}})
     assert main(["run", str(write_space(tmp_path / "s.yaml", space)), "--name", "c"]) == 0
-    rows = read_table(tmp_path / "runs/c/confirm.parquet")
+    everything = read_table(tmp_path / "runs/c/confirm.parquet")
+    assert (everything["status"] == "TERMINATED").all() and (everything["epochs"] == 2).all()
+    # ablate: the winner with each key that differs from the baseline's config reverted, with the same seeds
+    ablations = everything[everything["role"] == "ablation"]
+    keys = sorted(set(ablations["reverted_key"]))
+    assert "model.dropout" in keys and set(keys) <= {"model.dropout", "optim.lr", "loss.hard_negatives"}
+    assert sorted(ablations["seed"]) == sorted([1, 2] * len(keys)) and set(ablations["ablates"]) == {"c1"}
+    queries = read_table(tmp_path / "runs/c/confirm_queries.parquet")
+    assert len(queries) == 16 and queries["signer"].notna().all() and queries["signer"].nunique() == 2
+    assert main(["report", "runs/c", "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "which change earned it (t2v_R1, c1 minus the key reverted): " in out and "2 signers as clusters" in out
+    rows = everything[everything["role"] != "ablation"].reset_index(drop=True)
     assert sorted(zip(rows["config_id"], rows["seed"])) == [("baseline", 1), ("baseline", 2), ("c1", 1), ("c1", 2)]
-    assert (rows["status"] == "TERMINATED").all() and (rows["epochs"] == 2).all()
     cands = json.loads((tmp_path / "runs/c/confirm_candidates.json").read_text())["candidates"]
     board = read_table(tmp_path / "runs/c/leaderboard.parquet")
     best = board[board["trial_id"] == cands["c1"]["search_trials"][0]].iloc[0]
@@ -147,7 +158,7 @@ def test_confirmation_stage_end_to_end_and_eval_reproduces_its_test_numbers(
     got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert got["t2v_R1"] == pytest.approx(r["test_t2v_R1"]) and got["rsum"] == pytest.approx(r["test_rsum"])
     ranks = read_table(tmp_path / "runs/c/confirm_ranks.parquet")
-    assert len(ranks) == len(rows) * 4 and {len(x) for x in ranks[ranks["split"] == "test"]["ranks"]} == {16}
+    assert len(ranks) == len(everything) * 4 and {len(x) for x in ranks[ranks["split"] == "test"]["ranks"]} == {16}
     # promote installs the confirmed winner's best-dev run and records its test numbers; eval reproduces them
     assert main(["promote", "runs/c", "--to", "champ", "--no-wandb", "--device", "cpu"]) == 0
     manifest = json.loads((tmp_path / "champ/promoted.json").read_text())
@@ -212,3 +223,97 @@ def test_a_sweep_killed_during_its_confirmation_resumes_it_and_runs_each_pair_on
     rows = read_table(run_dir / "confirm.parquet")
     assert sorted(rows["seed"]) == [1, 2] and (rows["status"] == "TERMINATED").all() and (rows["epochs"] == 3).all()
     assert rows["trial_id"].is_unique and rows["selected_epoch"].between(1, 3).all()
+
+
+# ---------------------------------------------------------------- confirm.ablate and confirm.max_runs
+
+
+def test_ablate_and_max_runs_parse_and_count_their_runs(sweep_data: Path) -> None:
+    space = tiny_space(sweep_data, confirm={"top": 1, "seeds": [1, 2], "ablate": True, "max_runs": 12},
+                       baseline={"name": "b", "config": {"model.dropout": 0.4, "optim.lr": 0.002}})
+    spec = parse_space(space)
+    assert spec.confirm == Confirm(top=1, seeds=(1, 2), ablate=True, max_runs=12)
+    assert parse_space(spec.to_dict()) == spec
+    # a winner can differ in model.dropout and the two searched keys (optim.lr counted once)
+    assert spec.most_ablations() == 3
+    assert spec.budget()["confirm_trials"] == (1 + 1 + 3) * 2 and spec.budget()["confirm_ablations"] == 3
+    # without ablate and at the default max_runs, the fingerprint of an earlier version's space is kept
+    plain = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [1, 2]}))
+    assert plain.to_dict()["confirm"] == {"top": 1, "seeds": [1, 2], "split": "test"}
+
+
+def test_most_ablations_counts_one_branch_of_a_condition() -> None:
+    from vlp_sweep.space import load_space
+
+    spec = load_space(Path(__file__).resolve().parents[2] / "search_spaces" / "phase1_options.yaml")
+    # 7 baseline keys (max_frames searched too) + 8 more unconditional searched keys + 2 for the widest branch
+    # of loss.hard_negatives (hcl, vsepp and topk each have two knobs)
+    assert spec.most_ablations() == 17
+
+
+@pytest.mark.parametrize("confirm, baseline, message", [
+    ({"top": 1, "seeds": [1], "ablate": True}, None,
+     "confirm.ablate: needs a baseline config (baseline: {config: {...}})"),
+    ({"top": 1, "seeds": [1], "ablate": True}, {"name": "b", "metrics": {"t2v_R1": 1.0}},
+     "confirm.ablate: needs a baseline config"),
+    ({"top": 2, "seeds": [1, 2, 3], "ablate": True, "max_runs": 10}, {"name": "b", "config": {"model.dropout": 0.4}},
+     "confirm.ablate: 3 configurations and up to 3 ablations (the keys a winner can differ from the baseline "
+     "config in) x 3 seeds make up to 18 confirmation runs, more than confirm.max_runs (10) allows"),
+    ({"top": 2, "seeds": [1, 2, 3], "max_runs": 5}, None,
+     "confirm.max_runs: 2 configurations x 3 seeds make up to 6 confirmation runs, more than confirm.max_runs (5)"),
+    ({"top": 1, "seeds": [1], "max_runs": 0}, None, "confirm.max_runs: must be >= 1, got 0"),
+    ({"top": 1, "seeds": [1], "ablate": "yes"}, None, "confirm.ablate: expected true or false, got 'yes'"),
+])
+def test_bad_ablate_and_max_runs_are_one_line_errors(sweep_data: Path, tmp_path: Path, confirm: Any,
+                                                      baseline: Any, message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    space = tiny_space(sweep_data, confirm=confirm, **({"baseline": baseline} if baseline else {}))
+    assert main(["validate", str(write_space(tmp_path / "s.yaml", space))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_ablations_revert_one_key_each_and_skip_what_the_trainer_refuses() -> None:
+    from vlp_sweep.sweep.ablate import ablation_candidates, differing_keys, reverted
+
+    win = {"model.d_model": 64, "model.heads": 8, "model.dropout": 0.2, "model.options.hidden": 32}
+    base = {"model.d_model": 64, "model.heads": 3, "model.dropout": 0.4}
+    assert differing_keys(win, base) == ["model.dropout", "model.heads", "model.options.hidden"]
+    assert reverted(win, base, "model.options.hidden") == {k: v for k, v in win.items() if k != "model.options.hidden"}
+    cands = {"c1": {"config": {k: v for k, v in win.items() if "options" not in k}}, "baseline": {"config": base}}
+    more, skipped = ablation_candidates(cands, "c1")
+    assert [(c["reverted_key"], c["config"]["model.dropout"]) for c in more.values()] == [("model.dropout", 0.4)]
+    assert list(more) == ["a1"] and more["a1"]["role"] == "ablation" and more["a1"]["ablates"] == "c1"
+    assert list(skipped) == ["model.heads"] and "divisible" in skipped["model.heads"]
+
+
+def test_the_winner_is_the_best_dev_mean_and_a_tie_goes_to_the_search_rank() -> None:
+    from vlp_sweep.sweep.ablate import dev_order
+
+    rows = pd.DataFrame({"config_id": ["c1", "c1", "c2", "c2", "baseline", "a1"],
+                         "role": ["top", "top", "top", "top", "baseline", "ablation"],
+                         "status": ["TERMINATED"] * 6, "search_rank": [1, 1, 2, 2, None, None],
+                         "dev_t2v_R1": [10.0, 20.0, 20.0, 10.0, 90.0, 99.0]})
+    assert dev_order(rows, "t2v_R1", "max") == [("c1", 15.0), ("c2", 15.0)]
+    rows.loc[3, "status"] = "ERROR"  # c2's failed seed does not count
+    assert dev_order(rows, "t2v_R1", "max")[0] == ("c2", 20.0)
+
+
+def test_failed_confirmation_runs_fail_the_sweep_one_line_per_configuration(tmp_path: Path) -> None:
+    from vlp_sweep.sweep.confirm import failure_lines
+    from vlp_sweep.sweep.outcome import StageFailed, run_and_record
+    from vlp_sweep.sweep.signals import StopOnSignal
+
+    err = "ModuleNotFoundError: cannot import module 'gru_model'"
+    outs = [{"config_id": "c1", "seed": 2, "error": err}, {"config_id": "c1", "seed": 1, "error": err},
+            {"config_id": "baseline", "seed": 1, "error": None}, {"config_id": "c2", "seed": 1, "error": "boom"}]
+    lines = failure_lines(outs)
+    assert lines == (f"confirmation of c1 failed for seeds 1, 2: {err}", "confirmation of c2 failed for seed 1: boom")
+    marks: list[tuple[Any, ...]] = []
+
+    def fit() -> None:
+        raise StageFailed("confirmation", lines)
+
+    status = run_and_record(fit, StopOnSignal(), tmp_path, lambda *a: marks.append(a), started=lambda: True)
+    assert status == "failed" and marks == [("failed", f"2 configurations with failed runs: {lines[0]}",
+                                             "confirmation")]

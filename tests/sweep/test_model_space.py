@@ -124,12 +124,29 @@ def test_validate_builds_the_model_and_runs_a_batch_before_any_trial(
         "    def forward(self, b):\n        n = len(b['tokens'])\n"
         "        return {'video': torch.zeros(n, 3), 'text': torch.zeros(n, 3)}\n"
         "def build(dims):\n    return M()\n"
-        "def broken(dims):\n    raise RuntimeError('no such layer')\n")
+        "def broken(dims):\n    raise RuntimeError('no such layer')\n"
+        "class N(M):\n"
+        "    def forward(self, b):\n        x = torch.full((len(b['tokens']), 128), float('nan'))\n"
+        "        return {'video': x, 'text': x}\n"
+        "def nan(dims):\n    return N()\n")
     for fn, message in (("build", r"returned 'video' of shape \[4, 3\]; expected \[4, 128\]"),
-                        ("broken", r"model.factory 'flat_model:broken' raised RuntimeError: no such layer")):
+                        ("broken", r"model.factory 'flat_model:broken' raised RuntimeError: no such layer"),
+                        ("nan", r"returned non-finite \(NaN or inf\) 'video' embeddings for 4 training clips")):
         bad = write_space(model_dir.parent / "b.yaml", space(base={"data.path": str(sweep_data),
                                                                   "model.factory": f"flat_model:{fn}"}, search={}))
         assert main(["validate", str(bad)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and re.search(message, err), err
     sys.modules.pop("flat_model", None)
+
+
+def test_a_literal_option_error_lists_the_allowed_values(model_dir: Path) -> None:
+    (model_dir / "cell_model.py").write_text(
+        "from typing import Literal\n\n\ndef build(dims, cell: Literal['gru', 'lstm'] = 'gru'):\n    return None\n")
+    for over in ({"base": {"model.factory": "cell_model:build", "model.options.cell": "rnn"}, "search": {}},
+                 {"base": {"model.factory": "cell_model:build"},
+                  "search": {"model.options.cell": {"choice": ["gru", "rnn"]}}}):
+        with pytest.raises(UserError, match=r"model.options.cell.*one of 'gru', 'lstm'") as e:
+            load_space(write_space(model_dir.parent / "s.yaml", space(**over)))
+        assert "\n" not in str(e.value)
+    sys.modules.pop("cell_model", None)

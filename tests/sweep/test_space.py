@@ -626,6 +626,11 @@ def test_linked_keys_pass_when_every_combination_a_trial_can_draw_fits() -> None
     wide = {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [1, 2]}}
     spec = parse_space({"name": "x", "search": wide})
     assert len(spec.search) == 2 and any("too many values to check every pair" in w for w in spec.warnings)
+    # One key of the pair searched, the other fixed: the warning names only the searched one
+    temp = parse_space({"name": "x", "search": {"loss.temperature": {"loguniform": [0.01, 0.1]}}})
+    assert temp.warnings == ("loss.temperature is searched over too many values to check each against "
+                             "loss.max_logit_scale, fixed at its default (a range is checked at its ends): trials "
+                             "that draw a value the trainer rejects will fail",)
     with pytest.raises(UserError, match=r"search\.model\.heads: model\.d_model \(64\) must be divisible by "
                                         r"model\.heads \(3\)"):
         parse_space({"name": "x", "search": {"model.d_model": {"int": [64, 100000]}, "model.heads": {"int": [2, 4]}}})

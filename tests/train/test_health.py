@@ -106,7 +106,7 @@ def test_nan_stops_the_run_at_once(tiny_data: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(VLPModel, "forward", poisoned)
     seen: list[T.Evaluation] = []
-    with pytest.raises(H.NonFiniteError, match=r"non-finite training loss nan .* epoch 2, step 4"):
+    with pytest.raises(H.NonFiniteError, match=r"non-finite training loss nan .* epoch 2, step 4: .*lower optim.lr"):
         T.fit(tiny_config(tiny_data, **{"optim.epochs": 3}), seen.append)
     assert calls["n"] == 5  # nothing ran after the poisoned step
     assert len(seen) == 1
@@ -123,3 +123,6 @@ def test_train_command_reports_a_nan_in_one_line(tiny_data: Path, tmp_path: Path
     assert main(["train", *[x for s in sets for x in ("--set", s)], "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "non-finite training loss" in err[0] and "epoch 1, step 1" in err[0]
+    # the first step comes before any update: the advice is not the learning rate
+    assert "before any update, so the model's output or the data is not finite" in err[0]
+    assert "lower optim.lr" not in err[0]

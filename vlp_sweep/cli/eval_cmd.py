@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_promoted(args: argparse.Namespace, metrics: dict[str, float], trained_split: str) -> bool | None:
-    """For a promoted checkpoint on its own data and on the split it was promoted on: print whether it
-    reproduces the sweep's leaderboard (stderr under --json, so stdout stays JSON). None: no claim."""
+    """For a promoted checkpoint on its own data: print whether it reproduces the numbers recorded on the split
+    it was promoted on, or that another split has none (stderr under --json, so stdout stays JSON). None: no
+    claim."""
     import sys
 
     from vlp_sweep.promote.reproduce import reproduction_line
@@ -59,4 +60,4 @@ def _check_promoted(args: argparse.Namespace, metrics: dict[str, float], trained
     if checked is None:
         return None
     print(checked[1], file=sys.stderr if args.json else sys.stdout)
-    return checked[0]
+    return checked[0]  # None: nothing recorded on this split to compare with (the line says so)

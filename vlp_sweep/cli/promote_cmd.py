@@ -23,6 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("--tolerance", type=float, default=None,
                    help="largest allowed difference between re-evaluated and recorded metrics (default 1e-6)")
     p.add_argument("--no-wandb", action="store_true", help="do not log a W&B artifact even if the sweep uses W&B")
+    p.add_argument("--search-winner", action="store_true",
+                   help="install the search's best trial (selection numbers) even though the space has a "
+                        "confirmation stage, e.g. one that failed")
     p.set_defaults(func=run)
 
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     with quiet_python(Path(args.run_dir) / "promote.log", enabled=not getattr(args, "debug", False)):
         res = promote(args.run_dir, trial=args.trial, metric=args.metric, to=args.to, force=args.force,
                       device=args.device, tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
-                      wandb=not args.no_wandb, progress=print)
+                      wandb=not args.no_wandb, progress=print, search_winner=args.search_winner)
     for line in res.lines:
         print(line)
     return 0

@@ -59,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"confirmation: {len(rows)} runs ({failed} failed): {run_dir}/confirm.parquet")
     if outcome.status == "interrupted":
         print(f"interrupted: resume with  vlp-sweep run {_resume_args(args, run_dir.name)} --resume", file=sys.stderr)
+    for line in outcome.failures:  # the sweep is not finished: sweep.json says failed, in the confirmation stage
+        print(f"error: {line}", file=sys.stderr)
+    if outcome.failures:
+        print(f"the confirmation stage failed: no confirmed result; `vlp-sweep run {_resume_args(args, run_dir.name)} "
+              "--resume` runs the failed runs again", file=sys.stderr)
     return outcome.exit_code
 
 

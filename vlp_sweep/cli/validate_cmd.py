@@ -103,8 +103,9 @@ def _settings(spec: SweepSpec) -> list[str]:
         out.append(f"baseline: {spec.baseline.name}: {metrics or '-'}{conf}{runs}")
     if spec.confirm is not None:
         base = " (the baseline config's included)" if spec.confirms_baseline else ""
-        out.append(f"confirm: {spec.confirm.describe()}; {b['confirm_trials']} trials{base}, "
-                   f"{b['confirm_max_epochs']} epochs at most")
+        ablations = f", up to {b['confirm_ablations']} ablations" if spec.confirm.ablate else ""
+        out.append(f"confirm: {spec.confirm.describe()}; {b['confirm_trials']} trials at most{base}{ablations}, "
+                   f"{b['confirm_max_epochs']} epochs at most (confirm.max_runs {spec.confirm.max_runs})")
     else:
         out.append("confirm: none (no confirmation stage: the report's verdicts are selection numbers)")
     for level, table in spec.targets:

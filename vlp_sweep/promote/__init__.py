@@ -5,7 +5,8 @@
 1. picks the candidate (``candidates``): ``--trial``, or the best finished trial by the selection rule
    (``vlp_sweep.selection``: metric, then rsum, then the earlier best epoch, then trial id) whose
    checkpoint is on disk, saying so in one line when better trials were skipped for a missing file; a
-   confirmation stage passes its own ``source`` of candidates;
+   confirmation stage passes its own ``source`` of candidates (and its verdict, said first); a stage that
+   failed or has not run is refused, unless ``search_winner`` asks for the search's best trial;
 2. checks the recorded sha256, refuses a challenger worse than the current champion (unless forced),
    loads the checkpoint with ``weights_only=True`` and re-evaluates it (see ``verify``);
 3. writes ``vlp_best_full.pt`` (a byte copy, so its sha256 is the one the trainer recorded),
@@ -136,15 +137,17 @@ def build_manifest(sweep: Sweep, cand: Candidate, metric: str, mode: str, v: Ver
 def promote(run_dir: str | Path, trial: str | None = None, metric: str | None = None,
             to: str | Path = "checkpoints", force: bool = False, device: str = "auto",
             tolerance: float = TOLERANCE, wandb: bool = True,
-            progress: Callable[[str], None] | None = None, source: Source | None = None) -> PromoteResult:
+            progress: Callable[[str], None] | None = None, source: Source | None = None,
+            search_winner: bool = False) -> PromoteResult:
     """Promote the best candidate of ``source`` into ``to``. Default source: the confirmed winner when the
-    sweep's confirmation stage has run (and no ``trial`` is named), else the sweep's leaderboard."""
+    space has a confirmation stage (refused when the stage failed or has not run, unless ``search_winner``
+    asks for the search's best trial), else the sweep's leaderboard."""
     say = progress or (lambda _line: None)
     sweep = load_sweep(run_dir)
     metric, mode = resolve_metric(metric, sweep.spec)
     if not tolerance >= 0:
         raise UserError(f"--tolerance must be >= 0, got {tolerance}")
-    source = source or _default_source(sweep, trial, say)
+    source = source or _default_source(sweep, trial, metric, mode, search_winner, say)
     cand, skipped = choose(sweep, trial, metric, mode, source)
     if skipped:
         say(skipped)
@@ -169,14 +172,40 @@ def promote(run_dir: str | Path, trial: str | None = None, metric: str | None = 
     return res
 
 
-def _default_source(sweep: Sweep, trial: str | None, say: Callable[[str], None]) -> Source:
-    from vlp_sweep.promote.candidates import from_confirmation, has_confirmation
+def _default_source(sweep: Sweep, trial: str | None, metric: str, mode: str, search_winner: bool,
+                    say: Callable[[str], None]) -> Source:
+    """The confirmed winner, or the leaderboard where there is no stage or the user asks for a search trial
+    (``--trial``, ``--search-winner``); a stage that failed or has not run never falls back silently."""
+    from vlp_sweep.promote.candidates import confirmation_problem, from_confirmation
 
-    if trial is None and has_confirmation(sweep):
-        say("the confirmation stage ran: promoting its winner (the best dev mean over fresh seeds); the numbers "
-            "recorded and re-checked are its held-out test numbers")
-        return from_confirmation
-    return from_leaderboard
+    if not isinstance(sweep.spec.get("confirm"), dict):
+        return from_leaderboard
+    selection = "its numbers are selection numbers (the dev split that chose it), not a confirmed result"
+    if trial is not None:
+        say(f"--trial {trial}: a trial of the search; {selection}")
+        return from_leaderboard
+    problem = confirmation_problem(sweep)
+    if search_winner:
+        say(f"--search-winner: installing the search's best trial{f' ({problem})' if problem else ''}; {selection}")
+        return from_leaderboard
+    if problem:
+        raise UserError(f"sweep {sweep.name}: {problem}: nothing promoted (--search-winner installs the search's "
+                        "best trial instead, with selection numbers)")
+    say("the confirmation stage ran: promoting the configuration it chose on dev (the best dev mean over fresh "
+        "seeds), whatever its verdict against the baseline; the numbers recorded and re-checked are its "
+        "held-out test numbers")
+    for line in _verdict(sweep, metric, mode):
+        say(line)
+    return from_confirmation
+
+
+def _verdict(sweep: Sweep, metric: str, mode: str) -> list[str]:
+    """The report's confirmed headline and the lines after it (the seed-level verdict, ties)."""
+    from vlp_sweep.report.confirmed import analyse
+    from vlp_sweep.report.stats import RESAMPLES, SEED
+
+    conf = analyse(sweep, metric, mode, RESAMPLES, SEED)
+    return [] if conf is None else [f"confirmed: {conf.headline}", *(f"  {line}" for line in conf.lines)]
 
 
 def _path(cand: Candidate) -> Path:

@@ -148,6 +148,23 @@ def has_confirmation(sweep: Sweep) -> bool:
     return not c.empty and bool(((c["status"] == "TERMINATED") & (c["role"] == "top")).any())
 
 
+def confirmation_problem(sweep: Sweep) -> str | None:
+    """Why the confirmation stage gives nothing to promote (failed runs, not run yet, nothing finished), or
+    None when it finished every run."""
+    c = sweep.confirm
+    failed = c[c["status"] != "TERMINATED"] if not c.empty else c
+    if len(failed):
+        r = failed.iloc[0]
+        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+        return f"its confirmation stage failed ({r['config_id']} seed {r['seed']}: {r['error']}{more})"
+    if sweep.meta.get("failed_stage") == "confirmation":
+        return f"its confirmation stage failed ({sweep.meta.get('reason', 'no reason recorded')})"
+    if not has_confirmation(sweep):
+        status = sweep.meta.get("status", "unknown")
+        return f"its confirmation stage has not run (sweep {status}; `vlp-sweep run SPACE --resume` continues it)"
+    return None
+
+
 def _run_key(row: pd.Series, metric: str, mode: str) -> tuple[float, float, float, int]:
     dev = {metric: row.get(f"dev_{metric}"), "rsum": row.get("dev_rsum")}
     return (*selection_key(dev, row.get("selected_epoch"), metric, mode), int(row["seed"]))
@@ -155,15 +172,14 @@ def _run_key(row: pd.Series, metric: str, mode: str) -> tuple[float, float, floa
 
 def ordered_runs(sweep: Sweep, metric: str, mode: str) -> list[pd.Series]:
     """Finished runs of the searched configurations: configurations by dev mean over seeds (then search
-    rank), and within one, runs by the selection rule on their dev numbers."""
+    rank: ``sweep.ablate.dev_order``, the report's rule), and within one, runs by the selection rule on their
+    dev numbers."""
+    from vlp_sweep.sweep.ablate import dev_order
+
     c = sweep.confirm
     done = c[(c["status"] == "TERMINATED") & (c["role"] == "top") & c[f"dev_{metric}"].notna()]
-    sign = -1.0 if mode == "max" else 1.0
-    means = done.groupby("config_id")[f"dev_{metric}"].mean()
-    ranks = done.groupby("config_id")["search_rank"].min()
-    order = sorted(means.index, key=lambda cid: (sign * float(means[cid]), float(ranks[cid])))
     out: list[pd.Series] = []
-    for cid in order:
+    for cid, _ in dev_order(c, metric, mode):
         rows = [r for _, r in done[done["config_id"] == cid].iterrows()]
         out += sorted(rows, key=lambda r: _run_key(r, metric, mode))
     return out

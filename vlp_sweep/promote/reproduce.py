@@ -49,12 +49,18 @@ def recorded_numbers(manifest: Mapping[str, Any]) -> tuple[dict[str, float], str
 
 
 def reproduction_line(ckpt: str | Path, got: Mapping[str, float], split: str, device: str,
-                      tolerance: float = TOLERANCE) -> tuple[bool, str] | None:
-    """(reproduced, one line saying so) for a promoted checkpoint evaluated on ``split``; None when
-    ``ckpt`` is not one, or its numbers were measured on another split."""
+                      tolerance: float = TOLERANCE) -> tuple[bool | None, str] | None:
+    """(reproduced, one line saying so) for a promoted checkpoint evaluated on ``split``; (None, why there is
+    nothing to compare) when its numbers were measured on another split; None when ``ckpt`` is not one."""
     manifest = promoted_manifest(ckpt)
-    if manifest is None or (manifest.get("verification") or {}).get("eval_split", split) != split:
+    if manifest is None:
         return None
+    recorded = (manifest.get("verification") or {}).get("eval_split", split)
+    if recorded != split:
+        stage = manifest.get("stage", "search")
+        what = "selection numbers of the search stage" if stage == "search" else f"its {stage} stage's numbers"
+        return None, (f"nothing to compare: promoted.json recorded the {recorded} split's numbers ({what}) for "
+                      f"sweep {manifest.get('sweep')}, trial {manifest.get('trial_id')}; none on {split}")
     want, where = recorded_numbers(manifest)
     worst = largest_diff(got, {m: want.get(m) for m in RETRIEVAL_METRICS})
     if worst is None:

@@ -12,11 +12,18 @@ What a report states (``types.py`` holds its data classes), one analysis per mod
     importance.py    PED-ANOVA parameter importance at each budget
     expected_max.py  would more trials help: the expected best of n trials (Dodge et al., 2019)
     checklist.py     the plan's monitoring checklist over the trials' health columns, input cost
-    confirmed.py     the headline: the confirmation stage (seed_stats.py: intervals over seeds and queries)
+    confirmed.py     the headline: the confirmation stage, seed-level verdicts with signers as clusters
+                     (headline.py: its sentences; attribution.py: confirm.ablate, which change earned it)
     build.py         build_report: runs the analyses in order
+
+The seed-level statistics: ``replication.py`` (verdicts, intervals, the seeds a difference would take),
+``seed_variance.py`` (what the test split's signers or queries add to the seeds' spread), ``seed_compare.py``
+(one comparison as the report states it, Holm across a family), ``replication_sim.py`` (confirm tables with
+a known truth, for their calibration); ``seed_stats.py``: the earlier two-level bootstrap and Holm.
 
 Outputs: ``render/`` (the document's sections, Markdown, HTML, terminal, JSON, figures, files).
 
 Every number a report shows is computed from a row of ``leaderboard.parquet``, ``history.parquet`` or
-``ranks.parquet`` (and the spec in ``sweep.json``); the report never re-runs a model.
+``ranks.parquet``, the confirmation's tables (and the spec in ``sweep.json``); the report never re-runs a
+model.
 """

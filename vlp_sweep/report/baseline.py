@@ -63,27 +63,44 @@ def find_baseline(sweep: Sweep, metric: str, mode: str, data: DataSource) -> tup
 
 
 def comparisons(finished: pd.DataFrame, base_row: pd.Series | None, baseline: Baseline | None, index: RankIndex,
-                metric: str, resamples: int, seed: int) -> list[Compared]:
-    """The best finished trial against the runner-up and against the baseline, paired over queries."""
+                metric: str, resamples: int, seed: int, history: pd.DataFrame) -> list[Compared]:
+    """The best finished trial against the runner-up at the last epoch both reached (equal footing; left out
+    when they share no evaluated epoch), and against the baseline, each at its best epoch (double-selected),
+    paired over queries. Selection numbers: none carries a verdict."""
     cmp_metric = metric if metric in RETRIEVAL_METRICS else "t2v_R1"
     best = finished.iloc[0]
     bid = str(best["trial_id"])
     r_best = ranks_of(index, bid, as_int(best["best_epoch"]))
     out = []
     if len(finished) > 1:
-        ru = finished.iloc[1]
-        out.append(_paired("best vs runner-up", bid, str(ru["trial_id"]), r_best,
-                           ranks_of(index, str(ru["trial_id"]), as_int(ru["best_epoch"])), cmp_metric, resamples,
-                           seed))
+        rid = str(finished.iloc[1]["trial_id"])
+        epoch = last_common_epoch(index, history, bid, rid)
+        if epoch is not None:
+            c = _paired("best vs runner-up", bid, rid, ranks_of(index, bid, epoch), ranks_of(index, rid, epoch),
+                        cmp_metric, resamples, seed)
+            c.epoch = epoch
+            out.append(c)
     else:
         out.append(Compared("best vs runner-up", bid, "-", note="only one finished trial"))
     if baseline is not None:
-        out.append(_vs_baseline(bid, r_best, base_row, baseline, index, cmp_metric, resamples, seed))
+        vs = _vs_baseline(bid, r_best, base_row, baseline, index, cmp_metric, resamples, seed)
+        vs.double_selected = vs.result is not None
+        out.append(vs)
     if cmp_metric != metric:
         for c in out:
             c.note = "; ".join(x for x in (c.note, f"{metric} has no per-query values: compared on {cmp_metric}")
                                if x)
     return out
+
+
+def last_common_epoch(index: RankIndex, history: pd.DataFrame | None, a: str, b: str) -> int | None:
+    """The last epoch both trials were evaluated at (the history table) and have per-query ranks for: an
+    ASHA-stopped runner-up's last rung. None without a history or a common epoch."""
+    if history is None or history.empty:
+        return None
+    epochs = [{int(e) for e in history.loc[history["trial_id"] == tid, "epoch"]} for tid in (a, b)]
+    return max((e for e in epochs[0] & epochs[1] if (a, e, "t2v") in index and (b, e, "t2v") in index),
+               default=None)
 
 
 def _paired(label: str, a: str, b: str, ra: stats.Ranks | None, rb: stats.Ranks | None, metric: str,

@@ -17,6 +17,7 @@ One more analysis plugs in as a module that returns its data class (``types.py``
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pandas as pd
 
@@ -58,7 +59,7 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), metric=metric, mode=mode,
         counts={str(k): int(v) for k, v in sweep.board["status"].value_counts().items()},
         varying=varying, table=table, best=best, intervals=cis, interval_epochs=epochs,
-        comparisons=base.comparisons(finished, base_row, baseline, index, metric, resamples, seed),
+        comparisons=base.comparisons(finished, base_row, baseline, index, metric, resamples, seed, sweep.history),
         data=data, baseline=baseline,
         targets=base.targets(sweep.spec, best, baseline, index, metric, data, resamples, seed),
         budgets=[s.budget for s in slices], effects=effects(slices, search, metric),
@@ -68,7 +69,23 @@ def build_report(sweep: Sweep, metric: str | None = None, top: int = 10, resampl
         curves=trials.curves(sweep.history, [str(t) for t in plotted["trial_id"]], metric, loss[0]),
         curve_loss=loss, sources=_sources(sweep), notes=_notes(sweep, ranked, finished, data),
         confirmed=confirmed.analyse(sweep, metric, mode, resamples, seed), resamples=resamples,
-        monitoring=checklist.analyse(sweep))
+        monitoring=checklist.analyse(sweep), model=model_line(sweep.spec))
+
+
+def model_line(spec: dict[str, Any]) -> str:
+    """The model the sweep trained: its factory, fixed options and searched options (a factory of your own
+    reads none of the built-in model's keys, whose leaderboard columns are then empty)."""
+    from vlp_sweep.model_factory import BUILTIN_FACTORY
+
+    base = spec.get("base") or {}
+    factory = str(base.get("model.factory") or BUILTIN_FACTORY)
+    if factory == BUILTIN_FACTORY:
+        return f"Model: the built-in Transformer towers ({BUILTIN_FACTORY})."
+    fixed = ", ".join(f"{k.split('.', 2)[2]}={v}" for k, v in sorted(base.items()) if k.startswith("model.options."))
+    searched = ", ".join(k.split(".", 2)[2] for k in sorted(spec.get("search") or {}) if k.startswith("model.options."))
+    return (f"Model: {factory} (a factory of your own); options {fixed or 'none fixed'}"
+            f"{f'; searched: {searched}' if searched else ''}; the built-in model's keys (model.d_model, "
+            "model.heads, ...) do not apply to it.")
 
 
 def _nothing_finished(sweep: Sweep) -> str:

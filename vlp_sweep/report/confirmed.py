@@ -1,28 +1,34 @@
-"""The report's headline: the confirmation stage (confirm.parquet, confirm_ranks.parquet).
+"""The report's headline: the confirmation stage (confirm.parquet, its per-query ranks, confirm_queries.parquet).
 
-Per configuration: the mean test metric over its seeds with a two-level bootstrap interval (seeds, then
-queries); each searched configuration against the baseline config on the same test queries, pooled over
-seeds, Holm-adjusted across the comparisons, with the probability of improvement. The winner is the
-configuration with the best *dev* mean over seeds (so the test split plays no part in choosing it; this is
-what ``promote`` installs); it is named as confirmed only when its comparison with the baseline holds.
+Per configuration: the mean test metric over its seeds with a t interval over seeds and signers; each
+searched configuration against the baseline config on the same test queries with the seed as the unit of
+replication and the test split's signers as clusters (``replication.compare_seeds``), Holm-adjusted across
+the comparisons; the same with these signers held fixed, as a second line; per-signer numbers of the winner
+and the baseline. The winner is the configuration with the best *dev* mean over seeds (``sweep.ablate.
+dev_order``: the test split plays no part in choosing it; what ``promote`` installs); it is named as
+confirmed only when its comparison with the baseline holds. The sentences are ``headline.py``'s; the
+ablations (``confirm.ablate``) are ``attribution.py``'s.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vlp_sweep.metric_names import MODE, RETRIEVAL_METRICS
-from vlp_sweep.report import seed_stats, stats
+from vlp_sweep.metric_names import RETRIEVAL_METRICS
+from vlp_sweep.report import attribution, headline, replication, stats
+from vlp_sweep.report.seed_compare import compare, holm_family
 from vlp_sweep.report.types import Confirmed, ConfirmedComparison, ConfirmedConfig, ConfirmedRun
+from vlp_sweep.report.values import metric_range
 from vlp_sweep.selection import finite_float
+from vlp_sweep.sweep import ablate
 from vlp_sweep.sweep.results import Sweep
 
 BASELINE_ID = "baseline"
+Runs = dict[str, list[stats.Ranks]]  # config_id -> its finished seeds' test ranks
 
 
 def analyse(sweep: Sweep, metric: str, mode: str, resamples: int, seed: int) -> Confirmed | None:
@@ -37,20 +43,34 @@ def analyse(sweep: Sweep, metric: str, mode: str, resamples: int, seed: int) -> 
                     "`vlp-sweep run SPACE --resume` continues it)")
         out.headline = f"Not confirmed yet: {out.note}."
         return out
-    ranks = _test_ranks(sweep.confirm_ranks)
-    out.configs = [_config(cid, rows, ranks, metric, resamples, seed, _varying(sweep.confirm))
-                   for cid, rows in sweep.confirm.groupby("config_id", sort=False)]
+    ranks = test_ranks(sweep)
+    stage = sweep.confirm[sweep.confirm["role"] != ablate.ROLE]
+    runs = {str(cid): _finished(rows, ranks) for cid, rows in sweep.confirm.groupby("config_id", sort=False)}
+    out.n_queries = next((len(r[0]) for r in runs.values() if r), None)
+    signers = test_signers(sweep, out.n_queries)
+    out.signers = len(set(signers)) if signers is not None else None
+    varying = _varying(stage)
+    out.configs = [_config(str(cid), rows, runs[str(cid)], metric, signers, varying)
+                   for cid, rows in stage.groupby("config_id", sort=False)]
     for c in out.configs:
         c.inactive = _inactive(sweep, c)
-    out.n_queries = next((c.test.n for c in out.configs if c.test is not None), None)
-    out.comparisons = _comparisons(out.configs, ranks, metric, resamples, seed)
-    _pick_winner(out, mode)
-    out.headline = headline(out)
+    out.comparisons = _comparisons(out.configs, runs, metric, signers, "signers", resamples, seed)
+    if out.signers and out.signers > 1:
+        out.fixed = _comparisons(out.configs, runs, metric, signers, "queries", resamples, seed)
+    _pick_winner(out, ablate.dev_order(sweep.confirm, metric, mode))
+    if out.winner and signers is not None:
+        out.per_signer = {cid: replication.per_signer(runs[cid], metric, signers)
+                          for cid in (out.winner, BASELINE_ID) if runs.get(cid)}
+    if conf.get("ablate"):
+        out.attribution = attribution.analyse(sweep, out.winner, runs, metric, signers, resamples, seed)
+    out.headline, out.lines = headline.sentences(out, runs, signers, resamples, seed)
     return out
 
 
-def _test_ranks(table: pd.DataFrame) -> dict[str, stats.Ranks]:
-    """trial_id -> its selected checkpoint's test ranks."""
+def test_ranks(sweep: Sweep) -> dict[str, stats.Ranks]:
+    """trial_id -> its selected checkpoint's test ranks: the one place the report reads the confirmation's
+    per-query ranks (their source may change)."""
+    table = sweep.confirm_ranks
     if table.empty:
         return {}
     test = table[table["split"] == "test"]
@@ -60,6 +80,23 @@ def _test_ranks(table: pd.DataFrame) -> dict[str, stats.Ranks]:
         if "t2v" in by_dir:
             out[str(tid)] = stats.Ranks(by_dir["t2v"], by_dir.get("v2t"))
     return out
+
+
+def test_signers(sweep: Sweep, n: int | None) -> np.ndarray | None:
+    """The signer id of each held-out query (confirm_queries.parquet), or None when the split has none (or
+    the table does not match the ranks' queries: then queries are the units)."""
+    q = sweep.confirm_queries
+    if n is None or q.empty or "signer" not in q:
+        return None
+    q = q.sort_values("query")
+    if len(q) != n or q["signer"].isna().any():
+        return None
+    return q["signer"].astype(str).to_numpy()
+
+
+def _finished(rows: pd.DataFrame, ranks: dict[str, stats.Ranks]) -> list[stats.Ranks]:
+    done = rows[rows["status"] == "TERMINATED"].sort_values("seed")
+    return [ranks[str(t)] for t in done["trial_id"] if str(t) in ranks]
 
 
 def _varying(table: pd.DataFrame) -> list[str]:
@@ -85,99 +122,51 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _config(cid: Any, rows: pd.DataFrame, ranks: dict[str, stats.Ranks], metric: str, resamples: int, seed: int,
+def _config(cid: str, rows: pd.DataFrame, have: list[stats.Ranks], metric: str, signers: np.ndarray | None,
             varying: list[str]) -> ConfirmedConfig:
     runs = [ConfirmedRun(str(r["trial_id"]), int(r["seed"]), str(r["status"]),
                          None if pd.isna(r["selected_epoch"]) else int(r["selected_epoch"]),
                          finite_float(r.get(f"dev_{metric}")), finite_float(r.get(f"test_{metric}")),
                          str(r["error"]) if isinstance(r["error"], str) else "")
             for _, r in rows.sort_values("seed").iterrows()]
-    have = [ranks[r.trial_id] for r in runs if r.status == "TERMINATED" and r.trial_id in ranks]
-    test = seed_stats.seed_query_interval(have, metric, resamples, seed=seed) if have else None
     first = rows.iloc[0]
     cfg = json.loads(first["config_json"])
-    return ConfirmedConfig(str(cid), str(first["role"]), json.loads(first["search_trials"] or "[]"),
+    return ConfirmedConfig(cid, str(first["role"]), json.loads(first["search_trials"] or "[]"),
                            finite_float(first["search_value"]), {k: cfg.get(k) for k in varying}, runs,
-                           _mean([r.dev for r in runs if r.status == "TERMINATED"]), test)
+                           _mean([r.dev for r in runs if r.status == "TERMINATED"]), interval(have, metric, signers))
 
 
-def _comparisons(configs: list[ConfirmedConfig], ranks: dict[str, stats.Ranks], metric: str, resamples: int,
-                 seed: int) -> list[ConfirmedComparison]:
-    base = next((c for c in configs if c.role == "baseline"), None)
-    if base is None:
+def interval(runs: list[stats.Ranks], metric: str, signers: np.ndarray | None) -> stats.Interval | None:
+    """Mean over seeds with its t interval over seeds and signers, clipped to the metric's range (a t
+    interval of two seeds can reach below 0 %, which no run could score); NaN bounds with one seed."""
+    if not runs:
+        return None
+    iv = replication.mean_over_seeds(runs, metric, signers)
+    lo, hi = metric_range(metric)
+    low, high = (iv.low, iv.high) if math.isnan(iv.low) else (max(iv.low, lo), min(iv.high, hi))
+    return stats.Interval(iv.estimate, low, high, iv.level, iv.n_queries, f"t over {iv.units()}")
+
+
+def _comparisons(configs: list[ConfirmedConfig], runs: Runs, metric: str, signers: np.ndarray | None, over: str,
+                 resamples: int, seed: int) -> list[ConfirmedComparison]:
+    """Each searched configuration against the baseline config, Holm across them."""
+    if not any(c.role == "baseline" for c in configs):
         return []
-
-    def finished(c: ConfirmedConfig) -> list[stats.Ranks]:
-        return [ranks[r.trial_id] for r in c.runs if r.status == "TERMINATED" and r.trial_id in ranks]
-
-    out = []
-    for cfg in (c for c in configs if c.role == "top"):
-        a, b = finished(cfg), finished(base)
-        why = "no finished seed" if not a else "the baseline has no finished seed" if not b else ""
-        if not why and len(a[0]) != len(b[0]):
-            why = f"different test query sets ({len(a[0])} vs {len(b[0])})"
-        res = None if why else seed_stats.paired_over_seeds(a, b, metric, resamples, seed=seed)
-        out.append(ConfirmedComparison(cfg.config_id, res, None, why))
-    tested = [c for c in out if c.result is not None]
-    for cmp, p in zip(tested, seed_stats.holm([c.result.p for c in tested if c.result is not None])):
-        cmp.p_holm = p
-        cmp.verdict = _verdict(cmp, metric)
-    return out
+    return holm_family([compare(c.config_id, runs[c.config_id], runs[BASELINE_ID], metric, signers, over,
+                                resamples, seed) for c in configs if c.role == "top"])
 
 
-def _verdict(c: ConfirmedComparison, metric: str) -> str:
-    r = c.result
-    assert r is not None and c.p_holm is not None
-    if c.p_holm < stats.ALPHA and r.diff != 0:
-        better = r.diff > 0 if MODE.get(metric, "max") == "max" else r.diff < 0
-        return "better" if better else "worse"
-    return "not distinguishable"
-
-
-def _pick_winner(out: Confirmed, mode: str) -> None:
-    """The winner by dev mean over seeds (earlier search rank on a tie); the best by test mean, for the record."""
-    top = [c for c in out.configs if c.role == "top" and c.dev_mean is not None]
-    if not top:
+def _pick_winner(out: Confirmed, order: list[tuple[str, float]]) -> None:
+    """The winner by dev mean over seeds (earlier search rank on a tie, which ``dev_ties`` records); the
+    configurations with the best test mean, ties included, for the record."""
+    if not order:
         return
-    sign = -1.0 if mode == "max" else 1.0
-    out.winner = min(top, key=lambda c: sign * (c.dev_mean or 0.0)).config_id
-    tested = [c for c in top if c.test is not None]
-    out.test_best = min(tested, key=lambda c: sign * c.test.estimate).config_id if tested else None  # type: ignore[union-attr]
+    out.winner = order[0][0]
+    out.dev_ties = [cid for cid, m in order if ablate.tied(m, order[0][1])]
+    sign = -1.0 if headline.higher_is_better(out.metric) else 1.0
+    tested = {c.config_id: sign * c.test.estimate for c in out.configs if c.role == "top" and c.test is not None}
+    if tested:
+        best = min(tested.values())
+        out.test_best = [cid for cid, v in tested.items() if ablate.tied(v, best)]
     cmp = next((c for c in out.comparisons if c.config_id == out.winner), None)
-    out.holds = None if cmp is None or cmp.result is None else cmp.verdict == "better"
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.2f}"
-
-
-def headline(out: Confirmed) -> str:
-    """One sentence: the winner and whether it holds against the baseline on the test split."""
-    if out.winner is None:
-        return f"No configuration finished its confirmation on the {out.split} split."
-    w = next(c for c in out.configs if c.config_id == out.winner)
-    seeds = sum(r.status == "TERMINATED" for r in w.runs)
-    num = (f"{out.metric} {_fmt(w.test.estimate)} [{_fmt(w.test.low)}, {_fmt(w.test.high)}]" if w.test
-           else f"{out.metric} -")
-    where = f"on the {out.split} split ({seeds} seed{'s' if seeds != 1 else ''} x {out.n_queries} queries)"
-    cmp = next((c for c in out.comparisons if c.config_id == out.winner), None)
-    if cmp is None or cmp.result is None:
-        why = cmp.verdict if cmp is not None else "no baseline config to test it against"
-        return f"Chosen on dev: {w.config_id}, {num} {where}; {why}."
-    r = cmp.result
-    vs = (f"vs the baseline {r.diff:+.2f} [{r.low:+.2f}, {r.high:+.2f}], Holm {holm_text(cmp)}, "
-          f"P(improvement) {r.p_improve:.2f}")
-    if out.holds:
-        return f"Confirmed winner: {w.config_id}, {num} {where}; better than the baseline ({vs})."
-    return (f"No confirmed winner: {w.config_id} (chosen on dev) has {num} {where}; against the baseline it is "
-            f"{cmp.verdict} ({vs}).")
-
-
-def holm_text(c: ConfirmedComparison) -> str:
-    """The Holm-adjusted p as text: "p < x" when the raw p is at the bootstrap's floor (then the adjusted
-    value is an upper bound too), else "p = x"."""
-    r = c.result
-    if r is None or c.p_holm is None:
-        return "p -"
-    at_floor = stats.format_p(r.p, r.resamples).startswith("p <")
-    return f"p < {c.p_holm * 1.0001:.2g}" if at_floor else f"p = {c.p_holm:.3g}"
+    out.holds = None if cmp is None or cmp.result is None else cmp.verdict == replication.BETTER

@@ -29,9 +29,8 @@ freedom): the verdict then speaks for new queries and seeds of these signers onl
 The calibration (false-positive rate <= 5 % at 2, 3 and 5 seeds per side, under seed spreads and signer
 effects like the confirm tables') is ``benchmarks/bench_verdicts.py`` and ``tests/report/test_replication.py``.
 
-Metrics that are means over queries (R@k, MeanR, mean_R*, rsum) use exact per-query scores. MedR is not
-such a mean: its signer term comes from a two-stage bootstrap (signers, then queries within each drawn
-signer), the private noise from the same draws (per-seed variance minus the covariance between seeds).
+The variance parts (signers or queries, the private noise, their degrees of freedom; MedR's from a two-stage
+bootstrap) are ``seed_variance.py``; this module turns them into verdicts and sentences.
 
 - ``compare_seeds``: A against B: difference, interval, raw p, verdict, seeds needed.
 - ``with_holm``: the same comparisons with Holm-adjusted p-values and verdicts (raw p kept).
@@ -50,18 +49,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats as sps
 
-from vlp_sweep.metric_names import MODE, RECALL_KS, RETRIEVAL_METRICS
+from vlp_sweep.metric_names import MODE
 from vlp_sweep.report.seed_stats import holm
+from vlp_sweep.report.seed_variance import check_runs, design, satterthwaite, seed_metrics, signer_variance
 from vlp_sweep.report.stats import ALPHA, LEVEL, RESAMPLES, SEED, Ranks, metric_from_ranks
 
 __all__ = ["BETTER", "NOT_DISTINGUISHABLE", "POWER", "TOO_FEW", "WORSE", "SeedInterval", "SeedVerdict",
-           "SignerRow", "bm_df", "compare_seeds", "cr2_variance", "mean_over_seeds", "per_signer", "query_scores",
-           "seeds_needed", "seeds_sentence", "stratified_variance", "verdict_word", "with_holm"]
+           "SignerRow", "compare_seeds", "mean_over_seeds", "per_signer", "seeds_needed", "seeds_sentence",
+           "verdict_word", "with_holm"]
 
 BETTER, WORSE, NOT_DISTINGUISHABLE, TOO_FEW = "better", "worse", "not distinguishable", "too few seeds"
 POWER = 0.8  # the power at which seeds_needed counts
 MAX_SEEDS = 200  # seeds_needed gives up beyond this
-OVER = ("signers", "queries")  # what the verdict generalises to when the split has signer ids
 
 
 @dataclass(frozen=True)
@@ -149,223 +148,6 @@ class SignerRow:
     high: float
 
 
-# ---------------------------------------------------------------- per-query scores and clusters
-
-
-def query_scores(metric: str, ranks: Ranks) -> np.ndarray | None:
-    """``[N]`` per-query contributions whose mean is ``metric_from_ranks(metric, ranks)``; None for MedR."""
-    if metric.endswith("MedR"):
-        return None
-    if metric == "rsum":
-        return sum((_direction_scores(f"{d}_R{k}", ranks) for d in ("t2v", "v2t") for k in RECALL_KS),
-                   np.zeros(len(ranks)))
-    if metric.startswith("mean_R"):
-        return (_direction_scores(f"t2v_{metric[5:]}", ranks) + _direction_scores(f"v2t_{metric[5:]}", ranks)) / 2
-    return _direction_scores(metric, ranks)
-
-
-def _direction_scores(metric: str, ranks: Ranks) -> np.ndarray:
-    if metric not in RETRIEVAL_METRICS:
-        raise ValueError(f"{metric!r} is not computable from per-query ranks")
-    direction, _, what = metric.partition("_")
-    r = ranks.t2v if direction == "t2v" else ranks.v2t
-    if r is None:
-        raise ValueError(f"{metric} needs v2t ranks")
-    return r.astype(np.float64) if what == "MeanR" else 100.0 * (r <= int(what[1:]))
-
-
-@dataclass(frozen=True)
-class _Design:
-    """How the test queries were drawn: ``codes`` (signer of each query, 0..G-1) or None (queries are the
-    units); ``over`` "signers" (clusters: the verdict speaks for new signers) or "queries" (strata: new
-    queries of these signers)."""
-
-    codes: np.ndarray | None
-    labels: list[str]
-    over: str = "signers"
-
-    @property
-    def n_signers(self) -> int | None:
-        return len(self.labels) or None
-
-    @property
-    def clustered(self) -> bool:
-        return self.codes is not None and self.over == "signers" and len(self.labels) > 1
-
-
-def _design(signers: Sequence[object] | np.ndarray | None, n: int, over: str) -> _Design:
-    """Signer ids -> the design (codes 0..G-1 and labels), or no signers."""
-    if over not in OVER:
-        raise ValueError(f"over must be one of {OVER}, got {over!r}")
-    if signers is None:
-        return _Design(None, [], over)
-    ids = np.asarray([str(s) for s in signers])
-    if ids.shape != (n,):
-        raise ValueError(f"need one signer id per query: {n} queries, got {ids.size} ids")
-    labels, codes = np.unique(ids, return_inverse=True)
-    return _Design(codes.astype(np.int64), [str(x) for x in labels], over)
-
-
-def _check(runs: Sequence[Ranks], side: str) -> None:
-    if not runs:
-        raise ValueError(f"{side}: need at least one run")
-    if len({len(r) for r in runs}) != 1:
-        raise ValueError(f"{side}: runs differ in their number of queries: {sorted({len(r) for r in runs})}")
-
-
-# ---------------------------------------------------------------- variance parts
-
-
-def _seed_metrics(runs: Sequence[Ranks], metric: str) -> np.ndarray:
-    return np.array([float(metric_from_ranks(metric, r)) for r in runs])
-
-
-def _private_noise(scores: np.ndarray) -> float:
-    """Variance of one seed's metric due to query-level noise private to that seed: the residual mean
-    square of the ``[S, N]`` seed x query table over N (two-way ANOVA without replication)."""
-    s, n = scores.shape
-    if s < 2 or n < 2:
-        return 0.0
-    resid = scores - scores.mean(axis=0) - scores.mean(axis=1, keepdims=True) + scores.mean()
-    return float(np.sum(resid**2) / ((s - 1) * (n - 1)) / n)
-
-
-def cr2_variance(values: np.ndarray, codes: np.ndarray | None) -> float:
-    """Cluster-robust (CR2) variance of ``mean(values)``: each cluster's residual total scaled by
-    ``1/sqrt(1 - n_g/N)`` (its leverage). One query per cluster gives ``var(values, ddof=1)/N``."""
-    n = values.size
-    if codes is None:
-        return float(np.var(values, ddof=1) / n) if n > 1 else 0.0
-    sizes = np.bincount(codes).astype(np.float64)
-    totals = np.bincount(codes, values - values.mean())
-    keep = sizes < n  # a single cluster has no between-cluster variance to estimate
-    return float(np.sum(totals[keep] ** 2 / (1 - sizes[keep] / n)) / n**2)
-
-
-def stratified_variance(values: np.ndarray, codes: np.ndarray) -> float:
-    """Variance of ``mean(values)`` with the signers fixed (strata) and queries drawn within each:
-    ``sum_g n_g s_g^2 / N^2``, ``s_g^2`` the within-signer variance (a lone query contributes 0)."""
-    sizes = np.bincount(codes).astype(np.float64)
-    means = np.bincount(codes, values) / sizes
-    within = np.bincount(codes, (values - means[codes]) ** 2)  # = (n_g - 1) s_g^2
-    return float(np.sum(within[sizes > 1] * sizes[sizes > 1] / (sizes[sizes > 1] - 1)) / values.size**2)
-
-
-def bm_df(sizes: np.ndarray, rho: float) -> float:
-    """Bell-McCaffrey degrees of freedom of the CR2 variance of a mean over clusters of ``sizes``, under a
-    working model with intra-cluster correlation ``rho``: ``tr(K)^2 / ||K||_F^2`` (G - 1 for equal sizes)."""
-    n = np.asarray(sizes, dtype=np.float64)
-    total = n.sum()
-    if n.size < 2:
-        return math.nan
-    if np.all(n == n[0]) or n.size > 2000:
-        return float(n.size - 1)
-    b = np.diag(n) - np.outer(n, n) / total  # 1_g' M 1_h, M the centring projection
-    c = 1 / np.sqrt(1 - n / total)
-    k = ((1 - rho) * b + rho * (b @ b)) * np.outer(c, c)
-    return float(np.trace(k) ** 2 / np.sum(k**2))
-
-
-def _icc(values: np.ndarray, codes: np.ndarray) -> float:
-    """One-way ANOVA estimate of the intra-cluster correlation of ``values`` (floored at 0)."""
-    sizes = np.bincount(codes).astype(np.float64)
-    g, n = sizes.size, values.size
-    if g < 2 or n <= g:
-        return 0.0
-    means = np.bincount(codes, values) / sizes
-    msb = float(np.sum(sizes * (means - values.mean()) ** 2) / (g - 1))
-    msw = float(np.sum((values - means[codes]) ** 2) / (n - g))
-    n0 = (n - np.sum(sizes**2) / n) / (g - 1)
-    between = max(0.0, (msb - msw) / n0)
-    return between / (between + msw) if between + msw > 0 else 0.0
-
-
-def _query_variance(values: np.ndarray, design: _Design) -> tuple[float, float]:
-    """(variance of ``mean(values)`` over the draw of the test split, its df) for the design."""
-    n, codes = values.size, design.codes
-    if codes is None:
-        return cr2_variance(values, None), float(n - 1)
-    if not design.clustered:
-        return stratified_variance(values, codes), float(max(1, n - codes.max() - 1))
-    return cr2_variance(values, codes), bm_df(np.bincount(codes), _icc(values, codes))
-
-
-@dataclass(frozen=True)
-class _SignerPart:
-    """The signer/query draw's share of the variance (beyond the seed spread), its df, and the private
-    per-seed query noise over the seeds (sum over sides of noise / S: a floor under the seed part)."""
-
-    var: float
-    df: float
-    noise: float
-
-
-def _signer_part(per_seed: list[np.ndarray], signs: list[float], design: _Design) -> _SignerPart:
-    """The variance of the per-query signed sum of seed means over the draw of the split, minus each side's
-    private noise over its seeds (which the seed part already holds), floored at 0."""
-    values = np.sum([sign * sc.mean(axis=0) for sign, sc in zip(signs, per_seed)], axis=0)
-    noise = float(sum(_private_noise(sc) / sc.shape[0] for sc in per_seed))
-    var, df = _query_variance(values, design)
-    return _SignerPart(max(0.0, var - noise), df, noise)
-
-
-def _bootstrap_index(design: _Design, n: int, rng: np.random.Generator) -> np.ndarray:
-    """One draw: signers with replacement, then queries with replacement within each drawn signer (with
-    ``over="queries"`` the signers stay and only their queries are drawn; no signers: queries)."""
-    if design.codes is None:
-        return rng.integers(0, n, n)
-    members = [np.flatnonzero(design.codes == g) for g in range(len(design.labels))]
-    picked = rng.integers(0, len(members), len(members)) if design.clustered else range(len(members))
-    return np.concatenate([members[g][rng.integers(0, members[g].size, members[g].size)] for g in picked])
-
-
-def _bootstrap_noise(draws: np.ndarray) -> float:
-    """Private noise of one seed's metric from ``[S, B]`` draws: mean variance minus mean covariance."""
-    s = draws.shape[0]
-    if s < 2:
-        return 0.0
-    cov = np.cov(draws)
-    return float(np.mean(np.diag(cov)) - (cov.sum() - np.trace(cov)) / (s * (s - 1)))
-
-
-def _signer_part_bootstrap(sides: list[Sequence[Ranks]], signs: list[float], metric: str, design: _Design,
-                           resamples: int, seed: int) -> _SignerPart:
-    """The same part for a metric that is no mean over queries (MedR), from a two-stage bootstrap (signers,
-    then queries within them): the variance of the signed sum of seed means over the draws, minus each
-    side's private noise over its seeds."""
-    rng = np.random.default_rng(seed)
-    n = len(sides[0][0])
-    draws = [np.empty((len(runs), resamples)) for runs in sides]
-    for b in range(resamples):
-        idx = _bootstrap_index(design, n, rng)
-        for side, runs in zip(draws, sides):
-            side[:, b] = [float(metric_from_ranks(metric, r.take(idx))) for r in runs]
-    total = float(np.var(np.sum([sign * d.mean(axis=0) for sign, d in zip(signs, draws)], axis=0), ddof=1))
-    noise = float(sum(_bootstrap_noise(d) / d.shape[0] for d in draws))
-    if design.codes is None:
-        df = float(n - 1)
-    else:
-        df = bm_df(np.bincount(design.codes), 0.0) if design.clustered else float(n - len(design.labels))
-    return _SignerPart(max(0.0, total - noise), df, noise)
-
-
-def _signer_variance(sides: list[Sequence[Ranks]], signs: list[float], metric: str, design: _Design,
-                     resamples: int, seed: int) -> _SignerPart:
-    scores = [[query_scores(metric, r) for r in runs] for runs in sides]
-    if any(s is None for side in scores for s in side):
-        return _signer_part_bootstrap(sides, signs, metric, design, resamples, seed)
-    return _signer_part([np.stack([s for s in side if s is not None]) for side in scores], signs, design)
-
-
-def _satterthwaite(parts: list[tuple[float, float]]) -> tuple[float, float]:
-    """(sum of variance parts, Welch-Satterthwaite df); parts are (variance, df), zero parts dropped."""
-    live = [(v, d) for v, d in parts if v > 0 and d > 0]
-    total = sum(v for v, _ in live)
-    if total <= 0:
-        return 0.0, math.inf
-    return total, total**2 / sum(v**2 / d for v, d in live)
-
-
 # ---------------------------------------------------------------- verdicts
 
 
@@ -430,25 +212,25 @@ def compare_seeds(a: Sequence[Ranks], b: Sequence[Ranks], metric: str,
         (NaN interval and p) when either side has one seed (``seeds_to_detect`` then goes by the other side's
         spread).
     """
-    _check(a, "A")
-    _check(b, "B")
+    check_runs(a, "A")
+    check_runs(b, "B")
     if len(a[0]) != len(b[0]):
         raise ValueError(f"A and B must share the test queries, got {len(a[0])} and {len(b[0])}")
-    design = _design(signers, len(a[0]), over)
-    ma, mb = _seed_metrics(a, metric), _seed_metrics(b, metric)
+    plan = design(signers, len(a[0]), over)
+    ma, mb = seed_metrics(a, metric), seed_metrics(b, metric)
     va, vb, diff = _difference(ma, mb)
-    sig = _signer_variance([a, b], [1.0, -1.0], metric, design, resamples, seed)
+    sig = signer_variance([a, b], [1.0, -1.0], metric, plan, resamples, seed)
     if min(ma.size, mb.size) < 2:
         p = low = high = df = se = var_seeds = math.nan
     else:
         seed_parts = _seed_parts(ma, mb)
         var_seeds = seed_parts[0][0] + seed_parts[1][0]
-        var, df = _satterthwaite([*seed_parts, (sig.var, sig.df)])
+        var, df = satterthwaite([*seed_parts, (sig.var, sig.df)])
         var = max(var, sig.noise)  # the seeds' spread cannot be below their private query noise
         p, low, high = _test(diff, var, df, level)
         se = math.sqrt(var)
     return SeedVerdict(metric, va, vb, diff, low, high, p, df, se, verdict_word(diff, p, metric, alpha), ma.size,
-                       mb.size, len(a[0]), design.n_signers, _pooled_sd(ma, mb), var_seeds, sig.var, sig.df,
+                       mb.size, len(a[0]), plan.n_signers, _pooled_sd(ma, mb), var_seeds, sig.var, sig.df,
                        level, alpha, over)
 
 
@@ -471,26 +253,26 @@ def mean_over_seeds(runs: Sequence[Ranks], metric: str, signers: Sequence[object
                     seed: int = SEED) -> SeedInterval:
     """One configuration's mean over seeds with a t interval over seeds and signers (signers as clusters:
     it describes new signers, not only these); NaN bounds with one seed (no seed spread)."""
-    _check(runs, "runs")
-    design = _design(signers, len(runs[0]), over)
-    m = _seed_metrics(runs, metric)
+    check_runs(runs, "runs")
+    plan = design(signers, len(runs[0]), over)
+    m = seed_metrics(runs, metric)
     est = float(m.mean())
     low = high = df = math.nan
     if m.size >= 2:
-        sig = _signer_variance([runs], [1.0], metric, design, resamples, seed)
-        var, df = _satterthwaite([(float(np.var(m, ddof=1)) / m.size, float(m.size - 1)), (sig.var, sig.df)])
+        sig = signer_variance([runs], [1.0], metric, plan, resamples, seed)
+        var, df = satterthwaite([(float(np.var(m, ddof=1)) / m.size, float(m.size - 1)), (sig.var, sig.df)])
         _, low, high = _test(est, max(var, sig.noise), df, level)
-    return SeedInterval(metric, est, low, high, df, m.size, len(runs[0]), design.n_signers, level, over)
+    return SeedInterval(metric, est, low, high, df, m.size, len(runs[0]), plan.n_signers, level, over)
 
 
 def per_signer(runs: Sequence[Ranks], metric: str, signers: Sequence[object] | np.ndarray) -> list[SignerRow]:
     """One configuration's metric on each signer's queries: mean, min and max over its seeds."""
-    _check(runs, "runs")
-    design = _design(signers, len(runs[0]), "signers")
-    assert design.codes is not None
+    check_runs(runs, "runs")
+    plan = design(signers, len(runs[0]), "signers")
+    assert plan.codes is not None
     rows = []
-    for g, label in enumerate(design.labels):
-        idx = np.flatnonzero(design.codes == g)
+    for g, label in enumerate(plan.labels):
+        idx = np.flatnonzero(plan.codes == g)
         m = np.array([float(metric_from_ranks(metric, r.take(idx))) for r in runs])
         rows.append(SignerRow(label, int(idx.size), float(m.mean()), float(m.min()), float(m.max())))
     return rows
@@ -502,7 +284,7 @@ def per_signer(runs: Sequence[Ranks], metric: str, signers: Sequence[object] | n
 def _power(diff: float, seed_sd: float, seeds: int, var_signers: float, df_signers: float, alpha: float) -> float:
     """Power of the two-sided test at ``seeds`` per side: noncentral t with the Satterthwaite df."""
     part = seed_sd**2 / seeds
-    var, df = _satterthwaite([(part, seeds - 1.0), (part, seeds - 1.0), (var_signers, df_signers)])
+    var, df = satterthwaite([(part, seeds - 1.0), (part, seeds - 1.0), (var_signers, df_signers)])
     if var <= 0:
         return 1.0
     crit = float(sps.t.ppf(1 - alpha / 2, df))

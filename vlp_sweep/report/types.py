@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlp_sweep.report import seed_stats, stats
+from vlp_sweep.report import replication, stats
 
 
 @dataclass
@@ -30,13 +30,16 @@ class TrialLine:
 
 @dataclass
 class Compared:
-    """A paired (or one-sample) comparison of two trials, or why there is none."""
+    """A paired (or one-sample) comparison of two trials on selection numbers, or why there is none. It
+    carries no verdict: the confirmed comparison is the only one with one."""
 
     label: str  # "best vs runner-up"
     a: str  # trial ids or a baseline name
     b: str
     result: stats.Comparison | None = None
     note: str = ""
+    epoch: int | None = None  # both trials at this epoch (the last both reached); None: each at its best epoch
+    double_selected: bool = False  # the best of the search at its best epoch vs a trial at its best epoch
 
 
 @dataclass
@@ -151,25 +154,52 @@ class ConfirmedRun:
 class ConfirmedConfig:
     """A configuration of the confirmation stage, over its seeds."""
 
-    config_id: str  # c1, c2, ... in search order, or baseline
-    role: str  # top | baseline
+    config_id: str  # c1, c2, ... in search order, baseline, or a1, a2, ... (ablations)
+    role: str  # top | baseline | ablation
     search_trials: list[str]  # the search trials that ran it
     search_value: float | None  # its mean best dev metric in the search (a selection number)
     config: dict[str, Any]  # the keys that differ between the confirmed configurations
     runs: list[ConfirmedRun]
     dev_mean: float | None  # mean over finished seeds of the dev metric at the selected epoch
-    test: stats.Interval | None  # mean over finished seeds, two-level bootstrap interval (seeds, queries)
+    test: stats.Interval | None  # mean over finished seeds, t interval over seeds and signers (NaN: one seed)
     inactive: frozenset[str] = frozenset()  # conditional keys its search trial did not draw (base value applied)
 
 
 @dataclass
 class ConfirmedComparison:
-    """A confirmed configuration against the baseline on the same test queries, pooled over seeds."""
+    """A confirmed configuration against the baseline on the same test queries: the seed-level verdict
+    (``replication.compare_seeds``), Holm-adjusted across the stage's comparisons."""
 
     config_id: str
-    result: seed_stats.SeedComparison | None
+    result: replication.SeedVerdict | None
     p_holm: float | None  # Holm-adjusted across the stage's comparisons
-    verdict: str  # "better", "worse", "not distinguishable", or why there is no comparison
+    verdict: str  # "better", "worse", "not distinguishable", "too few seeds", or why there is no comparison
+    seeds: str = ""  # what the seeds can say, in words (replication.seeds_sentence; "" for better/worse)
+
+
+@dataclass
+class Ablation:
+    """The confirmed winner against itself with one key reverted to the baseline's value (``confirm.ablate``):
+    the key's contribution is the winner minus the ablated configuration."""
+
+    key: str
+    config_id: str  # a1, a2, ...
+    winner_value: Any
+    baseline_value: Any
+    comparison: ConfirmedComparison  # winner - ablated, Holm across the keys
+    identical: bool = False  # the ablated runs gave the winner's test ranks on every seed: no test, no change
+
+
+@dataclass
+class Attribution:
+    """Which change earned the gain: the winner's keys that differ from the baseline, one ablation each."""
+
+    winner: str
+    rows: list[Ablation] = field(default_factory=list)  # largest contribution first
+    unchanged: list[str] = field(default_factory=list)  # keys whose reversal changes nothing distinguishable
+    identical: list[str] = field(default_factory=list)  # keys whose reversal gave the winner's very runs
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> why it was not run
+    note: str = ""  # why there is no table, or what is missing
 
 
 @dataclass
@@ -180,12 +210,18 @@ class Confirmed:
     split: str  # the held-out split
     seeds: list[int]
     n_queries: int | None
-    configs: list[ConfirmedConfig] = field(default_factory=list)
-    comparisons: list[ConfirmedComparison] = field(default_factory=list)
+    configs: list[ConfirmedConfig] = field(default_factory=list)  # top and baseline (ablations: attribution)
+    comparisons: list[ConfirmedComparison] = field(default_factory=list)  # signers as clusters (new signers)
+    fixed: list[ConfirmedComparison] = field(default_factory=list)  # these signers held fixed
+    signers: int | None = None  # signers of the held-out split (None: no signer ids; queries are the units)
+    per_signer: dict[str, list[replication.SignerRow]] = field(default_factory=dict)  # winner and baseline
     winner: str | None = None  # the configuration promote installs: the best dev mean over seeds
     holds: bool | None = None  # the winner is better than the baseline after Holm (None: no baseline)
-    test_best: str | None = None  # the configuration with the best test mean (differs from winner: noted)
+    dev_ties: list[str] = field(default_factory=list)  # the winner and the configurations tied with it on dev
+    test_best: list[str] = field(default_factory=list)  # the configurations with the best test mean (ties: all)
     headline: str = ""
+    lines: list[str] = field(default_factory=list)  # what the headline needs said after it, one sentence each
+    attribution: Attribution | None = None  # confirm.ablate
     note: str = ""  # why there is no stage, or what is missing
 
 
@@ -259,3 +295,4 @@ class Report:
     monitoring: Monitoring = field(default_factory=Monitoring)
     resamples: int = stats.RESAMPLES
     level: float = stats.LEVEL
+    model: str = ""  # the model factory and its options ("" for a sweep.json without a spec)

@@ -108,8 +108,7 @@ class Checks:
             value_sets = [vs if vs is not None else list(p.distribution.check_points())
                           for p, vs in zip(involved, listed, strict=True)]
             if None in listed or math.prod(len(vs) for vs in value_sets) > 4096:
-                self.warnings.append(f"{' and '.join(keys)} are searched over too many values to check every "
-                                     "pair: trials that draw a pair the trainer rejects will fail")
+                self.warnings.append(_unchecked_pairs(keys, setters, search, base))
                 if math.prod(len(vs) for vs in value_sets) > 4096:
                     continue
             pairs = self._pairs(keys, involved, value_sets, search, base)
@@ -225,3 +224,18 @@ class Checks:
                                         "on its own and the group means would mix epochs; use scheduler: {type: "
                                         "none}, or search with one seed and re-train the best configurations over "
                                         "more seeds afterwards", seeds_line)
+
+
+def _unchecked_pairs(keys: tuple[str, ...], setters: tuple[str, ...], search: tuple[Param, ...],
+                     base: dict[str, Any]) -> str:
+    """The warning for linked keys whose pairs are not all checked; it names only the searched ones."""
+    searched = [k for k in keys if any(k in p.sets() for p in search if p.key in setters)]
+    fixed = [k for k in keys if k not in searched]
+    if not fixed:
+        return (f"{' and '.join(keys)} are searched over too many values to check every pair: trials that draw "
+                "a pair the trainer rejects will fail")
+    against = " and ".join(f"{k}, fixed at {base[k]!r}" if k in base else f"{k}, fixed at its default"
+                           for k in fixed)
+    return (f"{' and '.join(searched)} {'is' if len(searched) == 1 else 'are'} searched over too many values to "
+            f"check each against {against} (a range is checked at its ends): trials that draw a value the "
+            "trainer rejects will fail")

@@ -1,8 +1,8 @@
 """The model check of ``validate`` and ``run`` for a model factory of your own: build the module once
 on the CPU with the dataset's dims and run one small batch through the trainer's wrapper, so that a
 factory that raises, returns no ``nn.Module``, or returns embeddings of the wrong shape or dtype is
-one line before any trial starts (a trial would find the same at its first batch). The built-in model
-is not checked here: its tests do that.
+one line before any trial starts (a trial would find the same at its first batch), and so are embeddings
+that are NaN or inf before any training. The built-in model is not checked here: its tests do that.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def check_model(spec: SweepSpec, ds: Any) -> str | None:
     batch = make_batch(split, torch.arange(min(CLIPS, len(split))), cfg.data)
     try:
         with torch.no_grad():
-            model(batch)
+            out = model(batch)
     except UserError:
         raise
     except Exception as e:  # the module's own forward failed on a real batch
@@ -51,4 +51,8 @@ def check_model(spec: SweepSpec, ds: Any) -> str | None:
         raise UserError(f"model.factory {cfg.model.factory!r}: the module's forward raised {type(e).__name__}"
                         f"{f': {first}' if first else ''} on {len(batch['tokens'])} training clips") from None
     n, b = sum(p.numel() for p in model.net.parameters()), len(batch["tokens"])
+    bad = [k for k in ("video", "text") if not bool(torch.isfinite(out[k]).all())]
+    if bad:  # every trial would stop at its first step: say it before any starts
+        raise UserError(f"model.factory {cfg.model.factory!r}: the module's forward returned non-finite (NaN or "
+                        f"inf) '{bad[0]}' embeddings for {b} training clips, before any training")
     return f"model {cfg.model.factory}: {n:,} parameters; {b} training clips -> embeddings [{b}, {cfg.model.embed_dim}]"

@@ -24,7 +24,7 @@ The native format::
     wandb: {mode: offline, project: vlp-sweep, entity: null, tags: []}
     baseline: {name: ..., metrics: {t2v_R1: ...}, config: {...}}
     targets: {good: {t2v_R1: 30}, excellent: {t2v_R1: 40}}
-    confirm: {top: 2, seeds: [1, 2], split: test}   # or none: see sections.Confirm (run by vlp_sweep/sweep/confirm.py)
+    confirm: {top: 2, seeds: [1, 2], split: test, ablate: false, max_runs: 40}   # or none: sections.Confirm
     health: {window: 5, min_micro_batch: 2, checks: [{metric: eval_loss, below: 3.0, by_epoch: 100}]}
     code: [models/]                  # folders the model factory imports from (relative to this file)
 
@@ -147,7 +147,32 @@ class _Parser:
         raw = self.d.get("confirm")
         line = line_of(raw, "split") if isinstance(raw, Mapping) else None
         lines = spec.lines + ((("confirm.split", line),) if line else ())
-        return dataclasses.replace(spec, confirm=confirm, lines=lines)
+        spec = dataclasses.replace(spec, confirm=confirm, lines=lines)
+        if confirm is not None:
+            self._check_confirm_runs(spec, raw if isinstance(raw, Mapping) else {})
+        return spec
+
+    def _check_confirm_runs(self, spec: SweepSpec, raw: Mapping[str, Any]) -> None:
+        """``confirm.ablate`` needs a baseline config to revert to; the stage's runs (configurations x seeds,
+        ablations at their most) must fit in ``confirm.max_runs``."""
+        conf = spec.confirm
+        assert conf is not None
+        if conf.ablate and not spec.confirms_baseline:
+            raise self._err("confirm.ablate", "needs a baseline config (baseline: {config: {...}}): each ablation "
+                                              "reverts one key of the winner to the baseline's value",
+                            line_of(raw, "ablate"))
+        runs = spec.budget()["confirm_trials"]
+        if runs <= conf.max_runs:
+            return
+        n, configs = len(conf.seeds), conf.top + spec.confirms_baseline
+        if conf.ablate:
+            what = (f"{configs} configurations and up to {spec.most_ablations()} ablations (the keys a winner can "
+                    f"differ from the baseline config in) x {n} seeds")
+            key, fix = "confirm.ablate", "raise confirm.max_runs, or search or change fewer keys"
+        else:
+            what, key, fix = f"{configs} configurations x {n} seeds", "confirm.max_runs", "raise it, or lower top"
+        raise self._err(key, f"{what} make up to {runs} confirmation runs, more than confirm.max_runs "
+                             f"({conf.max_runs}) allows: {fix}", line_of(raw, "ablate" if conf.ablate else "max_runs"))
 
     def _check_micro_floor(self, spec: SweepSpec) -> None:
         """The out-of-memory rescue halves a micro-batch down to health.min_micro_batch: a trial starting

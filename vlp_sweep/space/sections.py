@@ -292,28 +292,39 @@ def parse_targets(m: Mapping[str, Any], where: Where) -> tuple[tuple[str, Pairs]
 # ---------------------------------------------------------------- confirm
 
 
+MAX_RUNS = 40  # confirm.max_runs' default: the most confirmation runs (configurations x seeds) a stage may start
+
+
 @dataclass(frozen=True)
 class Confirm:
     """The confirmation stage after the search: the ``top`` configurations by the sweep's metric (and the
     baseline config, where the space has one) trained again with each of ``seeds`` (fresh: none of the
     search's), for their full budget with no early stopping; each picks its epoch on the eval split and is
-    evaluated once on ``split``, a split the search never looked at."""
+    evaluated once on ``split``, a split the search never looked at. With ``ablate``, the winner's every key
+    that differs from the baseline config is reverted one at a time and trained with the same seeds (which
+    change earned the gain). ``max_runs`` bounds the stage's runs, ablations included."""
 
     top: int = 2
     seeds: tuple[int, ...] = (1, 2)
     split: str = "test"
+    ablate: bool = False
+    max_runs: int = MAX_RUNS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top": self.top, "seeds": list(self.seeds), "split": self.split}
+        # ablate and max_runs only when set: a space of an earlier version keeps its fingerprint
+        extra: dict[str, Any] = {"ablate": True} if self.ablate else {}
+        extra |= {"max_runs": self.max_runs} if self.max_runs != MAX_RUNS else {}
+        return {"top": self.top, "seeds": list(self.seeds), "split": self.split, **extra}
 
     def describe(self) -> str:
+        ablate = "; then the winner's keys reverted to the baseline's one at a time" if self.ablate else ""
         return (f"top {self.top} x seeds {list(self.seeds)}, full budget, no early stopping; epoch picked on "
-                f"the eval split, then evaluated once on the {self.split} split")
+                f"the eval split, then evaluated once on the {self.split} split{ablate}")
 
 
 def parse_confirm(d: Mapping[str, Any], where: Where, configs: int, search_seeds: tuple[int, ...],
                   splits: tuple[str, str]) -> Confirm | None:
-    """``confirm: {top, seeds, split}``, or ``confirm: none`` (also null or absent) for no stage.
+    """``confirm: {top, seeds, split, ablate, max_runs}``, or ``confirm: none`` (also null or absent) for no stage.
     ``configs``: how many configurations the search samples (top may not exceed it); ``splits``: the
     trainer's (train, eval) splits, which the held-out split must differ from."""
     raw = d.get("confirm")
@@ -322,7 +333,7 @@ def parse_confirm(d: Mapping[str, Any], where: Where, configs: int, search_seeds
     line = line_of(d, "confirm")
     if not isinstance(raw, Mapping):
         raise where.error("confirm", f"expected {{top: K, seeds: [...], split: test}} or none, got {raw!r}", line)
-    check_keys(raw, "confirm", ("top", "seeds", "split"), where)
+    check_keys(raw, "confirm", ("top", "seeds", "split", "ablate", "max_runs"), where)
     top = get_int(raw, "top", "confirm.top", where, 2, lo=1)
     if top > configs:
         raise where.error("confirm.top", f"{top} is more than the {configs} configurations the search samples",
@@ -344,4 +355,6 @@ def parse_confirm(d: Mapping[str, Any], where: Where, configs: int, search_seeds
         raise where.error("confirm.split", f"'{split}' is the {'training' if split == splits[0] else 'eval'} "
                                            "split; the confirmation needs a held-out split (e.g. test)",
                           line_of(raw, "split"))
-    return Confirm(top=top, seeds=tuple(seeds), split=split)
+    ablate = get_bool(raw, "ablate", "confirm.ablate", where, False)
+    max_runs = get_int(raw, "max_runs", "confirm.max_runs", where, MAX_RUNS, lo=1)
+    return Confirm(top=top, seeds=tuple(seeds), split=split, ablate=ablate, max_runs=max_runs)

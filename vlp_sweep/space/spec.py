@@ -20,6 +20,7 @@ from typing import Any
 from vlp_sweep.config import TrainConfig, config_keys, make_config, nest
 from vlp_sweep.errors import UserError
 from vlp_sweep.model_factory import BUILTIN_FACTORY, option_keys
+from vlp_sweep.space.distributions import contains, same_value
 from vlp_sweep.space.params import Param, flatten, holds, topological
 from vlp_sweep.space.sections import Baseline, Confirm, Pairs, Resources, Scheduler, SearchAlg, WandbSettings
 from vlp_sweep.train.watch.health_config import HealthConfig
@@ -254,14 +255,36 @@ class SweepSpec:
         return self.confirm is not None and self.baseline is not None and bool(self.baseline.config)
 
     def _confirm_budget(self) -> dict[str, int]:
-        """Trials and epochs (at most) of the confirmation stage: every config runs all its epochs."""
+        """Trials and epochs (at most) of the confirmation stage: every config runs all its epochs; with
+        ``ablate``, as many ablations as the winner can have keys that differ from the baseline config."""
         if self.confirm is None:
-            return {"confirm_trials": 0, "confirm_max_epochs": 0}
-        n = len(self.confirm.seeds)
-        epochs = self.confirm.top * n * self.epochs_range()[1]
-        if self.confirms_baseline:
-            epochs += n * self.baseline_config().optim.epochs
-        return {"confirm_trials": (self.confirm.top + self.confirms_baseline) * n, "confirm_max_epochs": epochs}
+            return {"confirm_trials": 0, "confirm_max_epochs": 0, "confirm_ablations": 0}
+        n, hi = len(self.confirm.seeds), self.epochs_range()[1]
+        base_epochs = self.baseline_config().optim.epochs if self.confirms_baseline else 0
+        ablations = self.most_ablations() if self.confirm.ablate else 0
+        epochs = n * (self.confirm.top * hi + base_epochs + ablations * max(hi, base_epochs))
+        return {"confirm_trials": (self.confirm.top + self.confirms_baseline + ablations) * n,
+                "confirm_max_epochs": epochs, "confirm_ablations": ablations}
+
+    def most_ablations(self) -> int:
+        """The most keys a confirmed winner can differ from the baseline config in (``confirm.ablate`` runs
+        one configuration per key): the keys the baseline sets to other values than the base, and every key
+        the search sets, the keys under a condition counted for its largest branch only (one ``when:`` value
+        of a key is active at a time). 0 without a baseline config."""
+        if self.baseline is None or not self.baseline.config:
+            return 0
+        keys = {k for k, v in self.baseline.config if not same_value(v, self.fixed(k))}
+        keys |= {k for p in self.search if not p.when for k in p.sets()}
+        branches: dict[str, list[Param]] = {}
+        for p in self.search:
+            if p.when:
+                branches.setdefault(p.when[0][0], []).append(p)
+        extra = 0
+        for kids in branches.values():
+            values = [v for p in kids for v in p.when[0][1]]
+            extra += max(len({k for p in kids if contains(p.when[0][1], v) for k in p.sets()} - keys)
+                         for v in values)
+        return len(keys) + extra
 
 
 # ---------------------------------------------------------------- diff helpers

@@ -10,6 +10,8 @@ Optuna study out. Only the driver starts Ray; the trainer is called from ``trial
     callbacks.py       Tune callbacks: the live leaderboard and the terminal's progress line
     leaderboard.py     the only writer of Parquet results (leaderboard, history, ranks)
     confirm.py         the confirmation stage: top-K configs again with fresh seeds, on the held-out split
+    ablate.py          its ablations (confirm.ablate) and the dev winner rule report and promote share
+    query_signers.py   who signed each held-out query (confirm_queries.parquet)
     results.py         a sweep folder read back (status, report, promote): tables, ranking, checkpoints
     status.py          `vlp-sweep status`
     lock.py, signals.py, outcome.py   one driver per sweep; Ctrl-C / SIGTERM; how a run ended

@@ -6,9 +6,14 @@ sweep (``<storage>/<name>/confirm``, resumed like the search).
     runs/<name>/confirm.parquet          one row per configuration x seed (schema: CONFIRM_SCHEMA)
     runs/<name>/confirm_ranks.parquet    per-query ranks of each trial's selected checkpoint: ``split`` is
                                          ``dev`` (the eval split, which selected the epoch) or ``test``
+    runs/<name>/confirm_queries.parquet  the held-out split's queries and their signers (query_signers.py)
+    runs/<name>/confirm_ablations.json   with ``confirm.ablate``: the winner's keys reverted (ablate.py), run
+                                         as a second experiment (``<storage>/<name>/confirm_ablate``)
 
 The stage top to bottom: choose the candidates, run them (every (config_id, seed) pair once, as a grid,
-no scheduler), each trial in a Ray worker (``confirm_main``), then write the two tables.
+no scheduler), each trial in a Ray worker (``confirm_main``), then write the tables; with ``ablate``, run
+the winner's ablations the same way and write the tables again with their rows (role ``ablation``). A run
+that fails is a row with its error; the driver then records the stage as failed (``StageResult``).
 
 - The top-K are the finished searched configurations ranked by the mean over their seeds of the
   leaderboard's ``best_<metric>`` (the search's selection numbers), then ``rsum``, then the first trial id.
@@ -27,6 +32,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +44,9 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.selection import best_evaluation, finite_float
 from vlp_sweep.space.spec import SweepSpec
+from vlp_sweep.sweep import ablate
 from vlp_sweep.sweep.leaderboard import read_table, write_table_atomic
+from vlp_sweep.sweep.query_signers import write_queries
 from vlp_sweep.sweep.results import FINISHED, is_baseline_trial
 from vlp_sweep.sweep.trial import BASELINE_KEY, TrialContext, resolve_trial_config
 
@@ -58,7 +66,9 @@ CONFIRM_SCHEMA = pa.schema(
      ("epochs", pa.int64()), ("eval_split", pa.string()), ("test_split", pa.string()), ("test_n", pa.int64())]
     + [(f"{s}_{m}", pa.float64()) for s in SPLITS for m in METRIC_NAMES]
     + [("checkpoint_path", pa.string()), ("checkpoint_sha256", pa.string()), ("config_json", pa.string()),
-       ("updated_at", pa.timestamp("s", tz="UTC"))])
+       ("updated_at", pa.timestamp("s", tz="UTC")),
+       # an ablation (role "ablation", confirm.ablate): the configuration it reverts a key of, and the key
+       ("ablates", pa.string()), ("reverted_key", pa.string())])
 CONFIRM_RANKS_SCHEMA = pa.schema([("sweep", pa.string()), ("trial_id", pa.string()), ("config_id", pa.string()),
                                   ("seed", pa.int64()), ("split", pa.string()), ("direction", pa.string()),
                                   ("ranks", pa.list_(pa.int32()))])
@@ -139,11 +149,20 @@ def load_or_choose(spec: SweepSpec, run_dir: Path, cwd: str,
     return cands
 
 
+@dataclass(frozen=True)
+class StageResult:
+    """What the stage left: its table, and one line per configuration with failed runs (none: all ran)."""
+
+    path: Path
+    failures: tuple[str, ...] = ()
+
+
 def run_confirmation(ctx: TrialContext, name: str, run_dir: Path, storage: str,
-                     stopped: Callable[[], bool] = lambda: False) -> Path | None:
-    """Run (or resume) the stage after the search; writes confirm.parquet and returns its path, or None
-    when there is no stage, or the search did not finish, or a stop signal came (Ctrl-C, SIGTERM: the
-    stage's Tune loop stops cleanly and ``--resume`` continues it)."""
+                     stopped: Callable[[], bool] = lambda: False) -> StageResult | None:
+    """Run (or resume) the stage after the search, then its ablations (``confirm.ablate``); writes
+    confirm.parquet and returns it with the failed runs, or None when there is no stage, or the search did
+    not finish, or a stop signal came (Ctrl-C, SIGTERM: the stage's Tune loop stops cleanly and ``--resume``
+    continues it)."""
     from vlp_sweep.output import say  # the terminal, also while the driver's output goes to driver.log
 
     spec = ctx.spec
@@ -162,15 +181,38 @@ def run_confirmation(ctx: TrialContext, name: str, run_dir: Path, storage: str,
     results = fit_confirmation(ctx, name, cands, storage)
     if stopped():  # unfinished trials are not failures: the table waits for --resume
         return None
-    return write_confirm(run_dir, name, spec, cands, results)
+    path = write_confirm(run_dir, name, spec, cands, results)
+    write_queries(run_dir, str(next(iter(cands.values()))["config"]["data.path"]), spec.confirm.split)
+    if spec.confirm.ablate:
+        more = ablate.load_or_choose(run_dir, cands, read_table(path), spec.metric, spec.mode, say)
+        if more:
+            say(f"ablations: {len(more)} keys of the winner reverted to the baseline's one at a time "
+                f"({', '.join(c['reverted_key'] for c in more.values())}) x seeds {list(spec.confirm.seeds)}")
+            results += fit_confirmation(ctx, name, more, storage, ablate.EXPERIMENT)
+            if stopped():
+                return None
+            path = write_confirm(run_dir, name, spec, {**cands, **more}, results)
+    return StageResult(path, failure_lines(results))
+
+
+def failure_lines(outcomes: list[dict[str, Any]]) -> tuple[str, ...]:
+    """One line per configuration with failed runs: its seeds and the first error."""
+    failed: dict[str, list[dict[str, Any]]] = {}
+    for o in outcomes:
+        if o["error"]:
+            failed.setdefault(o["config_id"], []).append(o)
+    return tuple(f"confirmation of {cid} failed for seed{'s' * (len(runs) > 1)} "
+                 f"{', '.join(str(r['seed']) for r in sorted(runs, key=lambda r: r['seed']))}: {runs[0]['error']}"
+                 for cid, runs in failed.items())
 
 
 # ---------------------------------------------------------------- the stage's Tune experiment
 
 
-def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, Any]],
-                     storage: str) -> list[dict[str, Any]]:
-    """Run the stage's trials (those not finished before) and return one outcome per trial."""
+def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, Any]], storage: str,
+                     experiment: str = EXPERIMENT) -> list[dict[str, Any]]:
+    """Run the stage's trials (those not finished before; a failed one again) and return one outcome per
+    trial. ``experiment``: the Tune experiment's folder name (the ablations have their own)."""
     from ray import tune
 
     from vlp_sweep.sweep.callbacks import ProgressCallback
@@ -178,18 +220,19 @@ def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, An
     spec = ctx.spec
     assert spec.confirm is not None
     root = f"{storage.rstrip('/')}/{name}"
-    path = f"{root}/{EXPERIMENT}"
+    path = f"{root}/{experiment}"
     trainable = tune.with_resources(tune.with_parameters(confirm_main, ctx=ctx, candidates=cands),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     if tune.Tuner.can_restore(path):
-        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False)
+        # resume_errored: a run that failed (a model's code that could not be imported, since fixed) runs again
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         space = {"config_id": tune.grid_search(list(cands)), "seed": tune.grid_search(list(spec.confirm.seeds))}
         tuner = tune.Tuner(
             trainable, param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=root, verbose=0,
+                name=experiment, storage_path=root, verbose=0,
                 callbacks=[ProgressCallback(spec.metric, spec.mode, len(cands) * len(spec.confirm.seeds))],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest: the selected epoch's, at the end
                 failure_config=tune.FailureConfig(max_failures=spec.retries)))
@@ -256,9 +299,11 @@ def confirm_main(params: dict[str, Any], ctx: TrialContext, candidates: dict[str
     """Ray Tune function trainable of the confirmation stage (``params``: config_id and seed)."""
     from ray import tune
 
+    from vlp_sweep.model_factory import add_import_paths
     from vlp_sweep.train.checkpoint import sha256_file
     from vlp_sweep.train.trainer import Evaluation, fit
 
+    add_import_paths(ctx.import_paths)  # a model factory of your own, as in the search's trials (trial.py)
     spec = ctx.spec
     assert spec.confirm is not None
     metric, mode = spec.metric, spec.mode
@@ -311,7 +356,8 @@ def confirm_row(sweep: str, spec: SweepSpec, cand: dict[str, Any], out: dict[str
         "test_split": spec.confirm.split, "checkpoint_path": out["checkpoint_path"],
         "checkpoint_sha256": m.get("checkpoint_sha256") if out["checkpoint_path"] else None,
         "config_json": json.dumps(cand["config"], sort_keys=True, default=str),
-        "updated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0)}
+        "updated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
+        "ablates": cand.get("ablates"), "reverted_key": cand.get("reverted_key")}
     for s in SPLITS:
         found = {} if out["error"] else (m.get(s) or {}).get("metrics") or {}
         row |= {f"{s}_{k}": finite_float(found.get(k)) for k in METRIC_NAMES}

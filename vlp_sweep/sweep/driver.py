@@ -19,12 +19,15 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlp_sweep.atomic import write_text
 from vlp_sweep.errors import UserError, write_error
 from vlp_sweep.space.spec import SweepSpec
 from vlp_sweep.sweep.trial import TrialContext
+
+if TYPE_CHECKING:
+    from vlp_sweep.sweep.confirm import StageResult
 
 SWEEP_FILE = "sweep.json"
 LOG_FILE = "driver.log"  # Ray's, W&B's and PyTorch's own log lines (shown on the terminal with --debug)
@@ -184,8 +187,9 @@ class SweepOutcome:
     # Ray ran in this process: its background threads can abort the interpreter's teardown after the
     # work is done and written, so a command-line caller should exit without it (os._exit).
     ray_started: bool = False
-    status: str = "dry-run"  # what sweep.json says now: finished | interrupted (see outcome.py)
-    exit_code: int = 0  # 130 after Ctrl-C (SIGINT), 143 after SIGTERM
+    status: str = "dry-run"  # what sweep.json says now: finished | interrupted | failed (see outcome.py)
+    exit_code: int = 0  # 130 after Ctrl-C (SIGINT), 143 after SIGTERM, 1 when a stage had failed runs
+    failures: tuple[str, ...] = ()  # one line per configuration whose confirmation runs failed
 
 
 def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
@@ -196,33 +200,39 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
         return SweepOutcome(run_dir)
     from vlp_sweep.output import quiet_fds
     from vlp_sweep.sweep.lock import SweepLock
-    from vlp_sweep.sweep.outcome import run_and_record
+    from vlp_sweep.sweep.outcome import StageFailed, run_and_record
     from vlp_sweep.sweep.signals import StopOnSignal
 
     storage = opts.storage if opts.storage and "://" in opts.storage else str(
         Path(opts.storage or opts.runs_root).resolve())
 
-    def mark(status: str, reason: str | None = None) -> None:
-        write_sweep_file(run_dir, spec, name, storage, status, reason)
+    def mark(status: str, reason: str | None = None, stage: str | None = None) -> None:
+        write_sweep_file(run_dir, spec, name, storage, status, reason, stage)
 
     def interrupted(_: int) -> None:
         if (run_dir / SWEEP_FILE).is_file():
             mark("interrupted")
 
+    failures: list[str] = []
     with SweepLock(run_dir), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
             StopOnSignal(on_force=interrupted, on_stop=interrupted) as stop:
 
         def fit() -> None:
             # ray.init puts Ray's native SIGTERM handler (a stack dump, then abort) over ours: take it back.
-            _fit(spec, opts, name, run_dir, ctx, storage, max_conc, mark, after_init=stop.install,
-                 stopped=lambda: stop.signum is not None)
+            stage = _fit(spec, opts, name, run_dir, ctx, storage, max_conc, mark, after_init=stop.install,
+                         stopped=lambda: stop.signum is not None)
+            if stage is not None and stage.failures:
+                failures.extend(stage.failures)
+                raise StageFailed("confirmation", stage.failures)
 
         status = run_and_record(fit, stop, run_dir, mark, started=(run_dir / SWEEP_FILE).is_file)
-    return SweepOutcome(run_dir, ray_started=True, status=status, exit_code=stop.exit_code)
+    return SweepOutcome(run_dir, ray_started=True, status=status, exit_code=stop.exit_code or (1 if failures else 0),
+                        failures=tuple(failures))
 
 
 def _fit(spec: SweepSpec, opts: SweepOptions, name: str, run_dir: Path, ctx: TrialContext, storage: str,
-         max_conc: int, mark: Any, after_init: Any, stopped: Any = lambda: False) -> None:
+         max_conc: int, mark: Any, after_init: Any, stopped: Any = lambda: False) -> StageResult | None:
+    """The search, then the confirmation stage (its result: None when there is none or it did not run)."""
     from ray import tune
 
     from vlp_sweep.space.user_code import py_modules
@@ -248,7 +258,7 @@ def _fit(spec: SweepSpec, opts: SweepOptions, name: str, run_dir: Path, ctx: Tri
         tuner.fit()
         from vlp_sweep.sweep.confirm import run_confirmation
 
-        run_confirmation(ctx, name, run_dir, storage, stopped)  # no-op without confirm: or once stopped
+        return run_confirmation(ctx, name, run_dir, storage, stopped)  # None without confirm: or once stopped
     finally:
         import gc
 
@@ -296,7 +306,7 @@ def _new_tuner(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, sto
 
 
 def write_sweep_file(run_dir: Path, spec: SweepSpec, name: str, storage: str, status: str,
-                      reason: str | None = None) -> None:
+                     reason: str | None = None, stage: str | None = None) -> None:
     from vlp_sweep import __version__
     from vlp_sweep.sweep.datasets import dataset_entries
 
@@ -310,6 +320,8 @@ def write_sweep_file(run_dir: Path, spec: SweepSpec, name: str, storage: str, st
     doc["datasets"] = old["datasets"] if status != "running" and "datasets" in old else dataset_entries(spec)
     if reason:
         doc["reason"] = reason  # why the status is "failed"
+    if stage:
+        doc["failed_stage"] = stage  # which stage had failed runs (the search itself: no such key)
     try:
         write_text(path, json.dumps(doc, indent=2, default=str))
     except OSError as e:  # full disk, read-only runs/

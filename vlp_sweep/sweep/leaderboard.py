@@ -27,6 +27,7 @@ from vlp_sweep.atomic import atomic_path
 from vlp_sweep.config import config_keys
 from vlp_sweep.errors import write_error
 from vlp_sweep.metric_names import METRIC_NAMES
+from vlp_sweep.model_factory import BUILTIN_FACTORY, BUILTIN_OPTIONS
 from vlp_sweep.selection import best_evaluation, finite_float, trial_key
 from vlp_sweep.train.watch.health_config import COLUMNS as HEALTH_COLUMNS
 from vlp_sweep.train.watch.health_config import HISTORY_HEALTH
@@ -148,6 +149,8 @@ class Leaderboard:
                    model_options=json.dumps({k.split(".", 2)[2]: v for k, v in config.items()
                                              if k.startswith("model.options.")}, sort_keys=True),
                    max_epochs=int(config.get("optim.epochs", self.max_epochs)))
+        if config.get("model.factory", BUILTIN_FACTORY) != BUILTIN_FACTORY:  # keys that model never read
+            row.update({config_column(f"model.{k}"): None for k in BUILTIN_OPTIONS})
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         epoch = int(result["epoch"])

@@ -3,7 +3,8 @@
     running      a driver is at work (``vlp-sweep status`` tells whether it is still alive)
     finished     Tune's loop ended by itself: every trial ended (done, stopped early or errored)
     interrupted  Ctrl-C or SIGTERM stopped it; ``--resume`` continues the unfinished trials
-    failed       the driver itself failed (``reason`` says why); ``--resume`` continues as well
+    failed       the driver itself failed, or a stage ended with failed runs (``reason`` says why,
+                 ``failed_stage`` which stage: "confirmation"); ``--resume`` continues as well
 
 Only ``finished`` says the sweep is complete: a status is written for what happened, never in a
 ``finally`` block that cannot tell a crash from the end.
@@ -18,9 +19,24 @@ from pathlib import Path
 from vlp_sweep.errors import UserError
 from vlp_sweep.sweep.signals import Interrupted, StopOnSignal
 
-__all__ = ["failure_reason", "run_and_record", "user_error_in"]
+__all__ = ["StageFailed", "failure_reason", "run_and_record", "user_error_in"]
 
-Mark = Callable[[str, "str | None"], None]
+Mark = Callable[..., None]  # (status, reason=None, stage=None): writes sweep.json
+
+
+class StageFailed(Exception):
+    """A stage ended with failed runs (the confirmation stage): the sweep is not finished, its tables are
+    written; ``lines`` says which configurations failed, one line each."""
+
+    def __init__(self, stage: str, lines: tuple[str, ...]) -> None:
+        super().__init__(f"the {stage} stage failed: {'; '.join(lines)}")
+        self.stage, self.lines = stage, lines
+
+    @property
+    def reason(self) -> str:
+        n = len(self.lines)
+        first = f": {self.lines[0]}" if self.lines else ""
+        return f"{n} configuration{'s' * (n != 1)} with failed runs{first}"
 
 
 def failure_reason(err: BaseException) -> str:
@@ -53,6 +69,10 @@ def run_and_record(fit: Callable[[], object], stop: StopOnSignal, run_dir: Path,
         fit()
     except Interrupted:
         status = "interrupted"
+    except StageFailed as e:  # everything is written; the run is not finished
+        if started():
+            mark("failed", e.reason, e.stage)
+        return "failed"
     except BaseException as e:
         user = user_error_in(e)
         if started():

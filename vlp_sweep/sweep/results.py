@@ -30,7 +30,8 @@ __all__ = ["FINISHED", "Sweep", "checkpoint_missing", "drawn_params", "inactive_
            "load_sweep", "missing_checkpoints", "open_sweep", "rank_trials", "resolve_metric", "searched_only",
            "sort_key", "trial_config", "trial_params"]
 TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
-CONFIRM_TABLES = ("confirm.parquet", "confirm_ranks.parquet")  # the confirmation stage, when it has run
+# the confirmation stage, when it has run (confirm_queries: who signed each held-out query, query_signers.py)
+CONFIRM_TABLES = ("confirm.parquet", "confirm_ranks.parquet", "confirm_queries.parquet")
 
 
 def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -69,7 +70,7 @@ def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
 
 @dataclass
 class Sweep:
-    """A sweep folder as read from disk: sweep.json, the three Parquet tables and the confirmation's two."""
+    """A sweep folder as read from disk: sweep.json, the three Parquet tables and the confirmation's three."""
 
     run_dir: Path
     meta: dict[str, Any]
@@ -78,6 +79,7 @@ class Sweep:
     ranks: pd.DataFrame
     confirm: pd.DataFrame = field(default_factory=pd.DataFrame)
     confirm_ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    confirm_queries: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def name(self) -> str:
@@ -111,7 +113,7 @@ def load_sweep(run_dir: str | Path) -> Sweep:
         except Exception as e:  # a damaged file from a disk problem: name it, no traceback
             raise UserError(f"{d / name}: not a readable Parquet table ({type(e).__name__})") from None
     return Sweep(d, meta, board, tables["history.parquet"], tables["ranks.parquet"], tables["confirm.parquet"],
-                 tables["confirm_ranks.parquet"])
+                 tables["confirm_ranks.parquet"], tables["confirm_queries.parquet"])
 
 
 def resolve_metric(metric: str | None, spec: dict[str, Any]) -> tuple[str, str]:

@@ -45,6 +45,20 @@ def print_status(run_dir: str | Path) -> None:
     for tid, path in missing.items():
         console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(tid)}: {rich_escape(path)} (deleted or "
                       "moved since the sweep recorded it; promote skips this trial)", markup=True, highlight=False)
+    for line in confirm_failures(Path(run_dir)):
+        console.print(f"[red]CONFIRMATION FAILED[/red] {rich_escape(line)}", markup=True, highlight=False)
+
+
+def confirm_failures(run_dir: Path) -> list[str]:
+    """One line per failed run of the confirmation stage (confirm.parquet): configuration, seed, error."""
+    from vlp_sweep.sweep.confirm import CONFIRM_FILE
+    from vlp_sweep.sweep.leaderboard import read_table
+
+    if not (run_dir / CONFIRM_FILE).is_file():
+        return []
+    rows = read_table(run_dir / CONFIRM_FILE)
+    return [f"{r['config_id']} seed {r['seed']}: {r['error']}" for _, r in rows.iterrows()
+            if r["status"] != "TERMINATED"]
 
 
 def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:
@@ -65,7 +79,8 @@ def driver_line(run_dir: str | Path, meta: dict[str, Any]) -> str:
     if status == "running":  # killed without a chance to write its status (kill -9, power loss)
         return "driver: not running (it ended without recording how; resume with vlp-sweep run SPACE --resume)"
     if status == "failed":
-        return f"driver: not running (failed: {meta.get('reason', 'no reason recorded')})"
+        stage = f" in the {meta['failed_stage']} stage" if meta.get("failed_stage") else ""
+        return f"driver: not running (failed{stage}: {meta.get('reason', 'no reason recorded')})"
     return "driver: not running"
 
 

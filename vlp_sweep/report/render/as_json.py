@@ -26,8 +26,8 @@ def _plain(x: Any) -> Any:
 
 def to_dict(rep: Report) -> dict[str, Any]:
     d = asdict(rep)
-    for c, src in zip(d["comparisons"], rep.comparisons):
-        c["verdict"] = src.result.verdict() if src.result else None
+    for c, src in zip(d["comparisons"], rep.comparisons):  # selection numbers: a p-value, never a verdict
+        c["p"] = src.result.p if src.result else None
     return dict(_plain(d))
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlp_sweep.report.stats import Interval
-from vlp_sweep.report.types import Report, TrialLine
+from vlp_sweep.report.stats import Interval, format_p
+from vlp_sweep.report.types import Compared, Report, TrialLine
 from vlp_sweep.report.values import value_label
 
 TABLE_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR", "v2t_R1", "v2t_R5", "v2t_R10", "rsum")
@@ -94,3 +94,18 @@ def target_state(ok: bool | None, reference: bool) -> str:
     if reference:
         return "reference"
     return "-" if ok is None else "pass" if ok else "fail"
+
+
+def selection_label(c: Compared) -> str:
+    """A selection comparison's name with its footing: "best vs runner-up at epoch 4 (the last both reached)"."""
+    if c.epoch is not None:
+        return f"{c.label} at epoch {c.epoch} (the last both reached)"
+    if c.double_selected:
+        return f"{c.label} (double-selected: each at its best epoch)"
+    return c.label
+
+
+def selection_p(c: Compared) -> str:
+    """The p-value of a selection comparison, said to be no verdict ("p = 0.27, no verdict")."""
+    assert c.result is not None
+    return f"{format_p(c.result.p, c.result.resamples)}, no verdict"

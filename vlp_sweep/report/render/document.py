@@ -28,7 +28,9 @@ Section = Callable[[Report, set[str]], list[Block]]
 
 
 def header(rep: Report, images: set[str]) -> list[Block]:
-    return [Block("h1", f"Sweep report: {rep.sweep}"), Block("p", summary(rep)), *[Block("note", n) for n in rep.notes]]
+    model = [Block("p", rep.model)] if rep.model else []
+    return [Block("h1", f"Sweep report: {rep.sweep}"), Block("p", summary(rep)), *model,
+            *[Block("note", n) for n in rep.notes]]
 
 
 def _trial_cells(t: TrialLine, rep: Report, i: int) -> list[str]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.report.headline import difference
 from vlp_sweep.report.render import monitoring
 from vlp_sweep.report.render.blocks import (
     INACTIVE_NOTE,
     config_cell,
     fmt,
     pct,
+    selection_label,
+    selection_p,
     shows_inactive,
     signed,
     summary,
@@ -35,6 +38,8 @@ def print_terminal(rep: Report, written: dict[str, Path] | None = None) -> None:
     natural = Console(width=220).measure(table).maximum
     console = Console(width=max(Console().width, min(220, natural)), highlight=False)
     console.print(summary(rep), markup=False)
+    if rep.model:
+        console.print(rep.model, markup=False)
     for n in rep.notes:
         console.print(f"note: {n}", markup=False)
     console.print(table)
@@ -79,16 +84,14 @@ def _table(rep: Report) -> Any:
 
 def summary_lines(rep: Report) -> list[str]:
     """One line per comparison, target, and analysis (importance, expected best), then the errors."""
-    out = [f"confirmed: {rep.confirmed.headline}"] if rep.confirmed is not None else []
-    out += [f"confirmed {c.config_id}: FAILED seed {r.seed}: {r.error}" for c in (rep.confirmed.configs if
-            rep.confirmed else []) for r in c.runs if r.status != "TERMINATED"]
+    out = confirmed_lines(rep)
     for c in rep.comparisons:
         r = c.result
         if r is None:
-            out.append(f"{c.label}: {c.note}")
+            out.append(f"{selection_label(c)}: {c.note}")
             continue
-        out.append(f"{c.label} (selection numbers, {c.a} vs {c.b}): {r.metric} {signed(r.diff)} [{signed(r.low)}, "
-                   f"{signed(r.high)}]: {r.verdict()}" + (f" ({c.note})" if c.note else ""))
+        out.append(f"{selection_label(c)} (selection numbers, {c.a} vs {c.b}): {r.metric} {signed(r.diff)} "
+                   f"[{signed(r.low)}, {signed(r.high)}], {selection_p(c)}" + (f" ({c.note})" if c.note else ""))
     unjudged = " (other data), not judged" if rep.data.synthetic else ""
     for row in rep.targets:
         for lv, thr, ok in row.levels:
@@ -96,6 +99,24 @@ def summary_lines(rep: Report) -> list[str]:
                        f"{target_state(ok, rep.data.synthetic)}{unjudged}")
     return [*out, _importance_line(rep), _expected_best_line(rep), monitoring.line(rep),
             *(f"ERROR {t}: {e}" for t, e in rep.errors)]
+
+
+def confirmed_lines(rep: Report) -> list[str]:
+    """The confirmed headline, the lines after it, failed runs, and which change earned the gain."""
+    conf = rep.confirmed
+    if conf is None:
+        return []
+    out = [f"confirmed: {conf.headline}", *(f"  {line}" for line in conf.lines)]
+    out += [f"confirmed {c.config_id}: FAILED seed {r.seed}: {r.error}" for c in conf.configs for r in c.runs
+            if r.status != "TERMINATED"]
+    att = conf.attribution
+    if att is not None and att.rows:
+        parts = [f"{a.key} {difference(a.comparison.result)} {a.comparison.verdict}" if a.comparison.result
+                 else f"{a.key}: {a.comparison.verdict}" for a in att.rows]
+        out.append(f"which change earned it ({conf.metric}, {att.winner} minus the key reverted): " + "; ".join(parts))
+    elif att is not None:
+        out.append(f"which change earned it: {att.note}")
+    return out
 
 
 def _importance_line(rep: Report) -> str:

@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 from vlp_sweep.metric_names import MODE
-from vlp_sweep.report.render.blocks import Block, fmt, fmt_ci, pct, signed, target_state
+from vlp_sweep.report.render.blocks import (
+    Block,
+    fmt,
+    fmt_ci,
+    pct,
+    selection_label,
+    selection_p,
+    signed,
+    target_state,
+)
 from vlp_sweep.report.types import Report
 
 
 def comparisons(rep: Report, images: set[str]) -> list[Block]:
     headers = ["comparison", "A", "B", "metric", "A value", "B value", f"A - B [{pct(rep.level)} CI]",
-               "verdict", "method"]
+               "p (selection numbers)", "method"]
     rows = []
     for c in rep.comparisons:
         r = c.result
         if r is None:
-            rows.append([c.label, c.a, c.b, "-", "-", "-", "-", c.note, "-"])
+            rows.append([selection_label(c), c.a, c.b, "-", "-", "-", "-", c.note, "-"])
             continue
-        verdict = r.verdict() + (f" ({c.note})" if c.note else "")
-        rows.append([c.label, c.a, c.b, r.metric, fmt(r.a, r.metric), fmt(r.b, r.metric),
-                     f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]", verdict,
-                     f"{r.method}, {r.n} queries"])
-    return [Block("h2", "Is the best trial really better? (selection numbers)"),
-            Block("p", "Each trial at its best epoch on the eval split, the split that selected it: selection "
-                       "numbers, which favour the selected trial."),
-            Block("table", headers=headers, rows=rows, text_cols=(0, 1, 3), wrap_cols=(2, 7, 8))]
+        rows.append([selection_label(c), c.a, c.b, r.metric, fmt(r.a, r.metric), fmt(r.b, r.metric),
+                     f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]",
+                     selection_p(c) + (f" ({c.note})" if c.note else ""), f"{r.method}, {r.n} queries"])
+    verdict = ("the confirmed comparison above is the only one with a verdict" if rep.confirmed is not None
+               else "with no confirmation stage (confirm: none), no comparison here is a verdict")
+    return [Block("h2", "Selection numbers: the best trial against the runner-up and the baseline"),
+            Block("p", "Trials on the eval split, the split that selected them: selection numbers, which favour "
+                       "the selected trial. The runner-up is compared at the last epoch both trials reached "
+                       "(ASHA may have stopped it early); the baseline at each trial's best epoch, which selects "
+                       f"twice (the best trial of the search, and its best epoch). The p-values are shown; "
+                       f"{verdict}."),
+            Block("table", headers=headers, rows=rows, text_cols=(0, 1, 3), wrap_cols=(0, 2, 7, 8))]
 
 
 def _baseline_line(rep: Report) -> Block:

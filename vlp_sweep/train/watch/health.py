@@ -224,8 +224,12 @@ class FiniteGuard:
         self._pending = None
         loss, norm = float(self._host[0]), float(self._host[1])
         if not (math.isfinite(loss) and math.isfinite(norm)):
+            # At the first step no update has happened yet: the learning rate cannot be the cause.
+            advice = ("at the first step, before any update, so the model's output or the data is not finite, not "
+                      "the learning rate; vlp-sweep validate checks a model factory's embeddings" if step == 0
+                      else "lower optim.lr, or raise optim.warmup_steps")
             raise NonFiniteError(f"non-finite training loss {loss} / gradient norm {norm} at epoch {epoch + 1}, "
-                                 f"step {step + 1}: the trial stops (lower optim.lr, or raise optim.warmup_steps)")
+                                 f"step {step + 1}: the trial stops ({advice})")
 
 
 class DeviceMonitor:
