@@ -32,6 +32,11 @@ def test_trainer_benchmark_parallel_and_profile_smoke() -> None:
     assert "aten::" in _run("bench_trainer.py", "--smoke", "--device", "cpu", "--profile")
 
 
+def test_bookkeeping_benchmark_smoke() -> None:
+    out = _run("bench_bookkeeping.py", "--smoke")
+    assert "per-result cost at    10 trials" in out and "peak RSS" in out
+
+
 def test_metrics_benchmark_smoke() -> None:
     out = _run("bench_metrics.py", "--smoke", "--device", "cpu")
     assert "count" in out and "argsort" in out

@@ -41,7 +41,7 @@ def _held_by(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
 def _check_against_leaderboard(run_dir: Path) -> pd.DataFrame:
     """Every searched leaderboard row has one Optuna trial with the matching state, values and params."""
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
-    hist = pd.read_parquet(run_dir / "history.parquet")
+    hist = pd.read_parquet(run_dir / "history")
     study = _study(run_dir)
     held = _held_by(study)
     searched = board[~board.params.str.contains("__baseline__")]
@@ -106,7 +106,7 @@ def test_seeds_repeat_each_suggestion_and_optuna_sees_their_means(sweep_data: Pa
     assert main(["run", str(path), "--name", "seeds", "--runs-root", str(tmp_path / "runs")]) == 0
     run_dir = tmp_path / "runs" / "seeds"
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
-    hist = pd.read_parquet(run_dir / "history.parquet")
+    hist = pd.read_parquet(run_dir / "history")
     study = _study(run_dir)
     assert len(board) == 4 and len(study.trials) == 2 and set(board.status) == {"TERMINATED"}
     for t in study.trials:  # the primary trial of each group of seeds carries the group's numbers

@@ -130,10 +130,14 @@ def _sources(sweep: Sweep) -> list[str]:
         updated = f", last row update {pd.Timestamp(sweep.board['updated_at'].max()).isoformat()}"
     out.append(f"{d / 'leaderboard.parquet'}: {len(sweep.board)} rows (one per trial){updated}: every best_*, "
                "status, config and error shown")
-    out.append(f"{d / 'history.parquet'}: {len(sweep.history)} rows (one per trial and evaluation): learning "
+    out.append(f"{d / 'history'}: {len(sweep.history)} rows (one per trial and evaluation): learning "
                "curves, and each trial's metric at each equal budget (effects, importance, expected best)")
-    out.append(f"{d / 'ranks.parquet'}: {len(sweep.ranks)} rows (per-query ranks per trial, epoch and "
-               "direction): intervals and comparisons, at each trial's best_epoch")
+    if not sweep.ranks.empty:  # an earlier version's single file
+        out.append(f"{d / 'ranks.parquet'}: {len(sweep.ranks)} rows (per-query ranks per trial, epoch and "
+                   "direction): intervals and comparisons, at each trial's best_epoch")
+    else:
+        out.append("ranks/epoch-NNNNNN.parquet in each trial's folder (the leaderboard's trial_dir): per-query "
+                   "ranks of each evaluation, read at each listed trial's best_epoch: intervals and comparisons")
     if not sweep.confirm.empty:
         out.append(f"{d / 'confirm.parquet'}: {len(sweep.confirm)} rows (one per confirmed configuration and seed): "
                    "the confirmed result's dev and test numbers, selected epochs and errors")

@@ -4,16 +4,17 @@
     runs/<name>/driver.lock         held while a driver runs the sweep (lock.py)
     runs/<name>/driver.log          Ray's, W&B's and PyTorch's own log lines (output.py)
     runs/<name>/leaderboard.parquet one row per trial        (leaderboard.py)
-    runs/<name>/history.parquet     one row per evaluation
-    runs/<name>/ranks.parquet       per-query ranks per evaluation
+    runs/<name>/history/            one row per evaluation: Parquet parts, read as one table (parts.py)
     runs/<name>/confirm.parquet     the confirmation stage, one row per config x seed (confirm.py)
     runs/<name>/wandb/              W&B runs (offline ones sync later with `wandb sync`)
-    <storage>/<name>/               Ray Tune's experiment (trial folders, checkpoints); by default
-                                    <storage> = runs, so this is runs/<name> too
+    <storage>/<name>/               Ray Tune's experiment (trial folders with checkpoints, and the per-query
+                                    ranks each trial writes: ranks.py); by default <storage> = runs, so
+                                    this is runs/<name> too
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -235,8 +236,9 @@ def _fit(spec: SweepSpec, opts: SweepOptions, name: str, run_dir: Path, ctx: Tri
     max_epochs = spec.epochs_range()[1]
     # A data-parallel trial's Tune actor only launches Ray Train workers, which hold the resources.
     res = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu} if spec.resources.workers == 1 else {"cpu": 0.01}
-    trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx), res)
     exp_path = f"{storage.rstrip('/')}/{name}"
+    ctx = dataclasses.replace(ctx, experiment_path=exp_path, name=name)  # where trials write their ranks
+    trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx), res)
     if opts.resume and tune.Tuner.can_restore(exp_path):
         from vlp_sweep.sweep.moved import register
 

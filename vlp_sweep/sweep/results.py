@@ -12,24 +12,26 @@ hold the metrics of the epoch whose checkpoint the row records.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.selection import trial_key
 from vlp_sweep.space.params import contains
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.leaderboard import read_history, read_table
+from vlp_sweep.sweep.ranks import read_epoch
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
 __all__ = ["FINISHED", "Sweep", "checkpoint_missing", "drawn_params", "inactive_keys", "is_baseline_trial",
            "load_sweep", "missing_checkpoints", "open_sweep", "rank_trials", "resolve_metric", "searched_only",
            "sort_key", "trial_config", "trial_params"]
-TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
+LEGACY_RANKS = "ranks.parquet"  # an earlier version's per-query ranks, all in one file
 CONFIRM_TABLES = ("confirm.parquet", "confirm_ranks.parquet")  # the confirmation stage, when it has run
 
 
@@ -69,15 +71,29 @@ def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
 
 @dataclass
 class Sweep:
-    """A sweep folder as read from disk: sweep.json, the three Parquet tables and the confirmation's two."""
+    """A sweep folder as read from disk: sweep.json, the leaderboard and history, the confirmation's two
+    tables; per-query ranks are read when asked for (:meth:`ranks_of`), from the trials' own folders."""
 
     run_dir: Path
     meta: dict[str, Any]
     board: pd.DataFrame
     history: pd.DataFrame
-    ranks: pd.DataFrame
+    ranks: pd.DataFrame  # an earlier version's ranks.parquet (empty for sweeps that keep ranks per trial)
     confirm: pd.DataFrame = field(default_factory=pd.DataFrame)
     confirm_ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def ranks_of(self, trial_id: str, epoch: int) -> dict[str, np.ndarray]:
+        """direction -> per-query ranks of one evaluation ({} when they are not on disk)."""
+        if not self.ranks.empty:
+            rows = self.ranks[(self.ranks["trial_id"] == trial_id) & (self.ranks["epoch"] == epoch)]
+            return {str(d): np.asarray(r, dtype=np.int64) for d, r in zip(rows["direction"], rows["ranks"])}
+        folder = self.trial_dirs().get(trial_id)
+        return read_epoch(folder, epoch) if folder else {}
+
+    def trial_dirs(self) -> dict[str, str]:
+        if self.board.empty or "trial_dir" not in self.board:
+            return {}
+        return {str(t): str(d) for t, d in zip(self.board["trial_id"], self.board["trial_dir"]) if isinstance(d, str)}
 
     @property
     def name(self) -> str:
@@ -105,13 +121,18 @@ def load_sweep(run_dir: str | Path) -> Sweep:
     if not (d / "leaderboard.parquet").is_file():
         raise UserError(f"{d}: no leaderboard.parquet yet (the sweep has not started any trial)")
     tables = {}
-    for name in (*TABLES[1:], *CONFIRM_TABLES):
-        try:
-            tables[name] = read_table(d / name) if (d / name).is_file() else pd.DataFrame()
-        except Exception as e:  # a damaged file from a disk problem: name it, no traceback
-            raise UserError(f"{d / name}: not a readable Parquet table ({type(e).__name__})") from None
-    return Sweep(d, meta, board, tables["history.parquet"], tables["ranks.parquet"], tables["confirm.parquet"],
+    for name in (LEGACY_RANKS, *CONFIRM_TABLES):
+        tables[name] = _readable(d / name, lambda p: read_table(p) if p.is_file() else pd.DataFrame())
+    history = _readable(d / "history", lambda _: read_history(d))
+    return Sweep(d, meta, board, history, tables[LEGACY_RANKS], tables["confirm.parquet"],
                  tables["confirm_ranks.parquet"])
+
+
+def _readable(path: Path, read: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    try:
+        return read(path)
+    except Exception as e:  # a damaged file from a disk problem: name it, no traceback
+        raise UserError(f"{path}: not a readable Parquet table ({type(e).__name__})") from None
 
 
 def resolve_metric(metric: str | None, spec: dict[str, Any]) -> tuple[str, str]:

@@ -1,0 +1,198 @@
+"""A table kept as a folder of Parquet parts: appending costs what is appended, and pandas, polars and DuckDB
+read the folder as one table at any moment.
+
+    runs/NAME/history                      a symlink to the current generation (readers use this path)
+    runs/NAME/.parts/history.000003/       that generation: 000003-000000.parquet, 000003-000001.parquet, ...
+
+``append`` writes one new part (a temporary name, then a rename: a reader lists complete parts only).
+``compact`` writes every row (duplicates of a key dropped, the last kept; rows ``drop`` names removed) as
+one part of a new generation, switches the symlink in one rename and deletes the old generation. Part names
+differ between generations, so a reader that listed the old one and opens a part after the switch gets
+"file not found" (read again: :func:`read_parts` does), never rows twice or rows missing. Every part of a
+generation has the same schema (a compaction casts older parts to the current one), so polars and DuckDB
+need no schema-merging options.
+
+Readers: ``pandas.read_parquet("runs/NAME/history")``, ``polars.read_parquet("runs/NAME/history/*.parquet")``,
+DuckDB ``from 'runs/NAME/history/*.parquet'``. A sweep of an earlier version has a single file
+(``history.parquet``) instead: :func:`read_parts` reads that too, and the first compaction replaces it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vlp_sweep.atomic import atomic_path
+from vlp_sweep.errors import write_error
+
+__all__ = ["PartsTable", "read_parts"]
+
+GENERATIONS = ".parts"  # beside the table's symlink
+_INDEX = "__row__"
+_BATCH = 32_768  # rows per batch while compacting
+
+
+def _read_file(path: Path) -> pa.Table:
+    with open(path, "rb") as f:  # one open file: one version (see leaderboard.read_arrow)
+        return pq.ParquetFile(f).read()
+
+
+def _part_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix == ".parquet" and not p.name.startswith("."))
+
+
+def read_parts(path: str | os.PathLike[str], legacy: str | os.PathLike[str] | None = None,
+               schema: pa.Schema | None = None, attempts: int = 5) -> pa.Table | None:
+    """The table at ``path`` (a parts folder or its symlink), or the single file ``legacy`` of an earlier
+    version; None when neither exists. A compaction landing mid-read makes it read again."""
+    p = Path(path)
+    for attempt in range(attempts):
+        if not p.exists():
+            return _read_file(Path(legacy)) if legacy is not None and Path(legacy).is_file() else None
+        folder = Path(os.path.realpath(p))  # one generation for the whole read
+        try:
+            tables = [_read_file(f) for f in _part_files(folder)]
+        except FileNotFoundError:  # that generation was replaced meanwhile
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+            continue
+        if not tables:
+            return schema.empty_table() if schema is not None else None
+        return pa.concat_tables(tables, promote_options="default")
+    return None
+
+
+class PartsTable:
+    """The writer of one parts table (the sweep driver's; readers use :func:`read_parts`)."""
+
+    def __init__(self, root: str | os.PathLike[str], name: str, schema: pa.Schema, key: tuple[str, ...],
+                 max_parts: int = 32):
+        self.root, self.name, self.schema, self.key, self.max_parts = Path(root), name, schema, key, max_parts
+        self.link = self.root / name
+        self.legacy = self.root / f"{name}.parquet"
+
+    # -- state on disk ------------------------------------------------------------------------------
+    def _generation(self) -> tuple[int, Path] | None:
+        if not self.link.is_symlink():
+            return None
+        folder = Path(os.path.realpath(self.link))
+        return int(folder.name.rsplit(".", 1)[1]), folder
+
+    def parts(self) -> list[Path]:
+        gen = self._generation()
+        return _part_files(gen[1]) if gen is not None and gen[1].is_dir() else []
+
+    def batches(self) -> Iterator[pa.Table]:
+        """Every row, in the current schema, a bounded batch at a time (the writer's own reads)."""
+        return _batches(self._sources(), self.schema, self.schema.empty_table())
+
+    def read(self) -> pa.Table:
+        """Every row, in the current schema (an empty table when there is none yet)."""
+        table = read_parts(self.link, self.legacy, self.schema)
+        return self.schema.empty_table() if table is None else _conform(table, self.schema)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """One new part with ``rows``; the first one since a single legacy file (or none) compacts instead."""
+        if not rows:
+            return
+        gen = self._generation()
+        if gen is None or not gen[1].is_dir():
+            self.compact(extra=rows)
+            return
+        number, folder = gen
+        parts = _part_files(folder)
+        seq = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
+        self._write(pa.Table.from_pylist(rows, schema=self.schema), folder / f"{number:06d}-{seq:06d}.parquet")
+        if len(parts) + 1 > self.max_parts:
+            self.compact()
+
+    def compact(self, extra: list[dict[str, Any]] | None = None,
+                drop: Callable[[pa.Table], pa.Array] | None = None) -> None:
+        """All rows (and ``extra``) as one part of a new generation: the last row of each key kept, rows for
+        which ``drop(keys)`` is true left out (``keys``: the key columns). Streamed: two passes over the parts
+        (the key columns, then batch by batch), so its memory does not grow with the table."""
+        sources = self._sources()
+        tail = pa.Table.from_pylist(extra or [], schema=self.schema)
+        keep = self._keep(sources, tail, drop)
+        old = self._generation()
+        number = (old[0] + 1) if old is not None else 1
+        folder = self.root / GENERATIONS / f"{self.name}.{number:06d}"
+        path = folder / f"{number:06d}-000000.parquet"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, pq.ParquetWriter(tmp, self.schema) as out:
+                start = 0
+                for batch in _batches(sources, self.schema, tail):
+                    mask = keep.slice(start, batch.num_rows)
+                    start += batch.num_rows
+                    out.write_table(batch.filter(mask))
+        except OSError as e:  # full disk, read-only folder: the previous generation stays as it was
+            raise write_error(path, e) from None
+        self._switch(folder)
+        if old is not None:
+            shutil.rmtree(old[1], ignore_errors=True)
+        self.legacy.unlink(missing_ok=True)  # the folder replaces an earlier version's single file
+
+    def _sources(self) -> list[Path]:
+        gen = self._generation()
+        if gen is not None and gen[1].is_dir():
+            return _part_files(gen[1])
+        return [self.legacy] if self.legacy.is_file() else []
+
+    def _keep(self, sources: list[Path], tail: pa.Table, drop: Callable[[pa.Table], pa.Array] | None) -> pa.Array:
+        """Per row of the parts (in order) and ``tail``: whether the compacted table keeps it."""
+        keys = pa.concat_tables([*(pq.read_table(f, columns=list(self.key)) for f in sources),
+                                 tail.select(list(self.key))], promote_options="default")
+        indexed = keys.append_column(_INDEX, pa.array(range(keys.num_rows), pa.int64()))
+        last = indexed.group_by(list(self.key), use_threads=False).aggregate([(_INDEX, "max")])
+        keep = pc.is_in(indexed.column(_INDEX), value_set=last.column(f"{_INDEX}_max"))
+        if drop is not None and keys.num_rows:
+            keep = pc.and_(keep, pc.invert(drop(keys)))
+        return keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
+
+    def _write(self, table: pa.Table, path: Path) -> None:
+        try:
+            with atomic_path(path) as tmp:
+                pq.write_table(table, tmp)
+        except OSError as e:  # full disk, read-only folder: the previous parts stay as they were
+            raise write_error(path, e) from None
+
+    def _switch(self, folder: Path) -> None:
+        """Point the symlink at ``folder`` in one rename (relative, so the run folder can move)."""
+        tmp = self.root / f".{self.name}.link.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.symlink(os.path.relpath(folder, self.root), tmp)
+            os.replace(tmp, self.link)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise write_error(self.link, e) from None
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``: columns added since (null), columns dropped since left out."""
+    if table.schema.equals(schema):
+        return table
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _batches(sources: list[Path], schema: pa.Schema, tail: pa.Table) -> Iterator[pa.Table]:
+    """Every row of ``sources`` then ``tail``, in ``schema``, a bounded batch at a time."""
+    for f in sources:
+        with open(f, "rb") as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=_BATCH):
+                yield _conform(pa.Table.from_batches([batch]), schema)
+    if tail.num_rows:
+        yield tail
