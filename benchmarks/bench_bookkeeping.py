@@ -1,7 +1,8 @@
 """The driver's bookkeeping cost per result: a sweep's results replayed through the real leaderboard callback.
 
 A Ray Tune sweep calls ``LeaderboardCallback`` (``vlp_sweep/sweep/callbacks.py``) on every trial start,
-result, checkpoint and end, in the driver's one process. This replays a sweep of ``--trials`` trials x
+result, checkpoint and end, and at the end of every step of Tune's loop (one event per step), in the driver's
+one process. This replays a sweep of ``--trials`` trials x
 ``--evals`` evaluations (``--concurrency`` running at a time, each result what a trial reports) through
 that callback, with Ray's trial objects replaced by plain ones, and measures the driver's CPU time (process
 time: every thread, the Parquet writers' too) and its peak resident memory. No Ray is started.
@@ -39,6 +40,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKS = (10, 100, 1000)
+# A kept folder's errored trials (every 40th, after 3 evaluations): a few kinds, as a real sweep has.
+ERRORS = ("RuntimeError: CUDA error: an illegal memory access was encountered",
+          "vlp_sweep.train.watch.health.NonFiniteError: non-finite training loss nan at epoch 3, step 36",
+          "OSError: [Errno 28] No space left on device",
+          "vlp_sweep.train.watch.oom.OutOfMemoryFloorError: out of memory at micro-batch 2")
 WINDOW = 1000  # results per cost window
 
 
@@ -86,14 +92,16 @@ def sample_params(rng: random.Random) -> dict[str, Any]:
 
 
 def make_result(trial: FakeTrial, epoch: int, queries: int, rng: np.random.Generator, with_ranks: bool,
-                keeper: Any) -> dict[str, Any]:
+                keeper: Any, warn: bool = False) -> dict[str, Any]:
     """One evaluation as the trial reports it (sweep/trial.py ``_reporter``) plus Ray's own keys."""
     from vlp_sweep.metric_names import METRIC_NAMES
     from vlp_sweep.selection import SCORE
 
     metrics = {m: float(rng.uniform(0, 100)) for m in METRIC_NAMES}
-    health = {"health": "pass", "health_flags": "", "health_inputs": "pass", "health_finite": "pass",
-              "health_train_loss": "pass", "health_eval_loss": "pass", "health_checks": "n/a", "health_oom": "pass",
+    health = {"health": "warn" if warn else "pass", "health_flags": "stall@3" if warn else "",
+              "health_inputs": "pass", "health_finite": "pass",
+              "health_train_loss": "warn" if warn else "pass", "health_eval_loss": "pass", "health_checks": "n/a",
+              "health_oom": "pass",
               "health_gpu": "n/a", "fed_kpts_dim": 134, "fed_siglip_dim": 0, "micro_batch": 64, "oom_rescues": 0}
     r: dict[str, Any] = {"epoch": epoch, "step": epoch * 12, **metrics, **health, "elapsed_s": 3.0 * epoch,
                          "epoch_s": 3.0, "samples_per_s": 800.0, "lr": 1e-3, "logit_scale": 14.3, "eval_s": 0.2,
@@ -129,8 +137,10 @@ class Replay:
         self.ended = 0
 
     def timed(self, fn: Any, *a: Any, **kw: Any) -> float:
+        """One event, then the end of Tune's loop step that handled it (where the callback writes its files)."""
         t0 = time.process_time()
         fn(*a, **kw)
+        self.cb.on_step_end(0, self.trials)
         dt = time.process_time() - t0
         self.cpu += dt
         return dt
@@ -143,7 +153,8 @@ class Replay:
         return t
 
     def result(self, t: FakeTrial, epoch: int, rng: np.random.Generator, keeper: Any) -> None:
-        r = make_result(t, epoch, self.args.queries, rng, self.args.ranks_in_results, keeper)
+        warn = self.args.keep is not None and int(t.trial_id, 16) % 9 == 4  # a folder to report on: some warn
+        r = make_result(t, epoch, self.args.queries, rng, self.args.ranks_in_results, keeper, warn)
         t.last_result = r
         self.timed(self.cb.on_trial_result, 0, self.trials, t, r)
         ck = FakeCheckpoint(f"{t.path}/checkpoint_{epoch - 1:06d}")
@@ -152,9 +163,14 @@ class Replay:
         self.timed(self.cb.on_checkpoint, 0, self.trials, t, ck)
         self.at_result.append(self.cpu)
 
-    def end(self, t: FakeTrial) -> None:
-        t.status = "TERMINATED"
-        self.timed(self.cb.on_trial_complete, 0, self.trials, t)
+    def end(self, t: FakeTrial, error: str | None = None) -> None:
+        t.status = "ERROR" if error else "TERMINATED"
+        if error:
+            t.error_file = f"{t.path}/error.txt"
+            Path(t.error_file).write_text(f"Traceback (most recent call last):\n  ...\n{error}\n")
+            self.timed(self.cb.on_trial_error, 0, self.trials, t)
+        else:
+            self.timed(self.cb.on_trial_complete, 0, self.trials, t)
         self.ended += 1
         if self.ended in MARKS:
             self.marks[self.ended] = self.window_cost()
@@ -181,8 +197,9 @@ class Replay:
             for tid, (t, done, keeper) in list(running.items()):
                 self.result(t, done + 1, nrng, keeper)
                 running[tid] = (t, done + 1, keeper)
-                if done + 1 == self.args.evals:
-                    self.end(t)
+                error = ERRORS[int(tid, 16) // 40 % len(ERRORS)] if self.args.keep and int(tid, 16) % 40 == 7 else None
+                if done + 1 == self.args.evals or (error and done + 1 == 3):
+                    self.end(t, error)
                     del running[tid]
                 if self.cpu > self.args.budget_s:
                     return False
@@ -228,7 +245,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  results: {n}, bookkeeping CPU {replay.cpu:.1f} s ({1000 * replay.cpu / max(1, n):.2f} ms/result), "
               f"wall {wall:.1f} s")
         print(f"  peak RSS {rss_mb():.0f} MB (after importing Ray: {base_rss:.0f} MB)")
+        if args.keep is not None and finished:
+            keep_folder(replay, args)
     return 0 if finished else 1
+
+
+def keep_folder(replay: Replay, args: argparse.Namespace) -> None:
+    """Make the kept folder a finished sweep that report and status read: sweep.json, and the per-query ranks
+    the trials would have written for each trial's best epoch (the only ones a report reads)."""
+    from vlp_sweep.sweep.driver import write_sweep_file
+    from vlp_sweep.sweep.leaderboard import read_table
+    from vlp_sweep.sweep.ranks import write_epoch
+
+    run_dir = replay.run_dir
+    write_sweep_file(run_dir, replay.spec, "bench", str(run_dir.parent), "finished")
+    rng = np.random.default_rng(1)
+    board = read_table(run_dir / "leaderboard.parquet")
+    for r in board[board.best_epoch.notna()].itertuples():
+        ranks = [rng.integers(1, args.queries + 1, size=args.queries) for _ in range(2)]
+        write_epoch(str(r.trial_dir), "bench", str(r.trial_id), int(r.best_epoch), *ranks)
+    print(f"  kept {run_dir}: vlp-sweep report {run_dir}   /   vlp-sweep status {run_dir}")
 
 
 if __name__ == "__main__":

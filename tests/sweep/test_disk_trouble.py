@@ -44,14 +44,17 @@ def test_failed_write_is_one_line_and_keeps_the_last_complete_table(
     trials = [_trial("a"), _trial("b")]
     cb.on_trial_start(0, trials, trials[0])
     cb.on_trial_start(0, trials, trials[1])
+    cb.on_step_end(0, trials)
     before = read_table(run_dir / "leaderboard.parquet")
 
     def broken(*args: Any, **kw: Any) -> None:
         raise OSError(err, errno.errorcode[err] if err != errno.ENOSPC else "No space left on device")
 
     monkeypatch.setattr(pq, "write_table", broken)
+    cb.on_trial_result(0, trials, trials[0], {"epoch": 1, "t2v_R1": 50.0, "elapsed_s": 1.0})  # never raises
+    cb.on_trial_complete(0, trials, trials[0])  # (Tune would mark the trial failed, and tell the searcher)
     with pytest.raises(UserError) as e:
-        cb.on_trial_result(0, trials, trials[0], {"epoch": 1, "t2v_R1": 50.0, "elapsed_s": 1.0})
+        cb.on_step_end(0, trials)  # the write, from Tune's loop
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("cannot write ") and str(run_dir / "leaderboard.parquet") in msg
     cb.on_experiment_end(trials)  # Tune's cleanup after the error: no second failure

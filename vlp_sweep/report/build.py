@@ -27,7 +27,14 @@ from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
 from vlp_sweep.report.types import DataSource, Report
-from vlp_sweep.sweep.results import Sweep, missing_checkpoints, rank_trials, resolve_metric, searched_only
+from vlp_sweep.sweep.results import (
+    Sweep,
+    missing_checkpoints,
+    missing_confirmed,
+    rank_trials,
+    resolve_metric,
+    searched_only,
+)
 
 CURVES = 8  # learning curves drawn (the top trials)
 
@@ -109,6 +116,8 @@ def _notes(sweep: Sweep, ranked: pd.DataFrame, finished: pd.DataFrame, data: Dat
     for tid, path in missing_checkpoints(sweep.board):
         notes.append(f"trial {tid}: its checkpoint is missing ({path}: deleted or moved since the sweep recorded "
                      "it): its numbers stand, but promote skips it")
+    for line in missing_confirmed(sweep.run_dir, sweep.confirm):
+        notes.append(f"{line}: its numbers stand, but promote skips it")
     spec = sweep.spec
     has_plan_numbers = bool(spec.get("targets")) or bool((spec.get("baseline") or {}).get("metrics"))
     if data.synthetic and has_plan_numbers:

@@ -25,10 +25,12 @@ class LeaderboardCallback(Callback):
     that a killed driver left RUNNING take the status Ray restored (the trial's own, from Ray's snapshot).
 
     What an event costs does not grow with the sweep: the trial list is looked at only when it has grown,
-    and the files are written at most once a second (a start, end or error too: it is written within a
-    second, from Tune's loop step if no other event comes), and once more when the experiment ends. A write
-    that fails (full disk, read-only folder) raises a UserError naming the file out of the event, which
-    ends Tune's loop: the sweep stops, and the previous complete files stay (atomic writes).
+    and an event only updates the tables in memory. They are written from Tune's loop (``on_step_end``,
+    every step: at most a tenth of a second apart), at most once a second; whenever Tune snapshots the
+    experiment (``get_state``, called while it saves: so the files are never behind what a resume restores);
+    and when the experiment ends. A write that fails (full disk, read-only folder) raises a UserError naming
+    the file out of Tune's loop, never out of a trial's event (Tune would mark that trial failed, and tell
+    the searcher so): the sweep stops, and the previous complete files stay (atomic writes).
     """
 
     def __init__(self, run_dir: str, sweep: str, metric: str, mode: str, max_epochs: int, ctx: TrialContext):
@@ -63,11 +65,10 @@ class LeaderboardCallback(Callback):
         assert self.board is not None
         return self.board
 
-    def _sync(self, trials: list[Any], force: bool = False) -> None:
+    def _sync(self, trials: list[Any]) -> None:
         if len(trials) != self.seen:
             self._catch_up(trials)
         self.dirty = True
-        self._write(force)
 
     def _catch_up(self, trials: list[Any]) -> None:
         """Rows for trials Tune added since the last look; on the first look after a (re)start, also the
@@ -103,8 +104,7 @@ class LeaderboardCallback(Callback):
             lb.finish(trial.trial_id, error=_trial_error(trial))
 
     def _write(self, force: bool) -> None:
-        # The files are written at most once a second (fewer rewrites under readers' feet, a cost per
-        # event that does not grow with the sweep), and at once when forced (the experiment's end).
+        # At most once a second (fewer rewrites under readers' feet), at once when forced.
         if self.write_failed or not (force or (self.dirty and time.time() - self.last_write >= MIN_WRITE_INTERVAL_S)):
             return  # after a failed write the sweep is stopping for it: let the other callbacks finish
         try:
@@ -153,11 +153,17 @@ class LeaderboardCallback(Callback):
         self._sync(trials)
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        if self.dirty:  # an event's write that was due later: Tune's loop steps often
-            self._write(force=False)
+        self._write(force=False)
+
+    def get_state(self) -> dict[str, Any] | None:
+        """Tune snapshots the experiment: write what the snapshot will hold first (no state of our own)."""
+        if self.dirty:
+            self._write(force=True)
+        return None
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._sync(trials, force=True)
+        self._sync(trials)
+        self._write(force=True)
         if not self.write_failed:
             self._lb().write_history(compact=True)  # the history in one part
         self._warn_missing()

@@ -76,7 +76,7 @@ def rank_groups(board: pd.DataFrame, metric: str, mode: str) -> list[dict[str, A
     """Finished searched configurations (trials grouped over seeds), best first: the mean of ``best_<metric>``
     in ``mode``, then the mean ``best_rsum``, then the first trial id."""
     done = board[board["status"].isin(FINISHED) & board[f"best_{metric}"].notna()]
-    done = done[[not is_baseline_trial(r) for _, r in done.iterrows()]]
+    done = done[[not is_baseline_trial(r) for _, r in done.iterrows()]] if len(done) else done
     groups = []
     for gid, g in done.groupby("group_id", sort=False):
         g = g.sort_values("trial_id")

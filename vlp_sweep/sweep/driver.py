@@ -62,7 +62,9 @@ def prepare(spec: SweepSpec, opts: SweepOptions) -> tuple[str, Path, TrialContex
     if opts.resume:
         if not saved.is_file():
             raise UserError(f"no sweep to resume at {run_dir} (missing {SWEEP_FILE})")
-        _check_same_space(spec, json.loads(saved.read_text()))
+        from vlp_sweep.sweep.results import read_meta
+
+        _check_same_space(spec, read_meta(saved))
         from vlp_sweep.sweep.journal import JOURNAL_FILE, check_journal
 
         check_journal(run_dir / JOURNAL_FILE, name)  # before anything is written
@@ -80,6 +82,8 @@ def _check_same_space(spec: SweepSpec, saved: dict[str, Any]) -> None:
 
     if saved.get("fingerprint") == spec.fingerprint():
         return
+    if not isinstance(saved.get("spec"), dict):
+        raise UserError(f"{SWEEP_FILE} is damaged: it holds no search space to compare with; restore it from a backup")
     try:
         before = parse_space(saved["spec"])
     except UserError as e:  # a space an older version accepted and this one does not
@@ -148,16 +152,17 @@ def _searcher(spec: SweepSpec, max_concurrent: int, journal: Path, study_name: s
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
-def _scheduler(spec: SweepSpec) -> Any:
+def _scheduler(spec: SweepSpec, run_dir: Path) -> Any:
     if spec.scheduler.type != "asha":
         return None
-    from ray.tune.schedulers import ASHAScheduler
-
+    from vlp_sweep.sweep.asha import ResumableASHA
     from vlp_sweep.sweep.baseline_trial import BaselineKeepingASHA
 
-    cls = BaselineKeepingASHA if spec.runs_baseline else ASHAScheduler
+    # A resume rebuilds its rungs from the history in run_dir (asha.py): Ray saves no scheduler state.
+    cls = BaselineKeepingASHA if spec.runs_baseline else ResumableASHA
     return cls(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=spec.scheduler.max_t,
-                         grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor)
+               grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor,
+               run_dir=str(run_dir.resolve()))
 
 
 def _callbacks(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, max_epochs: int,
@@ -199,6 +204,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
     from vlp_sweep.sweep.lock import SweepLock
     from vlp_sweep.sweep.outcome import run_and_record
     from vlp_sweep.sweep.signals import StopOnSignal
+    from vlp_sweep.sweep.watchdog import Watchdog
 
     storage = opts.storage if opts.storage and "://" in opts.storage else str(
         Path(opts.storage or opts.runs_root).resolve())
@@ -210,7 +216,8 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
         if (run_dir / SWEEP_FILE).is_file():
             mark("interrupted")
 
-    with SweepLock(run_dir), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
+    # The watchdog ends the local Ray's leftovers and marks the rows interrupted if this process is killed.
+    with SweepLock(run_dir), Watchdog(run_dir, kill=opts.address is None), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
             StopOnSignal(on_force=interrupted, on_stop=interrupted) as stop:
 
         def fit() -> None:
@@ -282,7 +289,7 @@ def _new_tuner(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, sto
     optuna = spec.uses_optuna()
     per_config = len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1
     num_samples = (spec.num_samples + spec.runs_baseline) * per_config
-    tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=num_samples,
+    tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, run_dir), num_samples=num_samples,
                                max_concurrent_trials=None if optuna else max_conc, reuse_actors=True)
     run_cfg = tune.RunConfig(
         name=name, storage_path=storage, verbose=0,
@@ -297,13 +304,22 @@ def _new_tuner(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, sto
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_cfg, run_config=run_cfg)
 
 
+def _old_meta(path: Path) -> dict[str, Any]:
+    """What sweep.json held (its creation time and datasets carry over); {} when missing or unreadable."""
+    try:
+        old = json.loads(path.read_bytes()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {}
+    return old if isinstance(old, dict) else {}
+
+
 def write_sweep_file(run_dir: Path, spec: SweepSpec, name: str, storage: str, status: str,
                       reason: str | None = None) -> None:
     from vlp_sweep import __version__
     from vlp_sweep.sweep.datasets import dataset_entries
 
     path = run_dir / SWEEP_FILE
-    old = json.loads(path.read_text()) if path.is_file() else {}
+    old = _old_meta(path)
     doc = {"name": name, "fingerprint": spec.fingerprint(), "spec": spec.to_dict(), "storage": storage,
            "experiment_path": f"{storage.rstrip('/')}/{name}", "status": status, "tool_version": __version__,
            "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),

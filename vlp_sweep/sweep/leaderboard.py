@@ -299,7 +299,7 @@ class Leaderboard:
     def write_history(self, compact: bool = False) -> None:
         if self.dropped or compact:
             dropped = dict(self.dropped)
-            self.history.compact(extra=self.pending, drop=lambda t: _superseded(t, dropped))
+            self.history.compact(extra=self.pending, drop=(lambda t: _superseded(t, dropped)) if dropped else None)
             self.dropped.clear()
         else:
             self.history.append(self.pending)
@@ -338,7 +338,7 @@ class Leaderboard:
 
 def _superseded(table: pa.Table, dropped: dict[str, int]) -> pa.Array:
     """Rows of ``table`` that ``dropped`` (trial -> first superseded epoch) removes."""
-    mask = pa.array([False] * table.num_rows)
+    mask = pa.array([False] * table.num_rows, pa.bool_())
     for tid, epoch in dropped.items():
         mine = pc.and_(pc.equal(table["trial_id"], tid), pc.greater_equal(table["epoch"], epoch))
         mask = pc.or_(mask, mine)
@@ -361,9 +361,10 @@ def mark_interrupted(run_dir: str | os.PathLike[str]) -> int:
     """After a stopped sweep: rows still RUNNING or PENDING become INTERRUPTED (a resume runs them on);
     returns how many. Reads and rewrites leaderboard.parquet alone, atomically."""
     path = Path(run_dir) / "leaderboard.parquet"
-    if not path.exists():
+    try:
+        rows = read_arrow(path).to_pylist() if path.exists() else []
+    except (OSError, pa.ArrowException):  # damaged: a resume rebuilds it from the trials' results
         return 0
-    rows = read_arrow(path).to_pylist()
     open_rows = [r for r in rows if r.get("status") in ("RUNNING", "PENDING")]
     for r in open_rows:
         r.update(status="INTERRUPTED", updated_at=_now())

@@ -28,23 +28,43 @@ from vlp_sweep.sweep.leaderboard import read_history, read_table
 from vlp_sweep.sweep.ranks import read_epoch
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
-__all__ = ["FINISHED", "Sweep", "checkpoint_missing", "drawn_params", "inactive_keys", "is_baseline_trial",
-           "load_sweep", "missing_checkpoints", "open_sweep", "rank_trials", "resolve_metric", "searched_only",
-           "sort_key", "trial_config", "trial_params"]
+__all__ = ["FINISHED", "Sweep", "all_failed", "checkpoint_missing", "drawn_params", "error_groups", "inactive_keys",
+           "is_baseline_trial", "load_sweep", "missing_checkpoints", "missing_confirmed", "open_sweep",
+           "rank_trials", "read_meta", "resolve_metric", "searched_only", "sort_key", "trial_config", "trial_params",
+           "which"]
 LEGACY_RANKS = "ranks.parquet"  # an earlier version's per-query ranks, all in one file
 CONFIRM_TABLES = ("confirm.parquet", "confirm_ranks.parquet")  # the confirmation stage, when it has run
 
 
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A sweep.json; one that is not a JSON object (overwritten, cut short) is a UserError naming it."""
+    p = Path(path)
+    try:
+        meta = json.loads(p.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        why = f"not valid JSON ({e.msg}, line {e.lineno})" if isinstance(e, json.JSONDecodeError) else "not text"
+        raise UserError(f"{p} is damaged: {why}; restore it from a backup (the sweep's other files are intact)") \
+            from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{p} is damaged: not a JSON object; restore it from a backup")
+    return meta
+
+
 def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """(sweep.json contents, leaderboard DataFrame); a folder that is not a sweep is a UserError."""
+    """(sweep.json contents, leaderboard DataFrame); a folder that is not a sweep, a damaged sweep.json or an
+    unreadable leaderboard is a UserError."""
     d = Path(run_dir)
     if not d.is_dir():
         raise UserError(f"not a sweep folder: {d} (no such folder)")
     if not (d / "sweep.json").is_file():
         raise UserError(f"not a sweep folder: {d} (no sweep.json)")
-    meta = json.loads((d / "sweep.json").read_text())
+    meta = read_meta(d / "sweep.json")
     lb_path = d / "leaderboard.parquet"
-    board = read_table(lb_path) if lb_path.is_file() else pd.DataFrame()
+    try:
+        board = read_table(lb_path) if lb_path.is_file() else pd.DataFrame()
+    except Exception as e:  # cut short, overwritten: the history and Ray's experiment still have the results
+        raise UserError(f"{lb_path} is damaged ({type(e).__name__}): `vlp-sweep run SPACE --name {d.name} "
+                        "--resume` rebuilds it from the trials' own results") from None
     return meta, board
 
 
@@ -67,6 +87,45 @@ def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
     done = board[board["status"].isin(FINISHED)]
     return [(str(r["trial_id"]), str(r["checkpoint_path"])) for r in done.to_dict("records")
             if checkpoint_missing(r.get("checkpoint_path"))]
+
+
+def error_groups(errors: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(error line, the trials that failed with it) from (trial, error) pairs: the most frequent first, then
+    in the order first seen. A thousand-trial sweep's errors are a few kinds, each worth one line."""
+    groups: dict[str, list[str]] = {}
+    for tid, err in errors:
+        groups.setdefault(err, []).append(tid)
+    return sorted(groups.items(), key=lambda g: -len(g[1]))  # a stable sort: ties keep their first appearance
+
+
+def all_failed(board: pd.DataFrame) -> str | None:
+    """When every trial of a finished search errored: one line naming the first error (else None)."""
+    if board.empty or not (board["status"] == "ERROR").all():
+        return None
+    first = board.sort_values(["updated_at", "trial_id"]).iloc[0] if "updated_at" in board else board.iloc[0]
+    n = len(board)
+    return (f"all {n} trial{'s' if n != 1 else ''} of the search failed; the first, trial {first['trial_id']}: "
+            f"{first.get('error') or 'no error recorded'}")
+
+
+def which(trials: list[str], show: int = 3) -> str:
+    """'a, b, c and 4 more'."""
+    more = f" and {len(trials) - show} more" if len(trials) > show else ""
+    return ", ".join(trials[:show]) + more
+
+
+def missing_confirmed(run_dir: str | Path, confirm: pd.DataFrame | None = None) -> list[str]:
+    """One line per confirmation run whose selected checkpoint is no longer on disk (confirm.parquet)."""
+    if confirm is None:
+        path = Path(run_dir) / "confirm.parquet"
+        try:
+            confirm = read_table(path) if path.is_file() else pd.DataFrame()
+        except Exception:  # load_sweep names a damaged table; status has nothing to flag from it
+            return []
+    rows = {str(r["trial_id"]): r for r in confirm.to_dict("records")} if not confirm.empty else {}
+    return [f"confirmation {rows[t].get('config_id')} seed {rows[t].get('seed')} (trial {t}): {path} (deleted or "
+            "moved since the stage recorded it; promote falls back to the next run)"
+            for t, path in missing_checkpoints(confirm)]
 
 
 @dataclass
