@@ -17,6 +17,7 @@ What a report states (``types.py`` holds its data classes), one analysis per mod
 
 Outputs: ``render/`` (the document's sections, Markdown, HTML, terminal, JSON, figures, files).
 
-Every number a report shows is computed from a row of ``leaderboard.parquet``, ``history.parquet`` or
-``ranks.parquet`` (and the spec in ``sweep.json``); the report never re-runs a model.
+Every number a report shows is computed from a row of ``leaderboard.parquet``, the history (``history/``) or a
+trial's per-query ranks (``TRIAL_FOLDER/ranks/``; ``ranks.parquet`` in a sweep of an earlier version), and the
+spec in ``sweep.json``; the report never re-runs a model.
 """

@@ -8,7 +8,7 @@ Which trials count where:
   trial out (it differs in keys the search does not vary);
 - confidence intervals and comparisons use the per-query ranks of each trial's ``best_epoch`` (the
   epoch whose metrics the leaderboard row holds); the equal-budget analyses use each trial's metric
-  at the budget's epoch (history.parquet).
+  at the budget's epoch (the history).
 
 One more analysis plugs in as a module that returns its data class (``types.py``), one field of
 :class:`Report` filled here, and one section in ``render/document.py``.

@@ -11,7 +11,7 @@ from ray.tune import Callback
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.output import live_line
-from vlp_sweep.sweep.leaderboard import Leaderboard
+from vlp_sweep.sweep.leaderboard import Leaderboard, health_values
 from vlp_sweep.sweep.trial import TrialContext, resolve_trial_config
 
 MIN_WRITE_INTERVAL_S = 1.0
@@ -94,9 +94,15 @@ class LeaderboardCallback(Callback):
         if row is None or rebuild:
             self._start(trial)
             row = lb.rows[trial.trial_id]
+            row.update({k: v for k, v in health_values(getattr(trial, "last_result", None) or {}).items()
+                        if v is not None})  # the columns the history does not keep: Ray's last result has them
+            row["status"] = "INTERRUPTED" if trial.trial_id in lb.trials else "PENDING"
+        kept = lb.trials.get(trial.trial_id)
+        if kept is not None and kept.last is not None and row.get("epochs") != kept.last["epoch"]:
+            # The history is ahead of the row (a kill between the two writes, or a rebuilt row): the row follows
+            # it, with the checkpoint Ray kept for the best epoch.
             _recover_checkpoint(lb, trial.trial_id, row.get("trial_dir"))
             lb.refresh(trial.trial_id)
-            row["status"] = "INTERRUPTED" if row.get("epochs") else "PENDING"
         status = getattr(trial, "status", None)
         if status == "TERMINATED" and row["status"] in OPEN:
             lb.finish(trial.trial_id)

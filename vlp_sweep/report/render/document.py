@@ -55,7 +55,7 @@ def leaderboard(rep: Report, images: set[str]) -> list[Block]:
 def intervals(rep: Report, images: set[str]) -> list[Block]:
     out = [Block("h2", f"Confidence intervals ({pct(rep.level)}, bootstrap over queries)")]
     if not rep.intervals:
-        return [*out, Block("p", "No per-query ranks in ranks.parquet for the listed trials.")]
+        return [*out, Block("p", "No per-query ranks on disk for the listed trials (their ranks/ folders).")]
     headers = ["trial", "epoch", "queries", *CI_METRICS]
     rows = []
     for t in rep.table:
@@ -73,7 +73,7 @@ def intervals(rep: Report, images: set[str]) -> list[Block]:
 def learning_curves(rep: Report, images: set[str]) -> list[Block]:
     out = [Block("h2", "Learning curves")]
     if "learning_curves.png" not in images:
-        return [*out, Block("p", "No evaluations in history.parquet yet.")]
+        return [*out, Block("p", "No evaluations in the history yet.")]
     return [*out, Block("p", f"The top {len(rep.curves)} trials, every evaluation (the history); right: "
                              f"{rep.curve_loss[1]}."), Block("img", "learning_curves.png")]
 
