@@ -1,11 +1,12 @@
 """The driver's bookkeeping cost per result: a sweep's results replayed through the real leaderboard callback.
 
 A Ray Tune sweep calls ``LeaderboardCallback`` (``vlp_sweep/sweep/callbacks.py``) on every trial start,
-result, checkpoint and end, and at the end of every step of Tune's loop (one event per step), in the driver's
-one process. This replays a sweep of ``--trials`` trials x
-``--evals`` evaluations (``--concurrency`` running at a time, each result what a trial reports) through
-that callback, with Ray's trial objects replaced by plain ones, and measures the driver's CPU time (process
-time: every thread, the Parquet writers' too) and its peak resident memory. No Ray is started.
+result, checkpoint and end, and at the end of every step of Tune's loop (one event per step), in the
+driver's one process. This replays a sweep of ``--trials`` trials x ``--evals`` evaluations
+(``--concurrency`` running at a time, each result what a trial reports) through that callback, with Ray's
+trial objects replaced by plain ones, and measures the driver's CPU time (process time: every thread, the
+Parquet writers' too) and its peak resident memory, with Ray imported and the space parsed as the driver
+does. No Ray is started.
 
 It prints the CPU per result over the last 1,000 results before the 10th, 100th and 1,000th trial ended
 (every event in that stretch, starts and ends too, divided by its 1,000 results; flat means the cost does
@@ -15,9 +16,10 @@ that is the workers' cost, not the driver's, and is left out; ``--ranks-in-resul
 result as trials did before (an earlier version's driver kept them).
 
 Measured on 2 shared CPU cores (before: the driver that rewrote whole tables per result, ranks in results;
-after: this version): 1,000 x 100 x 1,000 queries took 11 s of driver CPU, 0.05-0.1 ms per result at 10,
-100 and 1,000 trials, 370 MB peak RSS; before, the same replay stopped at 600 s of CPU after 16,801
-results (168 trials), at 2.1, 30 and 89 ms per result, 2 GB RSS.
+after: this version): 1,000 x 100 x 1,000 queries took 8-11 s of driver CPU in all, 0.04-0.07 ms per result
+at 10, 100 and 1,000 trials, 360-390 MB peak RSS; before, the same replay stopped at 600 s of CPU after
+16,801 results (168 trials), at 2.1, 30 and 89 ms per result, 2 GB (torch, which parsing the space then
+imported, was 215 MB of it).
 
     python benchmarks/bench_bookkeeping.py                                  # 1,000 x 100, 1,000 queries
     python benchmarks/bench_bookkeeping.py --trials 100 --keep runs/bench   # a folder to run report/status on

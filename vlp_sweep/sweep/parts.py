@@ -134,7 +134,7 @@ class PartsTable:
 
     def _merge_newest(self, parts: list[Path]) -> None:
         """The newest parts whose rows add up to no more than twice the part before them, as one part."""
-        sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+        sizes = [pq.read_metadata(p).num_rows for p in parts]
         start, total = len(parts) - 1, sizes[-1]
         while start > 0 and sizes[start - 1] <= 2 * total:
             start -= 1

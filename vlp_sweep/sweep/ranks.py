@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,6 +93,3 @@ def read_epoch(trial_dir: str, epoch: int) -> dict[str, np.ndarray]:
     return {str(d): np.asarray(r, dtype=np.int64) for d, r in
             zip(table.column("direction").to_pylist(), table.column("ranks").to_numpy(zero_copy_only=False))}
 
-
-def is_local(trial_dir: str) -> bool:
-    return "://" not in trial_dir and Path(trial_dir).is_absolute()
