@@ -75,3 +75,34 @@ def test_pruned_trials_leave_the_history(tmp_path: Path) -> None:
     again.write()
     assert set(read_history(tmp_path).trial_id) == {"keep"}
     assert list(pd.read_parquet(tmp_path / "leaderboard.parquet").trial_id) == ["keep"]
+
+
+def test_an_earlier_versions_single_files_are_read_and_the_history_converted(tmp_path: Path) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vlp_sweep.sweep.results import load_sweep
+
+    lb = board(tmp_path)
+    lb.start("a", {}, {})
+    lb.result("a", {"epoch": 1, "t2v_R1": 5.0})
+    lb.write()
+    # What an earlier version left: history.parquet and ranks.parquet, each one file.
+    old = read_history(tmp_path).drop(columns=["eval_s", "reported_at"])
+    (tmp_path / "history").unlink()
+    __import__("shutil").rmtree(tmp_path / ".parts")
+    old.to_parquet(tmp_path / "history.parquet")
+    ranks = pa.table({"sweep": ["s", "s"], "trial_id": ["a", "a"], "epoch": [1, 1], "direction": ["t2v", "v2t"],
+                      "ranks": [[1, 2], [2, 1]]})
+    pq.write_table(ranks, tmp_path / "ranks.parquet")
+    (tmp_path / "sweep.json").write_text(json.dumps({"name": "s", "status": "finished", "spec": {}}))
+    sweep = load_sweep(tmp_path)
+    assert list(sweep.history.epoch) == [1] and list(sweep.ranks_of("a", 1)["v2t"]) == [2, 1]
+    again = Leaderboard.load(tmp_path, "s", "t2v_R1", "max", 6)  # a resume
+    again.result("a", {"epoch": 2, "t2v_R1": 6.0})
+    again.write()
+    assert not (tmp_path / "history.parquet").exists()
+    hist = read_history(tmp_path)
+    assert list(hist.epoch) == [1, 2] and hist.eval_s.isna().all()

@@ -163,8 +163,9 @@ class PartsTable:
 
     def _keep(self, sources: list[Path], tail: pa.Table, drop: Callable[[pa.Table], pa.Array] | None) -> pa.Array:
         """Per row of the parts (in order) and ``tail``: whether the compacted table keeps it."""
-        old = pa.concat_tables([pq.read_table(f, columns=list(self.key)) for f in sources] or
-                               [self.schema.empty_table().select(list(self.key))], promote_options="default")
+        key_schema = pa.schema([self.schema.field(k) for k in self.key])
+        old = pa.concat_tables([_conform(pq.read_table(f, columns=list(self.key)), key_schema) for f in sources]
+                               or [key_schema.empty_table()])
         keys = pa.concat_tables([old, tail.select(list(self.key))], promote_options="default")
         indexed = keys.append_column(_INDEX, pa.array(range(keys.num_rows), pa.int64()))
         last = indexed.group_by(list(self.key), use_threads=False).aggregate([(_INDEX, "max")])

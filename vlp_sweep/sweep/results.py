@@ -143,9 +143,10 @@ class Sweep:
 
     def ranks_of(self, trial_id: str, epoch: int) -> dict[str, np.ndarray]:
         """direction -> per-query ranks of one evaluation ({} when they are not on disk)."""
-        if not self.ranks.empty:
+        if not self.ranks.empty:  # a sweep of an earlier version (a resume writes the new ones per trial)
             rows = self.ranks[(self.ranks["trial_id"] == trial_id) & (self.ranks["epoch"] == epoch)]
-            return {str(d): np.asarray(r, dtype=np.int64) for d, r in zip(rows["direction"], rows["ranks"])}
+            if len(rows):
+                return {str(d): np.asarray(r, dtype=np.int64) for d, r in zip(rows["direction"], rows["ranks"])}
         folder = self.trial_dirs().get(trial_id)
         return read_epoch(folder, epoch) if folder else {}
 
