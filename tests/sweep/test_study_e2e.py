@@ -128,7 +128,9 @@ def test_resume_after_sigkill_continues_the_same_study(sweep_data: Path, tmp_pat
     # started after the first snapshot are lost with the kill and re-created under new ids.
     space = tiny_space(sweep_data, num_samples=4, max_concurrent=1, keep_checkpoints=5,
                        baseline={"run": True, "config": {"model.dropout": 0.4}})
-    space["base"]["optim"]["epochs"] = 3
+    # Trials of a few seconds: the leaderboard is written at most once a second, the state waited for must last.
+    space["base"]["optim"] = {"epochs": 5, "batch_size": 8}
+    space["base"]["model"].update(d_model=96, embed_dim=96, video_layers=2)
     path = write_space(tmp_path / "space.yaml", space)
     args = ["run", str(path), "--name", "killed", "--runs-root", str(tmp_path / "runs")]
     run_dir = tmp_path / "runs" / "killed"
