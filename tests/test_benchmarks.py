@@ -38,6 +38,11 @@ def test_verdicts_benchmark_smoke() -> None:
     assert "| quickstart | t2v_R1 | seed-level (new) | 2 |" in out and "paired_over_seeds (old)" in out
 
 
+def test_bookkeeping_benchmark_smoke() -> None:
+    out = _run("bench_bookkeeping.py", "--smoke")
+    assert "per-result cost at    10 trials" in out and "peak RSS" in out
+
+
 def test_metrics_benchmark_smoke() -> None:
     out = _run("bench_metrics.py", "--smoke", "--device", "cpu")
     assert "count" in out and "argsort" in out

@@ -64,14 +64,16 @@ def write_sweep_json(run_dir: Path, spec: Any, status: str) -> None:
 
 def _take_snapshot(run_dir: Path, snapshot: Path) -> None:
     snapshot.mkdir(parents=True, exist_ok=True)
-    for name in ("leaderboard.parquet", "history.parquet", "ranks.parquet", "sweep.json"):
+    for name in ("leaderboard.parquet", "sweep.json"):
         shutil.copy(run_dir / name, snapshot / name)
+    shutil.copytree(run_dir / "history", snapshot / "history")  # the parts as they stood (ranks stay in run_dir)
 
 
 def build_sweep(root: Path, data: Path) -> SmallSweep:
     from vlp_sweep.config import make_config
     from vlp_sweep.space import parse_space
     from vlp_sweep.sweep.leaderboard import Leaderboard
+    from vlp_sweep.sweep.ranks import write_epoch
     from vlp_sweep.sweep.trial import resolve_trial_config
     from vlp_sweep.train.trainer import Evaluation, fit
 
@@ -81,7 +83,8 @@ def build_sweep(root: Path, data: Path) -> SmallSweep:
     lb = Leaderboard(run_dir, NAME, spec.metric, spec.mode, spec.epochs_range()[1])
     for tid, params in TRIALS:
         cfg = resolve_trial_config(spec, params, root)
-        lb.start(tid, cfg.flat(), params)
+        trial_dir = run_dir / f"trial_{tid}"
+        lb.start(tid, cfg.flat(), params, trial_dir=str(trial_dir))
         lb.write()
         if tid == "t3":
             lb.finish(tid, error=f"Traceback (most recent call last):\n  ...\n{ERROR}")
@@ -89,14 +92,14 @@ def build_sweep(root: Path, data: Path) -> SmallSweep:
             continue
         cfg = make_config(cfg.to_dict(), {"run.out_dir": str(root / "scratch" / tid)})
 
-        def report(ev: Evaluation, tid: str = tid) -> None:
+        def report(ev: Evaluation, tid: str = tid, trial_dir: Path = trial_dir) -> None:
             assert ev.checkpoint is not None
-            kept = run_dir / f"trial_{tid}" / f"checkpoint_{ev.epoch - 1:06d}" / "full.pt"
+            kept = trial_dir / f"checkpoint_{ev.epoch - 1:06d}" / "full.pt"
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ev.checkpoint, kept)
+            write_epoch(str(trial_dir), NAME, tid, ev.epoch, ev.t2v_ranks, ev.v2t_ranks)  # as the trial does
             lb.result(tid, {"epoch": ev.epoch, "step": ev.step, **ev.metrics, **ev.health,
-                            "checkpoint_sha256": ev.checkpoint_sha256, "node_id": "local",
-                            "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()})
+                            "checkpoint_sha256": ev.checkpoint_sha256, "node_id": "local"})
             lb.checkpoint(tid, ev.epoch, str(kept))
             lb.write()
             if tid == "t1" and ev.epoch == 1:
@@ -141,8 +144,9 @@ def clone_sweep(src: Path, dst: Path, **row_updates: dict[str, Any]) -> Path:
     shutil.copytree(src, dst)
     rows = pq.read_table(dst / "leaderboard.parquet").to_pylist()
     for r in rows:
-        if r.get("checkpoint_path"):
-            r["checkpoint_path"] = r["checkpoint_path"].replace(str(src), str(dst))
+        for col in ("checkpoint_path", "trial_dir"):
+            if r.get(col):
+                r[col] = r[col].replace(str(src), str(dst))
         r.update(row_updates.get(r["trial_id"], {}))
     pq.write_table(pa.Table.from_pylist(rows, schema=LEADERBOARD_SCHEMA), dst / "leaderboard.parquet")
     return dst

@@ -1,5 +1,5 @@
 """Effects, importance and the expected best compare trials at equal budgets (ASHA rungs, full budget), each
-with its metric at that epoch from history.parquet, on a sweep whose every number is known."""
+with its metric at that epoch from the history, on a sweep whose every number is known."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_the_expected_best_falls_back_to_the_highest_rung_with_enough_trials(rep
 
 
 def test_every_equal_budget_number_is_a_history_row(rep: Report, tmp_path: Path) -> None:
-    history = pd.read_parquet(Path(rep.run_dir) / "history.parquet").set_index(["trial_id", "epoch"])
+    history = pd.read_parquet(Path(rep.run_dir) / "history").set_index(["trial_id", "epoch"])
     doc = to_dict(rep)
     for e in doc["effects"]:
         for a in e["at"]:

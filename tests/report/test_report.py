@@ -64,10 +64,10 @@ def test_numbers_trace_back_to_the_parquet_rows(small_sweep: SmallSweep, finishe
     for line in doc["table"]:
         row = board[board.trial_id == line["trial_id"]].iloc[0]
         assert line["metrics"]["t2v_R1"] == row["best_t2v_R1"] and line["best_epoch"] == row["best_epoch"]
-    ranks = pd.read_parquet(small_sweep.run_dir / "ranks.parquet")
     best = doc["best"]
-    r = ranks[(ranks.trial_id == best["trial_id"]) & (ranks.epoch == best["best_epoch"])]
-    t2v = np.asarray(r[r.direction == "t2v"].iloc[0]["ranks"])
+    trial_dir = board[board.trial_id == best["trial_id"]].iloc[0]["trial_dir"]  # the trial wrote its ranks there
+    ranks = pd.read_parquet(Path(trial_dir) / "ranks" / f"epoch-{best['best_epoch']:06d}.parquet")
+    t2v = np.asarray(ranks[ranks.direction == "t2v"].iloc[0]["ranks"])
     iv = doc["intervals"][best["trial_id"]]["t2v_R1"]
     assert iv["estimate"] == pytest.approx(100 * np.mean(t2v <= 1)) == pytest.approx(best["metrics"]["t2v_R1"])
     again = stats.intervals(stats.Ranks(t2v), ("t2v_R1",), resamples=500)["t2v_R1"]

@@ -17,6 +17,7 @@ from tests.sweep.conftest import tiny_space, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
 from vlp_sweep.space import parse_space
+from vlp_sweep.sweep import callbacks
 from vlp_sweep.sweep.callbacks import LeaderboardCallback
 from vlp_sweep.sweep.leaderboard import read_table
 from vlp_sweep.sweep.trial import TrialContext
@@ -38,25 +39,28 @@ def test_failed_write_is_one_line_and_keeps_the_last_complete_table(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int) -> None:
     spec = parse_space(tiny_space(tmp_path / "data"))
     run_dir = tmp_path / "runs" / "s"
+    monkeypatch.setattr(callbacks, "MIN_WRITE_INTERVAL_S", 0.0)  # every event writes
     cb = LeaderboardCallback(str(run_dir), "s", "t2v_R1", "max", 2, TrialContext(spec, str(tmp_path)))
     trials = [_trial("a"), _trial("b")]
     cb.on_trial_start(0, trials, trials[0])
     cb.on_trial_start(0, trials, trials[1])
+    cb.on_step_end(0, trials)
     before = read_table(run_dir / "leaderboard.parquet")
 
     def broken(*args: Any, **kw: Any) -> None:
         raise OSError(err, errno.errorcode[err] if err != errno.ENOSPC else "No space left on device")
 
     monkeypatch.setattr(pq, "write_table", broken)
-    cb.on_trial_result(0, trials, trials[0], {"epoch": 1, "t2v_R1": 50.0, "elapsed_s": 1.0})
+    cb.on_trial_result(0, trials, trials[0], {"epoch": 1, "t2v_R1": 50.0, "elapsed_s": 1.0})  # never raises
+    cb.on_trial_complete(0, trials, trials[0])  # (Tune would mark the trial failed, and tell the searcher)
     with pytest.raises(UserError) as e:
-        cb.on_trial_complete(0, trials, trials[0])  # a forced write
+        cb.on_step_end(0, trials)  # the write, from Tune's loop
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("cannot write ") and str(run_dir / "leaderboard.parquet") in msg
     cb.on_experiment_end(trials)  # Tune's cleanup after the error: no second failure
     after = read_table(run_dir / "leaderboard.parquet")
     assert after.equals(before) and set(after.status) == {"RUNNING"}
-    assert sorted(p.name for p in run_dir.iterdir()) == ["history.parquet", "leaderboard.parquet", "ranks.parquet"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["leaderboard.parquet"]  # no evaluation written yet
 
 
 @pytest.mark.slow

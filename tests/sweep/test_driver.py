@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from tests.ray_procs import alive, stop_processes, tree
 from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
+from tests.sweep.live_readers import LiveReaders
 from tests.sweep.wandb_offline import history
 from vlp_sweep.cli import main
 from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, read_table
@@ -31,54 +29,41 @@ def _vlp(args: list[str], cwd: Path, **kw: object) -> subprocess.Popen[str]:
 
 
 @slow
-def test_sweep_end_to_end_with_a_failing_trial_wandb_and_a_live_reader(sweep_data: Path, tmp_path: Path) -> None:
-    # A grid over two datasets: the second has a NaN keypoint, which only the trial's full load finds
-    # (validation maps the files without reading every value), so that trial must fail and be recorded.
-    broken = tmp_path / "broken"
-    shutil.copytree(sweep_data, broken)
-    kp = np.load(broken / "keypoints.npy", mmap_mode="r+")
-    kp[5, 3, 0] = np.nan
-    kp.flush()
-    del kp
-    space = tiny_space(sweep_data, search={"data.path": {"grid": [str(sweep_data), str(broken)]},
-                                           "optim.lr": {"choice": [2e-3]}},
+def test_sweep_end_to_end_with_a_failing_trial_wandb_and_live_readers(sweep_data: Path, tmp_path: Path) -> None:
+    # A grid over two learning rates: the second blows the weights up, so its first steps give a NaN loss
+    # (only training finds that), and that trial must fail and be recorded.
+    space = tiny_space(sweep_data, search={"optim.lr": {"grid": [2e-3, 1e30]}},
                        search_alg={"type": "grid"}, num_samples=1, wandb={"mode": "offline", "project": "t"})
-    del space["base"]["data.path"]
     path = write_space(tmp_path / "space.yaml", space)
     run_dir = tmp_path / "runs" / "e2e"
-    reads, failures, stop = [], [], threading.Event()
-
-    def reader() -> None:  # a user polling the leaderboard during the sweep must never see a broken file
-        while not stop.is_set():
-            p = run_dir / "leaderboard.parquet"
-            if p.exists():
-                try:  # one open file: see vlp_sweep.sweep.leaderboard.read_table
-                    with open(p, "rb") as f:
-                        reads.append(len(pd.read_parquet(f)))
-                except Exception as e:  # pragma: no cover - the failure we test for
-                    failures.append(repr(e))
-            time.sleep(0.05)
-
-    t = threading.Thread(target=reader)
-    t.start()
-    try:
+    # Users polling the leaderboard, the history and the ranks during the sweep with pandas, polars and
+    # DuckDB (README "Leaderboard files") must never see a broken table or a row twice.
+    with LiveReaders(run_dir) as readers:
         code = main(["run", str(path), "--name", "e2e", "--runs-root", str(tmp_path / "runs")])
-    finally:
-        stop.set()
-        t.join()
     assert code == 0
-    assert not failures and reads
+    assert not readers.failures, readers.failures[:3]
+    assert set(readers.reads) == {"leaderboard", "history pandas", "history polars", "history duckdb",
+                                  "ranks pandas", "ranks polars", "ranks duckdb"}, readers.reads
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
     assert list(board.columns) == LEADERBOARD_SCHEMA.names
     assert len(board) == 2
-    ok = board[board.data_path == str(sweep_data)].iloc[0]
-    bad = board[board.data_path == str(broken)].iloc[0]
+    ok = board[board.optim_lr == 2e-3].iloc[0]
+    bad = board[board.optim_lr == 1e30].iloc[0]
     assert ok.status == "TERMINATED" and ok.epochs == 2 and ok.best_epoch in (1, 2)
     assert Path(ok.checkpoint_path).is_file() and len(ok.checkpoint_sha256) == 64
-    assert bad.status == "ERROR" and "NaN" in bad.error
-    hist = pd.read_parquet(run_dir / "history.parquet")
+    assert bad.status == "ERROR" and "nan" in bad.error
+    hist = pd.read_parquet(run_dir / "history")
     assert sorted(hist[hist.trial_id == ok.trial_id].epoch) == [1, 2]
     assert ok.best_t2v_R1 == hist[hist.trial_id == ok.trial_id].t2v_R1.max()
+    # where each evaluation's time went, next to epoch_s
+    assert (hist[hist.trial_id == ok.trial_id][["epoch_s", "eval_s", "checkpoint_s", "report_s", "setup_s"]]
+            .notna().all().all())
+    # per-query ranks: in the trial's own folder, one file per evaluation, never in Ray's results
+    assert Path(ok.trial_dir).parent == run_dir
+    for epoch in (1, 2):
+        ranks = pd.read_parquet(Path(ok.trial_dir) / "ranks" / f"epoch-{epoch:06d}.parquet")
+        assert list(ranks.direction) == ["t2v", "v2t"] and {len(r) for r in ranks.ranks} == {48}
+    assert "t2v_ranks" not in (Path(ok.trial_dir) / "result.json").read_text()
     # the trainer's health checklist reached the leaderboard and the history through Ray
     assert ok.health_inputs == "pass" and ok.health_finite == "pass" and ok.fed_kpts_dim > 0
     assert ok.micro_batch > 0 and ok.oom_rescues == 0 and ok.health in ("pass", "warn")
@@ -135,7 +120,7 @@ def test_resume_after_sigkill_finishes_every_trial_exactly_once(sweep_data: Path
     assert (after[after.params.str.contains("__baseline__")].model_dropout == 0.4).all()
     assert set(after.status) <= {"TERMINATED", "STOPPED"}
     assert done_before <= set(after.trial_id)  # finished trials kept, not rerun under new ids
-    hist = pd.read_parquet(run_dir / "history.parquet")
+    hist = pd.read_parquet(run_dir / "history")
     assert not hist.duplicated(["trial_id", "epoch"]).any()
     assert set(hist.trial_id) == set(after.trial_id)
 
@@ -231,5 +216,5 @@ def test_data_parallel_trial_runs_on_two_processes_with_ray_train(sweep_data: Pa
     row = board.iloc[0]
     assert row.status == "TERMINATED" and row.epochs == 2
     assert Path(row.checkpoint_path).is_file()
-    hist = pd.read_parquet(tmp_path / "runs" / "ddp" / "history.parquet")
+    hist = pd.read_parquet(tmp_path / "runs" / "ddp" / "history")
     assert sorted(hist.epoch) == [1, 2]

@@ -11,7 +11,7 @@ import pytest
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
 from vlp_sweep.space import load_space, parse_space
-from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, Leaderboard, read_table
+from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, Leaderboard, read_history, read_table
 from vlp_sweep.train.watch.health_config import COLUMNS, PLAN_CHECKS, Check, HealthConfig
 
 SPACE = """\
@@ -107,7 +107,7 @@ def test_leaderboard_and_history_hold_the_health_columns(tmp_path: Path) -> None
     assert (a.health, a.health_flags, a.micro_batch, a.oom_rescues, a.gpu_util) == ("warn", "plateau@1", 32, 1, 45.5)
     assert a.fed_kpts_dim == 231
     assert (b.status, b.health, b.health_finite, b.health_flags) == ("ERROR", "fail", "fail", "non-finite loss")
-    hist = read_table(tmp_path / "history.parquet")
+    hist = read_history(tmp_path)
     assert list(hist[hist.trial_id == "a"].micro_batch) == [64, 32]
     assert list(hist[hist.trial_id == "a"].health) == ["pass", "warn"]
 

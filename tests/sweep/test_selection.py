@@ -133,7 +133,7 @@ def test_a_sweep_whose_metric_ties_at_every_epoch_keeps_promotes_and_evals_the_n
     from vlp_sweep.cli import main
     from vlp_sweep.data.synth import synthesize
     from vlp_sweep.promote import store
-    from vlp_sweep.sweep.leaderboard import read_table
+    from vlp_sweep.sweep.leaderboard import read_history, read_table
 
     data = synthesize(tmp_path / "data", train=96, dev=1, test=1, signers=3, heldout_signers=1, lexicon=20)
     space = tiny_space(data, search={"optim.lr": {"choice": [2e-3]}}, search_alg={"type": "grid"},
@@ -143,7 +143,7 @@ def test_a_sweep_whose_metric_ties_at_every_epoch_keeps_promotes_and_evals_the_n
     assert main(["run", str(write_space(tmp_path / "tie.yaml", space)), "--name", "tie",
                  "--runs-root", str(runs)]) == 0
     row = read_table(runs / "tie" / "leaderboard.parquet").iloc[0]
-    hist = read_table(runs / "tie" / "history.parquet")
+    hist = read_history(runs / "tie")
     assert row.status == "TERMINATED" and set(hist.t2v_R1) == {100.0} and set(hist.rsum) == {600.0}
     assert row.best_epoch == 1 and Path(row.checkpoint_path).parent.name == "checkpoint_000000"
     assert Path(row.checkpoint_path).is_file()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.leaderboard import read_history, read_table
 from vlp_sweep.sweep.outcome import run_and_record
 from vlp_sweep.sweep.signals import Interrupted, StopOnSignal
 
@@ -115,8 +115,7 @@ def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
                             start_new_session=True)
     try:
         def trained_an_epoch() -> bool:
-            p = run_dir / "history.parquet"
-            return p.exists() and len(read_table(p)) >= 1
+            return len(read_history(run_dir)) >= 1
         assert wait_for(trained_an_epoch, 240), proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
         assert proc.poll() is None
         (os.killpg if group else os.kill)(proc.pid, sig)
@@ -142,7 +141,7 @@ def test_signal_stops_the_sweep_cleanly_and_resume_finishes_each_trial_once(
     after = pd.read_parquet(run_dir / "leaderboard.parquet")
     assert len(after) == 3 and after.trial_id.is_unique
     assert set(after.status) == {"TERMINATED"} and set(after.epochs) == {3}
-    hist = pd.read_parquet(run_dir / "history.parquet")
+    hist = pd.read_parquet(run_dir / "history")
     assert not hist.duplicated(["trial_id", "epoch"]).any()
     assert sorted(hist.groupby("trial_id").epoch.max()) == [3, 3, 3]
 

@@ -21,10 +21,12 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vlp_sweep.errors import UserError
+    from vlp_sweep.promote.reproduce import promoted_manifest
     from vlp_sweep.train.evaluate import evaluate_checkpoint, top_k
 
     if args.examples < 0 or args.top_k < 1:
         raise UserError("--examples must be >= 0 and --top-k >= 1")
+    manifest = promoted_manifest(args.ckpt)  # a promoted release that fails its hashes: one line, no numbers
     ev = evaluate_checkpoint(args.ckpt, args.data, args.split, args.device)
     m = ev.result.metrics
     if args.json:
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         for d, name in (("t2v", "text->video"), ("v2t", "video->text")):
             print(f"{name:12s} R@1 {m[f'{d}_R1']:6.2f}  R@5 {m[f'{d}_R5']:6.2f}  R@10 {m[f'{d}_R10']:6.2f}  "
                   f"MedR {m[f'{d}_MedR']:g}  MeanR {m[f'{d}_MeanR']:.1f}   (N = {len(ev.split)})")
-    reproduced = _check_promoted(args, m, str(ev.checkpoint["config"]["data"]["eval_split"]))
+    reproduced = _check_promoted(args, manifest, m, str(ev.checkpoint["config"]["data"]["eval_split"]))
     n = min(args.examples, len(ev.split))
     if n:
         queries = list(range(0, len(ev.split), max(1, len(ev.split) // n)))[:n]
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if reproduced is not False else 1
 
 
-def _check_promoted(args: argparse.Namespace, metrics: dict[str, float], trained_split: str) -> bool | None:
+def _check_promoted(args: argparse.Namespace, manifest: dict[str, Any] | None, metrics: dict[str, float],
+                    trained_split: str) -> bool | None:
     """For a promoted checkpoint on its own data: print whether it reproduces the numbers recorded on the split
     it was promoted on, or that another split has none (stderr under --json, so stdout stays JSON). None: no
     claim."""
@@ -56,7 +59,7 @@ def _check_promoted(args: argparse.Namespace, metrics: dict[str, float], trained
 
     if args.data:
         return None
-    checked = reproduction_line(args.ckpt, metrics, args.split or trained_split, args.device)
+    checked = reproduction_line(manifest, metrics, args.split or trained_split, args.device)
     if checked is None:
         return None
     print(checked[1], file=sys.stderr if args.json else sys.stdout)

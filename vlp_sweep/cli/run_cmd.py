@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not (run_dir / "sweep.json").is_file():  # a signal while Ray was starting: nothing to show
         print(f"interrupted before sweep '{run_dir.name}' started; nothing was run", file=sys.stderr)
         return outcome.exit_code
+    _refuse_all_failed(run_dir, outcome.status)
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
     if (run_dir / "confirm.parquet").is_file():
@@ -65,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"the confirmation stage failed: no confirmed result; `vlp-sweep run {_resume_args(args, run_dir.name)} "
               "--resume` runs the failed runs again", file=sys.stderr)
     return outcome.exit_code
+
+
+def _refuse_all_failed(run_dir: Any, status: str) -> None:
+    """A search whose every trial errored (bad data, a broken factory) ends with one line naming the error."""
+    from vlp_sweep.errors import UserError
+    from vlp_sweep.sweep.results import all_failed, open_sweep
+
+    if status == "finished" and (line := all_failed(open_sweep(run_dir)[1])):
+        raise UserError(line)
 
 
 def _resume_args(args: argparse.Namespace, name: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vlp_sweep.atomic import fsync_file
-from vlp_sweep.errors import UserError
+from vlp_sweep.errors import UserError, write_error
 from vlp_sweep.metric_names import RETRIEVAL_METRICS
 from vlp_sweep.promote import store
 from vlp_sweep.promote.candidates import Candidate, Source, from_leaderboard, pick
@@ -224,15 +224,22 @@ def _verify(cand: Candidate, champion: dict[str, Any] | None, metric: str, mode:
 
 def _install(dest: Path, sweep: Sweep, cand: Candidate, metric: str, mode: str, v: Verified,
              force: bool) -> PromoteResult:
-    store.prepare(dest)  # nothing is created in the destination before every check has passed
-    with store.locked(dest):
-        champion, _ = store.read_champion(dest)  # again: another promote may have committed meanwhile
-        lines = check_challenger(champion, cand, metric, mode, force)
-        lines.append(f"verified: sha256 {v.sha256[:12]}… as recorded, weights_only load, re-evaluation on "
-                     f"{v.split} ({v.n_queries} queries, device {v.device}) reproduces the "
-                     f"{'leaderboard' if cand.stage == 'search' else 'confirmation table'} "
-                     f"(max |diff| {v.max_diff:.2g})")
-        manifest, release = _write_and_commit(dest, sweep, cand, metric, mode, v, champion, force)
+    # What this promote creates; a failed write (a full disk, a read-only folder) removes it again.
+    fresh = [p for p in (dest, dest / store.RELEASES, dest / store.LOCK) if not (p.exists() or p.is_symlink())]
+    try:
+        store.prepare(dest)  # nothing is created in the destination before every check has passed
+        with store.locked(dest):
+            champion, _ = store.read_champion(dest)  # again: another promote may have committed meanwhile
+            lines = check_challenger(champion, cand, metric, mode, force)
+            manifest, release = _write_and_commit(dest, sweep, cand, metric, mode, v, champion, force)
+    except OSError as e:
+        store.remove_fresh(fresh)
+        why = write_error(e.filename or dest, e)
+        raise UserError(f"{why}; nothing was promoted, the champion in {dest} is unchanged") from None
+    lines.append(f"verified: sha256 {v.sha256[:12]}… as recorded, weights_only load, re-evaluation on "
+                 f"{v.split} ({v.n_queries} queries, device {v.device}) reproduces the "
+                 f"{'leaderboard' if cand.stage == 'search' else 'confirmation table'} "
+                 f"(max |diff| {v.max_diff:.2g})")
     lines.append(f"promoted to {dest}: {', '.join((*store.PAYLOAD, store.MANIFEST))}")
     if champion:
         lines.append(f"previous champion (sweep {champion.get('sweep')}, trial {champion.get('trial_id')}) kept "
@@ -256,6 +263,11 @@ def _write_and_commit(dest: Path, sweep: Sweep, cand: Candidate, metric: str, mo
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    store.commit(dest, release)
+    try:
+        store.commit(dest, release)
+    except BaseException:  # not committed (the commit is one rename): the old champion stands
+        if not store.is_current(dest, release):
+            shutil.rmtree(release, ignore_errors=True)
+        raise
     store.prune(dest)
     return manifest, release

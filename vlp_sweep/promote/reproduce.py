@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vlp_sweep.errors import UserError
 from vlp_sweep.metric_names import RETRIEVAL_METRICS
 from vlp_sweep.promote import store
 from vlp_sweep.promote.verify import TOLERANCE, largest_diff
@@ -22,11 +23,15 @@ from vlp_sweep.sweep.leaderboard import read_table
 
 def promoted_manifest(ckpt: str | Path) -> dict[str, Any] | None:
     """The manifest of the promoted release whose full checkpoint ``ckpt`` is (through the stable link
-    or the release folder); None for any other file, or a release that fails its hashes."""
+    or the release folder); None for any other file. A release that fails its hashes (a flipped byte, a
+    file replaced) is a UserError naming the file: its numbers must not be shown as if all were well."""
     real = Path(os.path.realpath(ckpt))
     if real.name != store.FULL or not (real.parent / store.MANIFEST).is_file():
         return None
-    manifest, _ = store.read_release(real.parent)
+    manifest, problem = store.read_release(real.parent)
+    if manifest is None:
+        raise UserError(f"{ckpt}: the promoted release is damaged ({problem}); promote the trial again, or use "
+                        f"the previous champion ({store.PREVIOUS}/{store.FULL} beside {store.CURRENT}/)")
     return manifest
 
 
@@ -48,11 +53,11 @@ def recorded_numbers(manifest: Mapping[str, Any]) -> tuple[dict[str, float], str
     return metrics, f"the leaderboard of sweep {sweep} ({board_path}), trial {tid} at epoch {epoch}"
 
 
-def reproduction_line(ckpt: str | Path, got: Mapping[str, float], split: str, device: str,
+def reproduction_line(manifest: Mapping[str, Any] | None, got: Mapping[str, float], split: str, device: str,
                       tolerance: float = TOLERANCE) -> tuple[bool | None, str] | None:
-    """(reproduced, one line saying so) for a promoted checkpoint evaluated on ``split``; (None, why there is
-    nothing to compare) when its numbers were measured on another split; None when ``ckpt`` is not one."""
-    manifest = promoted_manifest(ckpt)
+    """(reproduced, one line saying so) for a promoted checkpoint (its ``promoted_manifest``) evaluated on
+    ``split``; (None, why there is nothing to compare) when its numbers were measured on another split; None
+    when it is not one."""
     if manifest is None:
         return None
     recorded = (manifest.get("verification") or {}).get("eval_split", split)

@@ -165,6 +165,18 @@ def commit(dest: Path, release: Path) -> None:
     fsync_dir(dest)
 
 
+def is_current(dest: Path, release: Path) -> bool:
+    link = dest / CURRENT
+    return link.is_symlink() and Path(os.path.realpath(link)) == Path(os.path.realpath(release))
+
+
+def remove_fresh(paths: list[Path]) -> None:
+    """Undo what a failed promote created (deepest first): an empty folder, or the lock file it made."""
+    for p in reversed(paths):
+        with contextlib.suppress(OSError):
+            p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
 def prune(dest: Path) -> list[str]:
     """Delete release folders that neither ``current`` nor ``previous`` points to (and leftovers of
     interrupted promotes); returns their names."""

@@ -23,7 +23,7 @@ a known truth, for their calibration); ``seed_stats.py``: the earlier two-level 
 
 Outputs: ``render/`` (the document's sections, Markdown, HTML, terminal, JSON, figures, files).
 
-Every number a report shows is computed from a row of ``leaderboard.parquet``, ``history.parquet`` or
-``ranks.parquet``, the confirmation's tables (and the spec in ``sweep.json``); the report never re-runs a
-model.
+Every number a report shows is computed from a row of ``leaderboard.parquet``, the history (``history/``), a
+trial's per-query ranks (``TRIAL_FOLDER/ranks/``; ``ranks.parquet`` in a sweep of an earlier version), the
+confirmation's tables and the spec in ``sweep.json``; the report never re-runs a model.
 """

@@ -106,11 +106,11 @@ def last_common_epoch(index: RankIndex, history: pd.DataFrame | None, a: str, b:
 def _paired(label: str, a: str, b: str, ra: stats.Ranks | None, rb: stats.Ranks | None, metric: str,
             resamples: int, seed: int) -> Compared:
     if ra is None or rb is None:
-        return Compared(label, a, b, note="per-query ranks missing in ranks.parquet")
+        return Compared(label, a, b, note="per-query ranks missing (the trial's ranks/ folder)")
     if len(ra) != len(rb):
         return Compared(label, a, b, note=f"evaluated on different query sets ({len(ra)} vs {len(rb)} queries)")
     if metric.startswith(("v2t", "mean", "rsum")) and (ra.v2t is None or rb.v2t is None):
-        return Compared(label, a, b, note="v2t ranks missing in ranks.parquet")
+        return Compared(label, a, b, note="v2t ranks missing (the trial's ranks/ folder)")
     return Compared(label, a, b, stats.paired(ra, rb, metric, resamples, seed=seed))
 
 

@@ -4,7 +4,7 @@ A trial's ``best_*`` columns come from its best epoch, and ASHA stops weak trial
 those columns across trials compares a trial stopped at epoch 2 with one that ran to the end. The
 per-key effects, the parameter importance and the expected best of n trials compare trials at one
 epoch instead: at each ASHA rung, every trial with an evaluation at that epoch, with its metric at that
-epoch (a row of ``history.parquet``); and at the full budget (the scheduler's ``max_t``). Without ASHA
+epoch (a row of the history); and at the full budget (the scheduler's ``max_t``). Without ASHA
 the full budget is the only one.
 
 The rungs are those of Ray Tune's ASHA with one bracket, as the driver builds it: milestones

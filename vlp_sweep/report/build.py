@@ -8,7 +8,7 @@ Which trials count where:
   trial out (it differs in keys the search does not vary);
 - confidence intervals and comparisons use the per-query ranks of each trial's ``best_epoch`` (the
   epoch whose metrics the leaderboard row holds); the equal-budget analyses use each trial's metric
-  at the budget's epoch (history.parquet).
+  at the budget's epoch (the history).
 
 One more analysis plugs in as a module that returns its data class (``types.py``), one field of
 :class:`Report` filled here, and one section in ``render/document.py``.
@@ -28,7 +28,14 @@ from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
 from vlp_sweep.report.types import DataSource, Report
-from vlp_sweep.sweep.results import Sweep, missing_checkpoints, rank_trials, resolve_metric, searched_only
+from vlp_sweep.sweep.results import (
+    Sweep,
+    missing_checkpoints,
+    missing_confirmed,
+    rank_trials,
+    resolve_metric,
+    searched_only,
+)
 
 CURVES = 8  # learning curves drawn (the top trials)
 
@@ -126,6 +133,8 @@ def _notes(sweep: Sweep, ranked: pd.DataFrame, finished: pd.DataFrame, data: Dat
     for tid, path in missing_checkpoints(sweep.board):
         notes.append(f"trial {tid}: its checkpoint is missing ({path}: deleted or moved since the sweep recorded "
                      "it): its numbers stand, but promote skips it")
+    for line in missing_confirmed(sweep.run_dir, sweep.confirm):
+        notes.append(f"{line}: its numbers stand, but promote skips it")
     spec = sweep.spec
     has_plan_numbers = bool(spec.get("targets")) or bool((spec.get("baseline") or {}).get("metrics"))
     if data.synthetic and has_plan_numbers:
@@ -147,10 +156,14 @@ def _sources(sweep: Sweep) -> list[str]:
         updated = f", last row update {pd.Timestamp(sweep.board['updated_at'].max()).isoformat()}"
     out.append(f"{d / 'leaderboard.parquet'}: {len(sweep.board)} rows (one per trial){updated}: every best_*, "
                "status, config and error shown")
-    out.append(f"{d / 'history.parquet'}: {len(sweep.history)} rows (one per trial and evaluation): learning "
+    out.append(f"{d / 'history'}: {len(sweep.history)} rows (one per trial and evaluation): learning "
                "curves, and each trial's metric at each equal budget (effects, importance, expected best)")
-    out.append(f"{d / 'ranks.parquet'}: {len(sweep.ranks)} rows (per-query ranks per trial, epoch and "
-               "direction): intervals and comparisons, at each trial's best_epoch")
+    if not sweep.ranks.empty:  # an earlier version's single file
+        out.append(f"{d / 'ranks.parquet'}: {len(sweep.ranks)} rows (per-query ranks per trial, epoch and "
+                   "direction): intervals and comparisons, at each trial's best_epoch")
+    else:
+        out.append("ranks/epoch-NNNNNN.parquet in each trial's folder (the leaderboard's trial_dir): per-query "
+                   "ranks of each evaluation, read at each listed trial's best_epoch: intervals and comparisons")
     if not sweep.confirm.empty:
         out.append(f"{d / 'confirm.parquet'}: {len(sweep.confirm)} rows (one per confirmed configuration and seed): "
                    "the confirmed result's dev and test numbers, selected epochs and errors")

@@ -22,7 +22,6 @@ CI_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "v2t_R1", "v2t_R5", "v2t_R10")
 # Config keys that differ between trials for bookkeeping reasons, not as a choice of the search.
 NOT_A_CHOICE = ("run.out_dir", "run.num_threads", "run.select_metric")
 
-RankIndex = dict[tuple[str, int, str], np.ndarray]
 
 
 def as_int(x: Any) -> int | None:
@@ -30,12 +29,32 @@ def as_int(x: Any) -> int | None:
     return None if v is None else int(v)
 
 
+class RankIndex:
+    """(trial id, epoch, direction) -> per-query ranks, read from the trial's folder when first asked for:
+    a report needs a few evaluations' ranks (each listed trial's best epoch), not the whole sweep's."""
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+        self.cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+
+    def _evaluation(self, trial_id: str, epoch: int) -> dict[str, np.ndarray]:
+        if (trial_id, epoch) not in self.cache:
+            self.cache[(trial_id, epoch)] = self.sweep.ranks_of(trial_id, epoch)
+        return self.cache[(trial_id, epoch)]
+
+    def __contains__(self, key: tuple[str, int, str]) -> bool:
+        return key[2] in self._evaluation(key[0], key[1])
+
+    def __getitem__(self, key: tuple[str, int, str]) -> np.ndarray:
+        return self._evaluation(key[0], key[1])[key[2]]
+
+    def get(self, key: tuple[str, int, str]) -> np.ndarray | None:
+        return self._evaluation(key[0], key[1]).get(key[2])
+
+
 def rank_index(sweep: Sweep) -> RankIndex:
-    """(trial id, epoch, direction) -> per-query ranks, from ranks.parquet."""
-    if sweep.ranks.empty:
-        return {}
-    return {(str(r["trial_id"]), int(r["epoch"]), str(r["direction"])): np.asarray(r["ranks"], dtype=np.int64)
-            for r in sweep.ranks.to_dict("records")}
+    """(trial id, epoch, direction) -> per-query ranks (see :class:`RankIndex`)."""
+    return RankIndex(sweep)
 
 
 def ranks_of(index: RankIndex, trial_id: str, epoch: int | None) -> stats.Ranks | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
+from vlp_sweep.sweep.asha import ResumableASHA
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
 MARKER = {BASELINE_KEY: True}
@@ -67,7 +68,7 @@ class BaselineFirst(Searcher):
         self.baseline_id = state["baseline_id"]
 
 
-class BaselineKeepingASHA(ASHAScheduler):
+class BaselineKeepingASHA(ResumableASHA):
     """ASHA for every trial but the baseline, which runs its whole budget and sets no rung cut-off."""
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:

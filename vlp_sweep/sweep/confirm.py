@@ -5,7 +5,9 @@ sweep (``<storage>/<name>/confirm``, resumed like the search).
     runs/<name>/confirm_candidates.json  the configurations chosen (written once; a resume reuses it)
     runs/<name>/confirm.parquet          one row per configuration x seed (schema: CONFIRM_SCHEMA)
     runs/<name>/confirm_ranks.parquet    per-query ranks of each trial's selected checkpoint: ``split`` is
-                                         ``dev`` (the eval split, which selected the epoch) or ``test``
+                                         ``dev`` (the eval split, which selected the epoch) or ``test``; each
+                                         trial writes its own into its folder (ranks/selected.parquet), and the
+                                         table is made from those files when the stage ends
     runs/<name>/confirm_queries.parquet  the held-out split's queries and their signers (query_signers.py)
     runs/<name>/confirm_ablations.json   with ``confirm.ablate``: the winner's keys reverted (ablate.py), run
                                          as a second experiment (``<storage>/<name>/confirm_ablate``)
@@ -27,6 +29,7 @@ that fails is a row with its error; the driver then records the stage as failed 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -47,6 +50,7 @@ from vlp_sweep.space.spec import SweepSpec
 from vlp_sweep.sweep import ablate
 from vlp_sweep.sweep.leaderboard import read_table, write_table_atomic
 from vlp_sweep.sweep.query_signers import write_queries
+from vlp_sweep.sweep.ranks import RANKS_DIR, read_rows, write_rows
 from vlp_sweep.sweep.results import FINISHED, is_baseline_trial
 from vlp_sweep.sweep.trial import BASELINE_KEY, TrialContext, resolve_trial_config
 
@@ -56,6 +60,7 @@ CONFIRM_RANKS_FILE = "confirm_ranks.parquet"
 EXPERIMENT = "confirm"  # the stage's Tune experiment, under the search's experiment folder
 BASELINE_ID = "baseline"
 SELECTED = "selected.pt"  # the checkpoint of the selected epoch, beside the trainer's last.pt
+SELECTED_RANKS = "selected.parquet"  # its per-query ranks, dev and test, in the trial's ranks/ folder
 HISTORY = "history.json"
 SPLITS = ("dev", "test")
 _RUN_KEYS = ("run.seed", "run.out_dir", "run.num_threads", "run.select_metric")  # set per confirmation trial
@@ -81,7 +86,7 @@ def rank_groups(board: pd.DataFrame, metric: str, mode: str) -> list[dict[str, A
     """Finished searched configurations (trials grouped over seeds), best first: the mean of ``best_<metric>``
     in ``mode``, then the mean ``best_rsum``, then the first trial id."""
     done = board[board["status"].isin(FINISHED) & board[f"best_{metric}"].notna()]
-    done = done[[not is_baseline_trial(r) for _, r in done.iterrows()]]
+    done = done[[not is_baseline_trial(r) for _, r in done.iterrows()]] if len(done) else done
     groups = []
     for gid, g in done.groupby("group_id", sort=False):
         g = g.sort_values("trial_id")
@@ -221,6 +226,7 @@ def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, An
     assert spec.confirm is not None
     root = f"{storage.rstrip('/')}/{name}"
     path = f"{root}/{experiment}"
+    ctx = dataclasses.replace(ctx, experiment_path=path, name=name)  # the stage's trials write their ranks there
     trainable = tune.with_resources(tune.with_parameters(confirm_main, ctx=ctx, candidates=cands),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     if tune.Tuner.can_restore(path):
@@ -237,10 +243,10 @@ def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, An
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest: the selected epoch's, at the end
                 failure_config=tune.FailureConfig(max_failures=spec.retries)))
     grid = tuner.fit()
-    return [_outcome(grid[i]) for i in range(len(grid))]
+    return [_outcome(grid[i], ctx) for i in range(len(grid))]
 
 
-def _outcome(result: Any) -> dict[str, Any]:
+def _outcome(result: Any, ctx: TrialContext) -> dict[str, Any]:
     """What a finished (or failed) trial left: its params, final report, checkpoint file and error."""
     metrics = dict(result.metrics or {})
     ckpt = result.checkpoint
@@ -252,7 +258,8 @@ def _outcome(result: Any) -> dict[str, Any]:
     elif metrics.get("stage") != "final":
         error = "the trial ended without its final evaluation"
     return {"trial_id": str(metrics.get("trial_id") or Path(result.path).name), "config_id": result.config["config_id"],
-            "seed": int(result.config["seed"]), "metrics": metrics, "checkpoint_path": path, "error": error}
+            "seed": int(result.config["seed"]), "metrics": metrics, "checkpoint_path": path, "error": error,
+            "trial_dir": ctx.trial_dir(result.path)}
 
 
 # ---------------------------------------------------------------- one trial, in a Ray worker
@@ -286,13 +293,25 @@ def _restore(checkpoint: Any, scratch: Path) -> tuple[Path | None, list[dict[str
     return scratch / "resume.pt", history
 
 
-def _evaluate_selected(path: Path, cfg: TrainConfig, split: str) -> dict[str, Any]:
-    """Metrics and per-query ranks of the selected checkpoint on ``split``, keys prefixed ``<prefix>_``."""
+def _evaluate_selected(path: Path, cfg: TrainConfig, split: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The selected checkpoint on ``split``: (metrics and query count, per-query ranks by direction)."""
     from vlp_sweep.train.evaluate import evaluate_checkpoint
 
     ev = evaluate_checkpoint(path, split=split, device=cfg.run.device)
-    return {"metrics": dict(ev.result.metrics), "t2v_ranks": ev.result.t2v_ranks.tolist(),
-            "v2t_ranks": ev.result.v2t_ranks.tolist(), "n": len(ev.split)}
+    return ({"metrics": dict(ev.result.metrics), "n": len(ev.split)},
+            {"t2v": ev.result.t2v_ranks, "v2t": ev.result.v2t_ranks})
+
+
+def _save_ranks(ctx: TrialContext, params: dict[str, Any], ranks: dict[str, dict[str, Any]]) -> None:
+    """The selected checkpoint's ranks on both splits into the trial's own folder (not through Ray)."""
+    from ray import tune
+
+    context = tune.get_context()
+    trial_dir = ctx.trial_dir(context.get_trial_dir())
+    rows = [{"sweep": ctx.name, "trial_id": context.get_trial_id(), "config_id": params["config_id"],
+             "seed": int(params["seed"]), "split": s, "direction": d, "ranks": ranks[s][d]}
+            for s in SPLITS for d in ("t2v", "v2t")]
+    write_rows(f"{trial_dir}/{RANKS_DIR}/{SELECTED_RANKS}", rows, CONFIRM_RANKS_SCHEMA)
 
 
 def confirm_main(params: dict[str, Any], ctx: TrialContext, candidates: dict[str, dict[str, Any]]) -> None:
@@ -326,8 +345,9 @@ def confirm_main(params: dict[str, Any], ctx: TrialContext, candidates: dict[str
     try:
         fit(cfg, on_eval, resume=resume, health=spec.health)  # the search's health checks
         selected = best_epoch(history, metric, mode)
-        dev = _evaluate_selected(scratch / SELECTED, cfg, cfg.data.eval_split)
-        test = _evaluate_selected(scratch / SELECTED, cfg, spec.confirm.split)
+        dev, dev_ranks = _evaluate_selected(scratch / SELECTED, cfg, cfg.data.eval_split)
+        test, test_ranks = _evaluate_selected(scratch / SELECTED, cfg, spec.confirm.split)
+        _save_ranks(ctx, params, {"dev": dev_ranks, "test": test_ranks})
         with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
             shutil.copy(scratch / SELECTED, Path(d) / "full.pt")
             sha = sha256_file(Path(d) / "full.pt")
@@ -366,8 +386,13 @@ def confirm_row(sweep: str, spec: SweepSpec, cand: dict[str, Any], out: dict[str
 
 
 def rank_rows(sweep: str, out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trial's selected-checkpoint ranks, from its folder (or, from a stage an earlier version ran, from
+    its final result)."""
     if out["error"]:
         return []
+    saved = read_rows(f"{out['trial_dir']}/{RANKS_DIR}/{SELECTED_RANKS}") if out.get("trial_dir") else None
+    if saved is not None:
+        return [{**r, "sweep": sweep} for r in saved.to_pylist()]
     rows = []
     for s in SPLITS:
         part = out["metrics"].get(s) or {}

@@ -8,7 +8,6 @@ well as after. The server is Python's threaded wsgiref server (what optuna-dashb
 
 from __future__ import annotations
 
-import json
 import socketserver
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,9 @@ def open_journal(run_dir: str | Path) -> tuple[Any, str]:
     d = Path(run_dir)
     if not (d / "sweep.json").is_file():
         raise UserError(f"not a sweep folder: {d} ({'no sweep.json' if d.is_dir() else 'no such folder'})")
-    name = json.loads((d / "sweep.json").read_text()).get("name", d.name)
+    from vlp_sweep.sweep.results import read_meta
+
+    name = read_meta(d / "sweep.json").get("name", d.name)
     journal = d / JOURNAL_FILE
     if not journal.is_file():
         raise UserError(f"sweep '{name}' has no Optuna study ({journal} is missing: the sweep has not started "

@@ -4,16 +4,17 @@
     runs/<name>/driver.lock         held while a driver runs the sweep (lock.py)
     runs/<name>/driver.log          Ray's, W&B's and PyTorch's own log lines (output.py)
     runs/<name>/leaderboard.parquet one row per trial        (leaderboard.py)
-    runs/<name>/history.parquet     one row per evaluation
-    runs/<name>/ranks.parquet       per-query ranks per evaluation
+    runs/<name>/history/            one row per evaluation: Parquet parts, read as one table (parts.py)
     runs/<name>/confirm.parquet     the confirmation stage, one row per config x seed (confirm.py)
     runs/<name>/wandb/              W&B runs (offline ones sync later with `wandb sync`)
-    <storage>/<name>/               Ray Tune's experiment (trial folders, checkpoints); by default
-                                    <storage> = runs, so this is runs/<name> too
+    <storage>/<name>/               Ray Tune's experiment (trial folders with checkpoints, and the per-query
+                                    ranks each trial writes: ranks.py); by default <storage> = runs, so
+                                    this is runs/<name> too
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -64,7 +65,9 @@ def prepare(spec: SweepSpec, opts: SweepOptions) -> tuple[str, Path, TrialContex
     if opts.resume:
         if not saved.is_file():
             raise UserError(f"no sweep to resume at {run_dir} (missing {SWEEP_FILE})")
-        _check_same_space(spec, json.loads(saved.read_text()))
+        from vlp_sweep.sweep.results import read_meta
+
+        _check_same_space(spec, read_meta(saved))
         from vlp_sweep.sweep.journal import JOURNAL_FILE, check_journal
 
         check_journal(run_dir / JOURNAL_FILE, name)  # before anything is written
@@ -82,6 +85,8 @@ def _check_same_space(spec: SweepSpec, saved: dict[str, Any]) -> None:
 
     if saved.get("fingerprint") == spec.fingerprint():
         return
+    if not isinstance(saved.get("spec"), dict):
+        raise UserError(f"{SWEEP_FILE} is damaged: it holds no search space to compare with; restore it from a backup")
     try:
         before = parse_space(saved["spec"])
     except UserError as e:  # a space an older version accepted and this one does not
@@ -150,16 +155,17 @@ def _searcher(spec: SweepSpec, max_concurrent: int, journal: Path, study_name: s
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
-def _scheduler(spec: SweepSpec) -> Any:
+def _scheduler(spec: SweepSpec, run_dir: Path) -> Any:
     if spec.scheduler.type != "asha":
         return None
-    from ray.tune.schedulers import ASHAScheduler
-
+    from vlp_sweep.sweep.asha import ResumableASHA
     from vlp_sweep.sweep.baseline_trial import BaselineKeepingASHA
 
-    cls = BaselineKeepingASHA if spec.runs_baseline else ASHAScheduler
+    # A resume rebuilds its rungs from the history in run_dir (asha.py): Ray saves no scheduler state.
+    cls = BaselineKeepingASHA if spec.runs_baseline else ResumableASHA
     return cls(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=spec.scheduler.max_t,
-                         grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor)
+               grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor,
+               run_dir=str(run_dir.resolve()))
 
 
 def _callbacks(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, max_epochs: int,
@@ -202,6 +208,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
     from vlp_sweep.sweep.lock import SweepLock
     from vlp_sweep.sweep.outcome import StageFailed, run_and_record
     from vlp_sweep.sweep.signals import StopOnSignal
+    from vlp_sweep.sweep.watchdog import Watchdog
 
     storage = opts.storage if opts.storage and "://" in opts.storage else str(
         Path(opts.storage or opts.runs_root).resolve())
@@ -214,7 +221,8 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
             mark("interrupted")
 
     failures: list[str] = []
-    with SweepLock(run_dir), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
+    # The watchdog ends the local Ray's leftovers and marks the rows interrupted if this process is killed.
+    with SweepLock(run_dir), Watchdog(run_dir, kill=opts.address is None), quiet_fds(run_dir / LOG_FILE, opts.quiet), \
             StopOnSignal(on_force=interrupted, on_stop=interrupted) as stop:
 
         def fit() -> None:
@@ -245,8 +253,9 @@ def _fit(spec: SweepSpec, opts: SweepOptions, name: str, run_dir: Path, ctx: Tri
     max_epochs = spec.epochs_range()[1]
     # A data-parallel trial's Tune actor only launches Ray Train workers, which hold the resources.
     res = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu} if spec.resources.workers == 1 else {"cpu": 0.01}
-    trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx), res)
     exp_path = f"{storage.rstrip('/')}/{name}"
+    ctx = dataclasses.replace(ctx, experiment_path=exp_path, name=name)  # where trials write their ranks
+    trainable = tune.with_resources(tune.with_parameters(trial_main, ctx=ctx), res)
     if opts.resume and tune.Tuner.can_restore(exp_path):
         from vlp_sweep.sweep.moved import register
 
@@ -290,7 +299,7 @@ def _new_tuner(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, sto
     optuna = spec.uses_optuna()
     per_config = len(spec.seeds) if optuna and len(spec.seeds) > 1 else 1
     num_samples = (spec.num_samples + spec.runs_baseline) * per_config
-    tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=num_samples,
+    tune_cfg = tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec, run_dir), num_samples=num_samples,
                                max_concurrent_trials=None if optuna else max_conc, reuse_actors=True)
     run_cfg = tune.RunConfig(
         name=name, storage_path=storage, verbose=0,
@@ -305,13 +314,22 @@ def _new_tuner(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, sto
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_cfg, run_config=run_cfg)
 
 
+def _old_meta(path: Path) -> dict[str, Any]:
+    """What sweep.json held (its creation time and datasets carry over); {} when missing or unreadable."""
+    try:
+        old = json.loads(path.read_bytes()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {}
+    return old if isinstance(old, dict) else {}
+
+
 def write_sweep_file(run_dir: Path, spec: SweepSpec, name: str, storage: str, status: str,
                      reason: str | None = None, stage: str | None = None) -> None:
     from vlp_sweep import __version__
     from vlp_sweep.sweep.datasets import dataset_entries
 
     path = run_dir / SWEEP_FILE
-    old = json.loads(path.read_text()) if path.is_file() else {}
+    old = _old_meta(path)
     doc = {"name": name, "fingerprint": spec.fingerprint(), "spec": spec.to_dict(), "storage": storage,
            "experiment_path": f"{storage.rstrip('/')}/{name}", "status": status, "tool_version": __version__,
            "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),

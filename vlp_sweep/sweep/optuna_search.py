@@ -6,7 +6,9 @@ and its study lived only in the driver's memory. :class:`OptunaSearcher` instead
 ``runs/<name>/optuna.journal`` (see journal.py for the states and values it tells):
 
 - ``suggest``: ``study.ask()``, the space sampled define-by-run (a conditional key only when its
-  condition holds), the Tune trial id stored as the user attribute ``tune_trial_id``;
+  condition holds), the Tune trial id stored as the user attribute ``tune_trial_id``; each suggestion's
+  sampler is seeded from ``search_alg.seed`` and the trial's number, so a resumed search suggests what the
+  uninterrupted one does (``_ask``);
 - ``on_trial_result``: every evaluation's metric as an intermediate value at step = epoch (Tune does not
   pass the result a scheduler stops a trial on to ``on_trial_result``: ``on_trial_complete`` records it);
 - ``on_trial_complete``: FAIL on error; PRUNED when the trial trained fewer epochs than its own
@@ -29,6 +31,7 @@ per epoch, the mean over seeds and, at the end, the mean of each seed's best val
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 from typing import Any
@@ -63,11 +66,23 @@ class OptunaSearcher(Searcher):
         if taken is not None:
             self.known.add(trial_id)
             return self.trial_params(taken.params)
-        trial = self.log.study.ask()
+        trial = self._ask()
         extra = define_by_run(self.spec, trial) or {}
         self.log.remember(trial_id, trial)
         self.known.add(trial_id)
         return {**trial.params, **extra}
+
+    def _ask(self) -> Any:
+        """``study.ask()`` with a sampler seeded from the sweep's seed and the new trial's number. Tune restores
+        this searcher from its last snapshot, which can be older than the last suggestions (kill -9, a full
+        disk): one seeded sampler would then draw again what it drew after the snapshot, and the resumed search
+        would suggest other configurations than the uninterrupted one. Keyed by the trial's number, the k-th
+        suggestion is the same whenever it is made (TPE's other input is the study, which the journal keeps)."""
+        study = self.log.study
+        number = len(study.get_trials(deepcopy=False))
+        alg = self.spec.search_alg
+        study.sampler = optuna_sampler(dataclasses.replace(alg, seed=(alg.seed * 1_000_003 + number) % 2**32))
+        return study.ask()
 
     def trial_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Optuna's params of a trial -> the params Tune hands the trial: a shaped key's quantile replaced

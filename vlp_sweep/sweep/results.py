@@ -12,38 +12,60 @@ hold the metrics of the epoch whose checkpoint the row records.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.selection import trial_key
 from vlp_sweep.space.params import contains
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.leaderboard import read_history, read_table
+from vlp_sweep.sweep.ranks import read_epoch
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
-__all__ = ["FINISHED", "Sweep", "checkpoint_missing", "drawn_params", "inactive_keys", "is_baseline_trial",
-           "load_sweep", "missing_checkpoints", "open_sweep", "rank_trials", "resolve_metric", "searched_only",
-           "sort_key", "trial_config", "trial_params"]
-TABLES = ("leaderboard.parquet", "history.parquet", "ranks.parquet")
+__all__ = ["FINISHED", "Sweep", "all_failed", "checkpoint_missing", "drawn_params", "error_groups", "inactive_keys",
+           "is_baseline_trial", "load_sweep", "missing_checkpoints", "missing_confirmed", "open_sweep",
+           "rank_trials", "read_meta", "resolve_metric", "searched_only", "sort_key", "trial_config", "trial_params",
+           "which"]
+LEGACY_RANKS = "ranks.parquet"  # an earlier version's per-query ranks, all in one file
 # the confirmation stage, when it has run (confirm_queries: who signed each held-out query, query_signers.py)
 CONFIRM_TABLES = ("confirm.parquet", "confirm_ranks.parquet", "confirm_queries.parquet")
 
 
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A sweep.json; one that is not a JSON object (overwritten, cut short) is a UserError naming it."""
+    p = Path(path)
+    try:
+        meta = json.loads(p.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        why = f"not valid JSON ({e.msg}, line {e.lineno})" if isinstance(e, json.JSONDecodeError) else "not text"
+        raise UserError(f"{p} is damaged: {why}; restore it from a backup (the sweep's other files are intact)") \
+            from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{p} is damaged: not a JSON object; restore it from a backup")
+    return meta
+
+
 def open_sweep(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """(sweep.json contents, leaderboard DataFrame); a folder that is not a sweep is a UserError."""
+    """(sweep.json contents, leaderboard DataFrame); a folder that is not a sweep, a damaged sweep.json or an
+    unreadable leaderboard is a UserError."""
     d = Path(run_dir)
     if not d.is_dir():
         raise UserError(f"not a sweep folder: {d} (no such folder)")
     if not (d / "sweep.json").is_file():
         raise UserError(f"not a sweep folder: {d} (no sweep.json)")
-    meta = json.loads((d / "sweep.json").read_text())
+    meta = read_meta(d / "sweep.json")
     lb_path = d / "leaderboard.parquet"
-    board = read_table(lb_path) if lb_path.is_file() else pd.DataFrame()
+    try:
+        board = read_table(lb_path) if lb_path.is_file() else pd.DataFrame()
+    except Exception as e:  # cut short, overwritten: the history and Ray's experiment still have the results
+        raise UserError(f"{lb_path} is damaged ({type(e).__name__}): `vlp-sweep run SPACE --name {d.name} "
+                        "--resume` rebuilds it from the trials' own results") from None
     return meta, board
 
 
@@ -68,18 +90,72 @@ def missing_checkpoints(board: pd.DataFrame) -> list[tuple[str, str]]:
             if checkpoint_missing(r.get("checkpoint_path"))]
 
 
+def error_groups(errors: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(error line, the trials that failed with it) from (trial, error) pairs: the most frequent first, then
+    in the order first seen. A thousand-trial sweep's errors are a few kinds, each worth one line."""
+    groups: dict[str, list[str]] = {}
+    for tid, err in errors:
+        groups.setdefault(err, []).append(tid)
+    return sorted(groups.items(), key=lambda g: -len(g[1]))  # a stable sort: ties keep their first appearance
+
+
+def all_failed(board: pd.DataFrame) -> str | None:
+    """When every trial of a finished search errored: one line naming the first error (else None)."""
+    if board.empty or not (board["status"] == "ERROR").all():
+        return None
+    first = board.sort_values(["updated_at", "trial_id"]).iloc[0] if "updated_at" in board else board.iloc[0]
+    n = len(board)
+    return (f"all {n} trial{'s' if n != 1 else ''} of the search failed; the first, trial {first['trial_id']}: "
+            f"{first.get('error') or 'no error recorded'}")
+
+
+def which(trials: list[str], show: int = 3) -> str:
+    """'a, b, c and 4 more'."""
+    more = f" and {len(trials) - show} more" if len(trials) > show else ""
+    return ", ".join(trials[:show]) + more
+
+
+def missing_confirmed(run_dir: str | Path, confirm: pd.DataFrame | None = None) -> list[str]:
+    """One line per confirmation run whose selected checkpoint is no longer on disk (confirm.parquet)."""
+    if confirm is None:
+        path = Path(run_dir) / "confirm.parquet"
+        try:
+            confirm = read_table(path) if path.is_file() else pd.DataFrame()
+        except Exception:  # load_sweep names a damaged table; status has nothing to flag from it
+            return []
+    rows = {str(r["trial_id"]): r for r in confirm.to_dict("records")} if not confirm.empty else {}
+    return [f"confirmation {rows[t].get('config_id')} seed {rows[t].get('seed')} (trial {t}): {path} (deleted or "
+            "moved since the stage recorded it; promote falls back to the next run)"
+            for t, path in missing_checkpoints(confirm)]
+
+
 @dataclass
 class Sweep:
-    """A sweep folder as read from disk: sweep.json, the three Parquet tables and the confirmation's three."""
+    """A sweep folder as read from disk: sweep.json, the leaderboard and history, the confirmation's three
+    tables; per-query ranks are read when asked for (:meth:`ranks_of`), from the trials' own folders."""
 
     run_dir: Path
     meta: dict[str, Any]
     board: pd.DataFrame
     history: pd.DataFrame
-    ranks: pd.DataFrame
+    ranks: pd.DataFrame  # an earlier version's ranks.parquet (empty for sweeps that keep ranks per trial)
     confirm: pd.DataFrame = field(default_factory=pd.DataFrame)
     confirm_ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
     confirm_queries: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def ranks_of(self, trial_id: str, epoch: int) -> dict[str, np.ndarray]:
+        """direction -> per-query ranks of one evaluation ({} when they are not on disk)."""
+        if not self.ranks.empty:  # a sweep of an earlier version (a resume writes the new ones per trial)
+            rows = self.ranks[(self.ranks["trial_id"] == trial_id) & (self.ranks["epoch"] == epoch)]
+            if len(rows):
+                return {str(d): np.asarray(r, dtype=np.int64) for d, r in zip(rows["direction"], rows["ranks"])}
+        folder = self.trial_dirs().get(trial_id)
+        return read_epoch(folder, epoch) if folder else {}
+
+    def trial_dirs(self) -> dict[str, str]:
+        if self.board.empty or "trial_dir" not in self.board:
+            return {}
+        return {str(t): str(d) for t, d in zip(self.board["trial_id"], self.board["trial_dir"]) if isinstance(d, str)}
 
     @property
     def name(self) -> str:
@@ -107,13 +183,18 @@ def load_sweep(run_dir: str | Path) -> Sweep:
     if not (d / "leaderboard.parquet").is_file():
         raise UserError(f"{d}: no leaderboard.parquet yet (the sweep has not started any trial)")
     tables = {}
-    for name in (*TABLES[1:], *CONFIRM_TABLES):
-        try:
-            tables[name] = read_table(d / name) if (d / name).is_file() else pd.DataFrame()
-        except Exception as e:  # a damaged file from a disk problem: name it, no traceback
-            raise UserError(f"{d / name}: not a readable Parquet table ({type(e).__name__})") from None
-    return Sweep(d, meta, board, tables["history.parquet"], tables["ranks.parquet"], tables["confirm.parquet"],
+    for name in (LEGACY_RANKS, *CONFIRM_TABLES):
+        tables[name] = _readable(d / name, lambda p: read_table(p) if p.is_file() else pd.DataFrame())
+    history = _readable(d / "history", lambda _: read_history(d))
+    return Sweep(d, meta, board, history, tables[LEGACY_RANKS], tables["confirm.parquet"],
                  tables["confirm_ranks.parquet"], tables["confirm_queries.parquet"])
+
+
+def _readable(path: Path, read: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    try:
+        return read(path)
+    except Exception as e:  # a damaged file from a disk problem: name it, no traceback
+        raise UserError(f"{path}: not a readable Parquet table ({type(e).__name__})") from None
 
 
 def resolve_metric(metric: str | None, spec: dict[str, Any]) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlp_sweep.sweep.results import missing_checkpoints, open_sweep
+from vlp_sweep.sweep.results import error_groups, missing_checkpoints, missing_confirmed, open_sweep, which
 
 
 def print_status(run_dir: str | Path) -> None:
@@ -38,13 +38,12 @@ def print_status(run_dir: str | Path) -> None:
     running = board[board["status"] == "RUNNING"]
     if len(running):
         console.print(_running_table(running))
-    errors = board[board["status"] == "ERROR"]
-    for _, r in errors.iterrows():
-        console.print(f"[red]ERROR[/red] {r.trial_id}: {rich_escape(str(r.error))}", markup=True,
-                      highlight=False)
+    _print_errors(console, board)
     for tid, path in missing.items():
         console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(tid)}: {rich_escape(path)} (deleted or "
                       "moved since the sweep recorded it; promote skips this trial)", markup=True, highlight=False)
+    for line in missing_confirmed(run_dir):
+        console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(line)}", markup=True, highlight=False)
     for line in confirm_failures(Path(run_dir)):
         console.print(f"[red]CONFIRMATION FAILED[/red] {rich_escape(line)}", markup=True, highlight=False)
 
@@ -56,9 +55,28 @@ def confirm_failures(run_dir: Path) -> list[str]:
 
     if not (run_dir / CONFIRM_FILE).is_file():
         return []
-    rows = read_table(run_dir / CONFIRM_FILE)
+    try:
+        rows = read_table(run_dir / CONFIRM_FILE)
+    except Exception:  # load_sweep names a damaged table; status has nothing to flag from it
+        return []
     return [f"{r['config_id']} seed {r['seed']}: {r['error']}" for _, r in rows.iterrows()
             if r["status"] != "TERMINATED"]
+
+
+MAX_ERROR_LINES = 10
+
+
+def _print_errors(console: Any, board: pd.DataFrame) -> None:
+    """One line per distinct error, the most frequent first (a big sweep's errors are a few kinds)."""
+    errors = board[board["status"] == "ERROR"]
+    groups = error_groups([(str(t), str(e)) for t, e in zip(errors["trial_id"], errors["error"])])
+    for err, trials in groups[:MAX_ERROR_LINES]:
+        who = trials[0] if len(trials) == 1 else f"x{len(trials)} ({which(trials)})"
+        console.print(f"[red]ERROR[/red] {rich_escape(who)}: {rich_escape(err)}", markup=True, highlight=False)
+    if len(groups) > MAX_ERROR_LINES:
+        rest = groups[MAX_ERROR_LINES:]
+        console.print(f"[red]ERROR[/red] {len(rest)} other errors in {sum(len(t) for _, t in rest)} trials "
+                      "(the leaderboard's error column)", markup=True, highlight=False)
 
 
 def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,15 @@ class TrialContext:
     spec: SweepSpec
     cwd: str  # the driver's folder: a relative data path is the driver's
     import_paths: tuple[str, ...] = ()  # put on sys.path in a local trial: a model factory of your own
+    experiment_path: str = ""  # <storage>/<name> (or its confirm/ stage): the trials' folders are in it
+    name: str = ""  # the sweep's name (the tables' ``sweep`` column)
+
+    def trial_dir(self, path: str | None) -> str | None:
+        """A trial's folder in the experiment's storage, from any path that ends in its folder's name (Ray's
+        ``Trial.path`` in the driver, ``get_trial_dir()``'s working folder in a worker)."""
+        if not path:
+            return None
+        return f"{self.experiment_path.rstrip('/')}/{Path(path).name}" if self.experiment_path else str(path)
 
 
 def resolve_trial_config(spec: SweepSpec, params: Mapping[str, Any], cwd: str | Path, out_dir: str = "") -> TrainConfig:
@@ -56,23 +65,45 @@ def resolve_trial_config(spec: SweepSpec, params: Mapping[str, Any], cwd: str | 
                                run=dataclasses.replace(cfg.run, out_dir=out_dir or cfg.run.out_dir))
 
 
-def _reporter(node: str, keeper: Any, rank: int = 0) -> Any:
+RanksSink = Callable[[Any], None]  # an Evaluation's per-query ranks -> the trial's folder
+
+
+def ranks_sink(ctx: TrialContext, working_dir: str, trial_id: str) -> RanksSink:
+    """Writes each evaluation's per-query ranks into the trial's own folder (``ranks.py``), so they never
+    travel through Ray's results (or its result.json)."""
+    from vlp_sweep.sweep.ranks import write_epoch
+
+    trial_dir = ctx.trial_dir(working_dir)
+    assert trial_dir is not None
+
+    def save(ev: Any) -> None:
+        write_epoch(trial_dir, ctx.name, trial_id, ev.epoch, ev.t2v_ranks, ev.v2t_ranks)
+
+    return save
+
+
+def _reporter(node: str, keeper: Any, save_ranks: RanksSink | None = None) -> Any:
     """An Evaluation -> ``report(metrics, checkpoint=...)`` adapter (Tune's or Ray Train's ``report``).
     ``keeper`` (a :class:`~vlp_sweep.selection.SelectionScore`) scores each evaluation so that Ray's
-    checkpoint retention keeps the checkpoint the selection rule names."""
+    checkpoint retention keeps the checkpoint the selection rule names; ``save_ranks`` writes its per-query
+    ranks (on the process that writes checkpoints)."""
     from vlp_sweep.selection import SCORE
+    from vlp_sweep.train.checkpoint import link_or_copy
     from vlp_sweep.train.trainer import Evaluation
 
     def adapt(ev: Evaluation, report: Any, checkpoint_cls: Any) -> None:
         metrics: dict[str, Any] = {"epoch": ev.epoch, "step": ev.step, **ev.metrics, **ev.health,
                                    SCORE: keeper(ev.metrics, ev.epoch),
-                                   "checkpoint_sha256": ev.checkpoint_sha256 or "", "node_id": node,
-                                   "t2v_ranks": ev.t2v_ranks.tolist(), "v2t_ranks": ev.v2t_ranks.tolist()}
+                                   "checkpoint_sha256": ev.checkpoint_sha256 or "", "node_id": node}
         if ev.checkpoint is None:  # other ranks of a data-parallel trial: metrics only
             report(metrics)
             return
+        if save_ranks is not None:
+            save_ranks(ev)  # before the report: when the driver sees the result, its ranks are on disk
         with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
-            shutil.copy(ev.checkpoint, Path(d) / "full.pt")
+            # A hard link (a copy only across filesystems): the trainer's next checkpoint is a new file
+            # renamed over its path, so this name keeps this evaluation's bytes; Ray persists the folder.
+            link_or_copy(ev.checkpoint, Path(d) / "full.pt")
             (Path(d) / CHECKPOINT_INFO).write_text(json.dumps(
                 {"epoch": ev.epoch, "step": ev.step, "sha256": ev.checkpoint_sha256, "metrics": ev.metrics,
                  "selection": keeper.state()}))
@@ -111,9 +142,10 @@ def trial_main(params: dict[str, Any], ctx: TrialContext) -> None:
     node = ray.get_runtime_context().get_node_id()  # which cluster node ran the trial (leaderboard column)
     scratch = Path(tempfile.mkdtemp(prefix="vlp-trial-"))
     cfg = resolve_trial_config(spec, params, ctx.cwd, out_dir=str(scratch))
+    context = tune.get_context()
     try:
         resume, keeper = _restore_to(tune.get_checkpoint(), scratch, spec.metric, spec.mode)
-        adapt = _reporter(node, keeper)
+        adapt = _reporter(node, keeper, ranks_sink(ctx, context.get_trial_dir(), context.get_trial_id()))
         fit(cfg, lambda ev: adapt(ev, tune.report, tune.Checkpoint), resume=resume, health=spec.health)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -131,9 +163,11 @@ def _data_parallel_trial(params: dict[str, Any], ctx: TrialContext) -> None:
 
     spec = ctx.spec
     cpu, gpu = spec.resources.per_worker()
-    trial_dir = Path(tune.get_context().get_trial_dir())
+    context = tune.get_context()
+    trial_dir = Path(context.get_trial_dir())
     trainer = TorchTrainer(
-        _worker_loop, train_loop_config={"params": params, "ctx": ctx},
+        _worker_loop, train_loop_config={"params": params, "ctx": ctx,
+                                         "ranks_to": (str(trial_dir), context.get_trial_id())},
         scaling_config=ray.train.ScalingConfig(num_workers=spec.resources.workers, use_gpu=gpu > 0,
                                                resources_per_worker={"CPU": cpu, **({"GPU": gpu} if gpu else {})}),
         run_config=ray.train.RunConfig(
@@ -164,7 +198,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
         cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, device=str(ray.train.torch.get_device())))
     try:
         resume, keeper = _restore_to(ray.train.get_checkpoint(), scratch, spec.metric, spec.mode)
-        adapt = _reporter(ray.get_runtime_context().get_node_id(), keeper, dist.rank)
+        sink = ranks_sink(ctx, *config["ranks_to"]) if dist.rank == 0 and "ranks_to" in config else None
+        adapt = _reporter(ray.get_runtime_context().get_node_id(), keeper, sink)
         fit(cfg, lambda ev: adapt(ev, ray.train.report, ray.train.Checkpoint), resume=resume, dist=dist,
             health=spec.health)
     finally:

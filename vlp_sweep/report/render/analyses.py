@@ -16,7 +16,7 @@ def _budgets_text(rep: Report) -> str:
     extra = "" if not skipped else " Trials without an evaluation at a budget's epoch (run.eval_every) are left " \
         "out there: " + ", ".join(f"{b.label}: {b.no_eval}" for b in skipped) + "."
     return (f"Finished searched trials (not the baseline trial) compared at equal budgets, each with its "
-            f"{rep.metric} at that epoch (history.parquet), not at its best epoch. Budgets: {labels}. At a higher "
+            f"{rep.metric} at that epoch (the history), not at its best epoch. Budgets: {labels}. At a higher "
             f"rung only the trials the scheduler kept remain, a selected set.{extra}")
 
 

@@ -16,6 +16,7 @@ from vlp_sweep.report.render.blocks import (
     fmt,
     fmt_ci,
     pct,
+    plural,
     shows_inactive,
     summary,
     table_metrics,
@@ -23,6 +24,7 @@ from vlp_sweep.report.render.blocks import (
 )
 from vlp_sweep.report.trials import CI_METRICS
 from vlp_sweep.report.types import Report, TrialLine
+from vlp_sweep.sweep.results import error_groups, which
 
 Section = Callable[[Report, set[str]], list[Block]]
 
@@ -55,7 +57,7 @@ def leaderboard(rep: Report, images: set[str]) -> list[Block]:
 def intervals(rep: Report, images: set[str]) -> list[Block]:
     out = [Block("h2", f"Confidence intervals ({pct(rep.level)}, bootstrap over queries)")]
     if not rep.intervals:
-        return [*out, Block("p", "No per-query ranks in ranks.parquet for the listed trials.")]
+        return [*out, Block("p", "No per-query ranks on disk for the listed trials (their ranks/ folders).")]
     headers = ["trial", "epoch", "queries", *CI_METRICS]
     rows = []
     for t in rep.table:
@@ -73,17 +75,28 @@ def intervals(rep: Report, images: set[str]) -> list[Block]:
 def learning_curves(rep: Report, images: set[str]) -> list[Block]:
     out = [Block("h2", "Learning curves")]
     if "learning_curves.png" not in images:
-        return [*out, Block("p", "No evaluations in history.parquet yet.")]
-    return [*out, Block("p", f"The top {len(rep.curves)} trials, every evaluation (history.parquet); right: "
+        return [*out, Block("p", "No evaluations in the history yet.")]
+    return [*out, Block("p", f"The top {len(rep.curves)} trials, every evaluation (the history); right: "
                              f"{rep.curve_loss[1]}."), Block("img", "learning_curves.png")]
 
 
+MAX_ERROR_LINES = 20  # distinct errors listed; the leaderboard's error column has every trial's
+
+
 def errors(rep: Report, images: set[str]) -> list[Block]:
+    """Errored trials grouped by their error, the most frequent first: a few lines however many trials."""
     out = [Block("h2", f"Errored trials ({len(rep.errors)})")]
     if not rep.errors:
         return [*out, Block("p", "None.")]
-    return [*out, Block("table", headers=["trial", "error"], rows=[[t, e] for t, e in rep.errors],
-                        wrap_cols=(1,))]
+    groups = error_groups(rep.errors)
+    rows = [[e, str(len(ts)), which(ts, 5)] for e, ts in groups[:MAX_ERROR_LINES]]
+    out.append(Block("table", headers=["error", "trials", "which"], rows=rows, text_cols=(0, 2), wrap_cols=(0, 2)))
+    if len(groups) > MAX_ERROR_LINES:
+        rest = groups[MAX_ERROR_LINES:]
+        n = sum(len(t) for _, t in rest)
+        out.append(Block("p", f"And {plural(len(rest), 'other error')} in {plural(n, 'trial')} (leaderboard.parquet's "
+                              "error column holds every trial's)."))
+    return out
 
 
 def sources(rep: Report, images: set[str]) -> list[Block]:

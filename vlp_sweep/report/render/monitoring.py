@@ -31,6 +31,33 @@ def _intro(m: Monitoring) -> str:
             "rescue, the GPU busy. @N in the flags: the epoch where it began. Worst first.")
 
 
+MAX_ROWS = 25  # trials in the table; a bigger sweep lists those that need a look first and counts the rest
+
+
+def _needs_look(t: TrialHealth) -> bool:
+    return t.status == "ERROR" or t.health in ("fail", "warn")
+
+
+def _shown(m: Monitoring) -> tuple[list[TrialHealth], str]:
+    """The table's rows and a line about those left out: every trial in a small sweep; in a big one the trials
+    that errored, failed or warned (worst first, at most MAX_ROWS), and the others counted."""
+    if len(m.rows) <= MAX_ROWS:
+        return m.rows, ""
+    look = [t for t in m.rows if _needs_look(t)]
+    shown, rest = look[:MAX_ROWS], [t for t in m.rows if t not in look[:MAX_ROWS]]
+    counts: dict[str, int] = {}
+    for t in rest:
+        word = "error" if t.status == "ERROR" else t.health
+        counts[word] = counts.get(word, 0) + 1
+    left = ", ".join(f"{n} {w}" for w, n in sorted(counts.items(), key=lambda c: _ORDER.get(c[0], 9)))
+    what = (f"The {len(shown)} worst of the {len(look)} trials that errored, failed or warned" if len(look) > len(shown)
+            else f"The {len(shown)} trials that errored, failed or warned")
+    return shown, f"{what}; not listed: {plural(len(rest), 'trial')} ({left}; the leaderboard's health columns)."
+
+
+_ORDER = {"error": 0, "fail": 1, "warn": 2, "pass": 3, "n/a": 4, "-": 5}
+
+
 def section(rep: Report, images: set[str]) -> list[Block]:
     m = rep.monitoring
     out = [Block("h2", "Monitoring"), Block("p", _intro(m))]
@@ -40,9 +67,13 @@ def section(rep: Report, images: set[str]) -> list[Block]:
         out.append(Block("p", "This sweep's leaderboard holds no health columns (it ran before they existed)."))
     headers = ["trial", "status", "health", "inputs", *ITEM_HEADERS.values(), "samples/s", "GPU use, memory",
                "micro-batch", "flags"]
-    out.append(Block("table", headers=headers, rows=[_cells(t) for t in m.rows],
-                     text_cols=tuple(range(4 + len(ITEM_HEADERS))) + (len(headers) - 1,),
-                     wrap_cols=(len(headers) - 1,)))
+    rows, left_out = _shown(m)
+    if rows:
+        out.append(Block("table", headers=headers, rows=[_cells(t) for t in rows],
+                         text_cols=tuple(range(4 + len(ITEM_HEADERS))) + (len(headers) - 1,),
+                         wrap_cols=(len(headers) - 1,)))
+    if left_out:
+        out.append(Block("p", left_out))
     out.append(Block("h3", "Look at these first"))
     if m.look_first:
         out.append(Block("list", items=[f"{t}: {why}" for t, why in m.look_first]))

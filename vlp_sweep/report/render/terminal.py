@@ -22,6 +22,7 @@ from vlp_sweep.report.render.blocks import (
 )
 from vlp_sweep.report.types import Report
 from vlp_sweep.report.values import value_label
+from vlp_sweep.sweep.results import error_groups, which
 
 TERMINAL_METRICS = {"t2v_R1": "t2v R@1", "t2v_R5": "R@5", "t2v_R10": "R@10", "t2v_MedR": "MedR",
                     "v2t_R1": "v2t R@1"}
@@ -97,8 +98,21 @@ def summary_lines(rep: Report) -> list[str]:
         for lv, thr, ok in row.levels:
             out.append(f"target {lv}: {row.metric} {fmt(row.best, row.metric)} vs {fmt(thr, row.metric)}: "
                        f"{target_state(ok, rep.data.synthetic)}{unjudged}")
-    return [*out, _importance_line(rep), _expected_best_line(rep), monitoring.line(rep),
-            *(f"ERROR {t}: {e}" for t, e in rep.errors)]
+    return [*out, _importance_line(rep), _expected_best_line(rep), monitoring.line(rep), *error_lines(rep.errors)]
+
+
+MAX_ERROR_LINES = 10
+
+
+def error_lines(errors: list[tuple[str, str]]) -> list[str]:
+    """One line per distinct error (the most frequent first, at most 10), naming its trials."""
+    groups = error_groups(errors)
+    out = [f"ERROR {ts[0]}: {e}" if len(ts) == 1 else f"ERROR x{len(ts)} ({which(ts)}): {e}"
+           for e, ts in groups[:MAX_ERROR_LINES]]
+    if len(groups) > MAX_ERROR_LINES:
+        rest = groups[MAX_ERROR_LINES:]
+        out.append(f"ERROR: {len(rest)} other errors in {sum(len(t) for _, t in rest)} trials (see the report)")
+    return out
 
 
 def confirmed_lines(rep: Report) -> list[str]:
