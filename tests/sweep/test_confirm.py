@@ -141,7 +141,7 @@ def test_confirmation_stage_end_to_end_and_eval_reproduces_its_test_numbers(
     queries = read_table(tmp_path / "runs/c/confirm_queries.parquet")
     assert len(queries) == 16 and queries["signer"].notna().all() and queries["signer"].nunique() == 2
     assert main(["report", "runs/c", "--resamples", "200"]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # the terminal wraps lines at its width
     assert "which change earned it (t2v_R1, c1 minus the key reverted): " in out and "2 signers as clusters" in out
     rows = everything[everything["role"] != "ablation"].reset_index(drop=True)
     assert sorted(zip(rows["config_id"], rows["seed"])) == [("baseline", 1), ("baseline", 2), ("c1", 1), ("c1", 2)]
