@@ -256,8 +256,8 @@ def keep_folder(replay: Replay, args: argparse.Namespace) -> None:
     """Make the kept folder a finished sweep that report and status read: sweep.json, and the per-query ranks
     the trials would have written for each trial's best epoch (the only ones a report reads)."""
     from vlp_sweep.sweep.driver import write_sweep_file
-    from vlp_sweep.sweep.leaderboard import read_table
-    from vlp_sweep.sweep.ranks import write_epoch
+    from vlp_sweep.sweep.tables.leaderboard import read_table
+    from vlp_sweep.sweep.tables.ranks import write_epoch
 
     run_dir = replay.run_dir
     write_sweep_file(run_dir, replay.spec, "bench", str(run_dir.parent), "finished")

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from vlp_sweep.sweep import ablate
-from vlp_sweep.sweep.leaderboard import read_table
-from vlp_sweep.sweep.results import load_sweep
+from vlp_sweep.sweep.confirmation import ablate
+from vlp_sweep.sweep.tables.leaderboard import read_table
+from vlp_sweep.sweep.tables.results import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

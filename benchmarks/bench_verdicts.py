@@ -1,5 +1,5 @@
 """Are the confirmation stage's verdicts calibrated? Confirm tables simulated with a known truth
-(``vlp_sweep/report/replication_sim.py``: seed, signer and query effects on each query's rank, sized like the
+(``vlp_sweep/report/verdicts/replication_sim.py``: seed, signer and query effects on each query's rank, sized like the
 quickstart's confirm table), judged by today's two-level bootstrap (``seed_stats.paired_over_seeds``) and by
 the seed-level verdict (``replication.compare_seeds``), at 2, 3 and 5 seeds per side.
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlp_sweep.report import replication, seed_stats
-from vlp_sweep.report.replication_sim import SCENARIOS, Scenario, draw_pair, population_r1, shift_for
 from vlp_sweep.report.stats import Ranks
+from vlp_sweep.report.verdicts import replication, seed_stats
+from vlp_sweep.report.verdicts.replication_sim import SCENARIOS, Scenario, draw_pair, population_r1, shift_for
 
 EFFECT = 5.0  # the true difference of the power column, in R@1 points
 Verdict = Callable[[list[Ranks], list[Ranks], Scenario, int], tuple[str, float, float]]

@@ -46,7 +46,7 @@ def ray_env(token_dir: Path) -> dict[str, str]:
     if not token.exists():
         token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}  # a cluster node: see vlp_sweep/sweep/ray_local.py
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}  # a cluster node: see vlp_sweep/sweep/lifecycle/ray_local.py
     for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN"):
         env.pop(name, None)
     return env

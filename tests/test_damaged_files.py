@@ -24,7 +24,7 @@ import yaml
 from tests.report.conftest import SmallSweep, clone_sweep, get_small_sweep, space
 from vlp_sweep.cli import main
 from vlp_sweep.promote import store
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.tables.leaderboard import read_table
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +175,8 @@ def test_a_deleted_confirmed_checkpoint_is_flagged_by_status_and_report(
         sweep: SmallSweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from vlp_sweep.report.build import build_report
     from vlp_sweep.space import parse_space
-    from vlp_sweep.sweep.confirm import write_confirm
-    from vlp_sweep.sweep.results import load_sweep
+    from vlp_sweep.sweep.confirmation.confirm import write_confirm
+    from vlp_sweep.sweep.tables.results import load_sweep
 
     run = clone_sweep(sweep.run_dir, tmp_path / "runs" / "small")
     board = read_table(run / "leaderboard.parquet").set_index("trial_id")

@@ -19,7 +19,7 @@ import torch
 from tests.report.conftest import SmallSweep, clone_sweep, get_small_sweep
 from vlp_sweep.cli import main
 from vlp_sweep.promote import store
-from vlp_sweep.sweep.results import rank_trials
+from vlp_sweep.sweep.tables.results import rank_trials
 from vlp_sweep.train.checkpoint import FORMAT, load_checkpoint, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,7 +239,7 @@ def _ranked(run: Path) -> pd.DataFrame:
 def test_a_missing_best_checkpoint_is_flagged_and_promote_falls_back(sweep: SmallSweep, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from vlp_sweep.report.build import build_report
-    from vlp_sweep.sweep.results import load_sweep
+    from vlp_sweep.sweep.tables.results import load_sweep
 
     run = clone_sweep(sweep.run_dir, tmp_path / "runs" / "small")
     first, second = _ranked(run).iloc[0], _ranked(run).iloc[1]

@@ -72,8 +72,8 @@ def _take_snapshot(run_dir: Path, snapshot: Path) -> None:
 def build_sweep(root: Path, data: Path) -> SmallSweep:
     from vlp_sweep.config import make_config
     from vlp_sweep.space import parse_space
-    from vlp_sweep.sweep.leaderboard import Leaderboard
-    from vlp_sweep.sweep.ranks import write_epoch
+    from vlp_sweep.sweep.tables.leaderboard import Leaderboard
+    from vlp_sweep.sweep.tables.ranks import write_epoch
     from vlp_sweep.sweep.trial import resolve_trial_config
     from vlp_sweep.train.trainer import Evaluation, fit
 
@@ -139,7 +139,7 @@ def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> SmallSweep:
 def clone_sweep(src: Path, dst: Path, **row_updates: dict[str, Any]) -> Path:
     """Copy a sweep folder (checkpoints included), re-pointing checkpoint paths into the copy;
     ``row_updates`` maps a trial id to leaderboard column values to overwrite."""
-    from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA
+    from vlp_sweep.sweep.tables.leaderboard import LEADERBOARD_SCHEMA
 
     shutil.copytree(src, dst)
     rows = pq.read_table(dst / "leaderboard.parquet").to_pylist()
@@ -184,7 +184,7 @@ def fake_sweep(run_dir: Path, space_dict: dict[str, Any], trials: list[Fake],
     """A finished sweep folder whose tables hold exactly ``trials`` (no ranks: nothing was evaluated);
     ``extra`` is merged into sweep.json (e.g. ``datasets``)."""
     from vlp_sweep.space import parse_space
-    from vlp_sweep.sweep.leaderboard import Leaderboard
+    from vlp_sweep.sweep.tables.leaderboard import Leaderboard
     from vlp_sweep.sweep.trial import resolve_trial_config
 
     spec = parse_space(space_dict)

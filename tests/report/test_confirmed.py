@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 
 from tests.report.conftest import Fake, fake_space, fake_sweep
-from vlp_sweep.report import seed_stats, stats
+from vlp_sweep.report import stats
 from vlp_sweep.report.build import build_report
 from vlp_sweep.report.render import document, print_terminal, to_dict, to_markdown
 from vlp_sweep.report.render.html import to_html
 from vlp_sweep.report.types import Report
+from vlp_sweep.report.verdicts import seed_stats
 from vlp_sweep.space import parse_space
-from vlp_sweep.sweep.confirm import write_confirm
-from vlp_sweep.sweep.leaderboard import write_table_atomic
-from vlp_sweep.sweep.query_signers import QUERIES_FILE, QUERIES_SCHEMA
-from vlp_sweep.sweep.results import load_sweep
+from vlp_sweep.sweep.confirmation.confirm import write_confirm
+from vlp_sweep.sweep.confirmation.query_signers import QUERIES_FILE, QUERIES_SCHEMA
+from vlp_sweep.sweep.tables.leaderboard import write_table_atomic
+from vlp_sweep.sweep.tables.results import load_sweep
 
 
 def test_holm_matches_a_hand_computation() -> None:

@@ -14,7 +14,7 @@ from vlp_sweep.report.build import build_report
 from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.render import document, to_markdown
 from vlp_sweep.report.render.terminal import summary_lines
-from vlp_sweep.sweep.results import load_sweep
+from vlp_sweep.sweep.tables.results import load_sweep
 
 TRIALS = [Fake(f"t{i}", {"optim.warmup_steps": w, "loss.hard_negatives": "none"}, {2: v, 4: v + 4, 6: v + 8})
           for i, (w, v) in enumerate([(0, 4.0), (20, 5.0), (0, 3.0)])]

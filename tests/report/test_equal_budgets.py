@@ -16,7 +16,7 @@ from vlp_sweep.report.budgets import MIN_TRIALS, rung_epochs
 from vlp_sweep.report.build import build_report
 from vlp_sweep.report.render import document, to_dict, to_markdown
 from vlp_sweep.report.types import Report
-from vlp_sweep.sweep.results import load_sweep
+from vlp_sweep.sweep.tables.results import load_sweep
 
 HCL = {"loss.hard_negatives": "hcl"}
 NONE = {"loss.hard_negatives": "none"}

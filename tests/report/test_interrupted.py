@@ -7,8 +7,8 @@ from pathlib import Path
 from tests.report.conftest import Fake, fake_space, fake_sweep
 from vlp_sweep.report.build import build_report
 from vlp_sweep.report.render.terminal import STATUS_WORDS
-from vlp_sweep.sweep.leaderboard import mark_interrupted
-from vlp_sweep.sweep.results import load_sweep
+from vlp_sweep.sweep.tables.leaderboard import mark_interrupted
+from vlp_sweep.sweep.tables.results import load_sweep
 
 TRIALS = [Fake("t0", {"optim.warmup_steps": 0, "loss.hard_negatives": "none"}, {2: 4.0, 4: 6.0, 6: 8.0}),
           Fake("t1", {"optim.warmup_steps": 20, "loss.hard_negatives": "none"}, {2: 5.0}, end="running")]

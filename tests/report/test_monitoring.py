@@ -12,8 +12,8 @@ import pytest
 from tests.report.conftest import SmallSweep, clone_sweep
 from vlp_sweep.report.checklist import FUSION, KPTS, analyse, input_costs, ratio_verdict
 from vlp_sweep.report.types import Monitoring
-from vlp_sweep.sweep.leaderboard import read_table
-from vlp_sweep.sweep.results import load_sweep
+from vlp_sweep.sweep.tables.leaderboard import read_table
+from vlp_sweep.sweep.tables.results import load_sweep
 
 
 def _row(tid: str, siglip: int, sps: float, **cfg: object) -> dict[str, object]:

@@ -1,7 +1,7 @@
-"""Seed-level verdicts (report/replication.py, its variance parts in report/seed_variance.py) against plain
-references and against simulated confirm tables with a known truth (report/replication_sim.py): at most 5 %
-false "better" verdicts at 2, 3 and 5 seeds per side, where today's two-level bootstrap gives several times
-that."""
+"""Seed-level verdicts (report/verdicts/replication.py, its variance parts in
+report/verdicts/seed_variance.py) against plain references and against simulated confirm tables with a known
+truth (report/verdicts/replication_sim.py): at most 5 % false "better" verdicts at 2, 3 and 5 seeds per side,
+where today's two-level bootstrap gives several times that."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 from scipy import stats as sps
 
 from vlp_sweep.metric_names import RETRIEVAL_METRICS
-from vlp_sweep.report import replication as R
-from vlp_sweep.report import seed_stats
-from vlp_sweep.report import seed_variance as V
-from vlp_sweep.report.replication_sim import SCENARIOS, Scenario, draw_pair, population_r1, shift_for
 from vlp_sweep.report.stats import Ranks, metric_from_ranks
+from vlp_sweep.report.verdicts import replication as R
+from vlp_sweep.report.verdicts import seed_stats
+from vlp_sweep.report.verdicts import seed_variance as V
+from vlp_sweep.report.verdicts.replication_sim import SCENARIOS, Scenario, draw_pair, population_r1, shift_for
 
 # A tiny confirm table (10 queries, R@1): A is right on the first queries, B on the last ones, so the two
 # configurations differ query by query (the part no seed spread holds) while their seeds agree.

@@ -16,7 +16,7 @@ import pytest
 from tests.report.conftest import ERROR, SmallSweep, clone_sweep, space, write_sweep_json
 from vlp_sweep.cli import main
 from vlp_sweep.report import stats
-from vlp_sweep.sweep.results import load_sweep, rank_trials
+from vlp_sweep.sweep.tables.results import load_sweep, rank_trials
 
 
 def _report(run_dir: Path, out: Path, *extra: str) -> int:
@@ -139,7 +139,7 @@ def test_a_folder_that_is_not_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_a_leaderboard_without_a_finished_trial(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from vlp_sweep.space import parse_space
-    from vlp_sweep.sweep.leaderboard import Leaderboard
+    from vlp_sweep.sweep.tables.leaderboard import Leaderboard
 
     run = tmp_path / "runs" / "empty"
     write_sweep_json(run, parse_space(space(tmp_path)), "running")
@@ -251,7 +251,7 @@ def test_the_baseline_trial_is_marked_preferred_and_kept_out_of_effects(small_sw
 
 
 def test_inactive_conditional_keys_follow_the_sampled_values_and_chained_conditions() -> None:
-    from vlp_sweep.sweep.results import inactive_keys
+    from vlp_sweep.sweep.tables.results import inactive_keys
 
     search = {"loss.hard_negatives": {"choice": ["none", "hcl"]},
               "loss.hcl_beta": {"choice": [0.3, 0.5], "when": {"loss.hard_negatives": ["hcl"]}},

@@ -117,7 +117,7 @@ def outside_ray(sweep_data: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def _trial_running(board: Path) -> bool:
-    from vlp_sweep.sweep.leaderboard import read_table
+    from vlp_sweep.sweep.tables.leaderboard import read_table
 
     if not board.exists():
         return False

@@ -11,7 +11,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from vlp_sweep.sweep.asha import ResumableASHA
 from vlp_sweep.sweep.baseline_trial import MARKER, BaselineKeepingASHA
-from vlp_sweep.sweep.leaderboard import Leaderboard
+from vlp_sweep.sweep.tables.leaderboard import Leaderboard
 
 
 class Controller:

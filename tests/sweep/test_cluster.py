@@ -16,7 +16,7 @@ import pytest
 
 from tests.ray_procs import RayNode, start_head, start_worker
 from tests.sweep.conftest import REPO, tiny_space, write_space
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.tables.leaderboard import read_table
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
 from vlp_sweep.space import check_data, parse_space
 from vlp_sweep.space.sections import Confirm
-from vlp_sweep.sweep.confirm import CONFIRM_SCHEMA, best_epoch, rank_groups, write_confirm
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.confirmation.confirm import CONFIRM_SCHEMA, best_epoch, rank_groups, write_confirm
+from vlp_sweep.sweep.tables.leaderboard import read_table
 
 slow = pytest.mark.slow
 
@@ -171,7 +171,7 @@ def test_confirmation_stage_end_to_end_and_eval_reproduces_its_test_numbers(
 
 
 def test_a_resume_keeps_the_saved_choice_and_says_when_the_search_changed(sweep_data: Path, tmp_path: Path) -> None:
-    from vlp_sweep.sweep.confirm import CANDIDATES_FILE, load_or_choose
+    from vlp_sweep.sweep.confirmation.confirm import CANDIDATES_FILE, load_or_choose
 
     spec = parse_space(tiny_space(sweep_data, confirm={"top": 1, "seeds": [1]}))
     pd.DataFrame([_row("a1", "A", 10.0), _row("b1", "B", 5.0)]).to_parquet(tmp_path / "leaderboard.parquet")
@@ -274,7 +274,7 @@ def test_bad_ablate_and_max_runs_are_one_line_errors(sweep_data: Path, tmp_path:
 
 
 def test_ablations_revert_one_key_each_and_skip_what_the_trainer_refuses() -> None:
-    from vlp_sweep.sweep.ablate import ablation_candidates, differing_keys, reverted
+    from vlp_sweep.sweep.confirmation.ablate import ablation_candidates, differing_keys, reverted
 
     win = {"model.d_model": 64, "model.heads": 8, "model.dropout": 0.2, "model.options.hidden": 32}
     base = {"model.d_model": 64, "model.heads": 3, "model.dropout": 0.4}
@@ -288,7 +288,7 @@ def test_ablations_revert_one_key_each_and_skip_what_the_trainer_refuses() -> No
 
 
 def test_the_winner_is_the_best_dev_mean_and_a_tie_goes_to_the_search_rank() -> None:
-    from vlp_sweep.sweep.ablate import dev_order
+    from vlp_sweep.sweep.confirmation.ablate import dev_order
 
     rows = pd.DataFrame({"config_id": ["c1", "c1", "c2", "c2", "baseline", "a1"],
                          "role": ["top", "top", "top", "top", "baseline", "ablation"],
@@ -300,9 +300,9 @@ def test_the_winner_is_the_best_dev_mean_and_a_tie_goes_to_the_search_rank() -> 
 
 
 def test_failed_confirmation_runs_fail_the_sweep_one_line_per_configuration(tmp_path: Path) -> None:
-    from vlp_sweep.sweep.confirm import failure_lines
-    from vlp_sweep.sweep.outcome import StageFailed, run_and_record
-    from vlp_sweep.sweep.signals import StopOnSignal
+    from vlp_sweep.sweep.confirmation.confirm import failure_lines
+    from vlp_sweep.sweep.lifecycle.outcome import StageFailed, run_and_record
+    from vlp_sweep.sweep.lifecycle.signals import StopOnSignal
 
     err = "ModuleNotFoundError: cannot import module 'gru_model'"
     outs = [{"config_id": "c1", "seed": 2, "error": err}, {"config_id": "c1", "seed": 1, "error": err},

@@ -18,7 +18,7 @@ import pytest
 from tests.ray_procs import alive, stop_processes, tree
 from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
 from vlp_sweep.cli import main
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.tables.leaderboard import read_table
 
 ROW = ["trial_id", "status", "epochs", "best_epoch", "best_t2v_R1", "checkpoint_path", "checkpoint_sha256"]
 

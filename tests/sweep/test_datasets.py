@@ -10,8 +10,8 @@ from tests.sweep.conftest import tiny_space
 from vlp_sweep.report.datasource import data_source
 from vlp_sweep.space import parse_space
 from vlp_sweep.sweep.driver import write_sweep_file
-from vlp_sweep.sweep.leaderboard import Leaderboard
-from vlp_sweep.sweep.results import load_sweep
+from vlp_sweep.sweep.tables.leaderboard import Leaderboard
+from vlp_sweep.sweep.tables.results import load_sweep
 
 
 def test_driver_records_each_dataset_and_the_report_reads_it(sweep_data: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from vlp_sweep.errors import UserError
 from vlp_sweep.space import parse_space
 from vlp_sweep.sweep import callbacks
 from vlp_sweep.sweep.callbacks import LeaderboardCallback
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.tables.leaderboard import read_table
 from vlp_sweep.sweep.trial import TrialContext
 
 REAL_WRITE = pq.write_table

@@ -18,7 +18,7 @@ from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
 from tests.sweep.live_readers import LiveReaders
 from tests.sweep.wandb_offline import history
 from vlp_sweep.cli import main
-from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, read_table
+from vlp_sweep.sweep.tables.leaderboard import LEADERBOARD_SCHEMA, read_table
 
 slow = pytest.mark.slow
 

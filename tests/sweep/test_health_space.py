@@ -11,7 +11,7 @@ import pytest
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
 from vlp_sweep.space import load_space, parse_space
-from vlp_sweep.sweep.leaderboard import LEADERBOARD_SCHEMA, Leaderboard, read_history, read_table
+from vlp_sweep.sweep.tables.leaderboard import LEADERBOARD_SCHEMA, Leaderboard, read_history, read_table
 from vlp_sweep.train.watch.health_config import COLUMNS, PLAN_CHECKS, Check, HealthConfig
 
 SPACE = """\

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlp_sweep.sweep.leaderboard import Leaderboard, read_history, read_table
+from vlp_sweep.sweep.tables.leaderboard import Leaderboard, read_history, read_table
 
 
 def board(tmp_path: Path) -> Leaderboard:
@@ -83,7 +83,7 @@ def test_an_earlier_versions_single_files_are_read_and_the_history_converted(tmp
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vlp_sweep.sweep.results import load_sweep
+    from vlp_sweep.sweep.tables.results import load_sweep
 
     lb = board(tmp_path)
     lb.start("a", {}, {})

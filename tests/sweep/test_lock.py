@@ -16,11 +16,11 @@ import pytest
 from tests.sweep.conftest import REPO, tiny_space, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.lock import LOCK_FILE, SweepLock, driver_alive
+from vlp_sweep.sweep.lifecycle.lock import LOCK_FILE, SweepLock, driver_alive
 
 HOLD = """
 import sys, time
-from vlp_sweep.sweep.lock import SweepLock
+from vlp_sweep.sweep.lifecycle.lock import SweepLock
 lock = SweepLock(sys.argv[1]); lock.acquire()
 print("held", flush=True)
 time.sleep(600)

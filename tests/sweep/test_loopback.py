@@ -1,4 +1,4 @@
-"""A local sweep starts its own Ray and listens on loopback only (vlp_sweep/sweep/ray_local.py)."""
+"""A local sweep starts its own Ray and listens on loopback only (vlp_sweep/sweep/lifecycle/ray_local.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_loopback_addresses() -> None:
 def test_loopback_node_is_scoped() -> None:
     from ray._private import ray_constants
 
-    from vlp_sweep.sweep.ray_local import CLUSTER_ENV, loopback_node
+    from vlp_sweep.sweep.lifecycle.ray_local import CLUSTER_ENV, loopback_node
 
     before = os.environ.get(CLUSTER_ENV), ray_constants.ENABLE_RAY_CLUSTER
     with loopback_node():

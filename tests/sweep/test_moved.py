@@ -30,3 +30,17 @@ def test_every_old_name_points_at_a_module_that_exists() -> None:
 
     for old, new in MOVED.items():
         assert old.startswith(("vlp_sweep.sweep.", "vlp_sweep.train.")) and importlib.import_module(new)
+
+
+def test_the_confirmation_trainable_pickled_under_its_old_module_loads_after_register() -> None:
+    from vlp_sweep.sweep.confirmation.confirm import confirm_main
+
+    # Protocol 0 names a function by "module\nname\n" (Ray's pickled Tuner holds the stage's trainable so).
+    old = pickle.dumps(confirm_main, protocol=0).replace(b"vlp_sweep.sweep.confirmation.confirm",
+                                                         b"vlp_sweep.sweep.confirm")
+    code = ("import pickle, sys; blob = sys.stdin.buffer.read()\n"
+            "try:\n    pickle.loads(blob)\nexcept ModuleNotFoundError:\n    print('refused')\n"
+            "from vlp_sweep.sweep.moved import register\nregister()\n"
+            "print(pickle.loads(blob).__module__)")
+    out = subprocess.run([sys.executable, "-c", code], input=old, capture_output=True, cwd=REPO, check=True).stdout
+    assert out.decode().split() == ["refused", "vlp_sweep.sweep.confirmation.confirm"]

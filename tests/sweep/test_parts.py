@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.parts import PartsTable, read_parts
+from vlp_sweep.sweep.tables.parts import PartsTable, read_parts
 
 SCHEMA = pa.schema([("trial_id", pa.string()), ("epoch", pa.int64()), ("value", pa.float64())])
 

@@ -24,8 +24,8 @@ from tests.ray_procs import alive, stop_processes, tree
 from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
 from tests.sweep.test_study_e2e import STATE_OF, _held_by, _study
 from vlp_sweep.cli import main
-from vlp_sweep.sweep.leaderboard import read_history, read_table
-from vlp_sweep.sweep.results import rank_trials
+from vlp_sweep.sweep.tables.leaderboard import read_history, read_table
+from vlp_sweep.sweep.tables.results import rank_trials
 
 INTERRUPT_AT = 3  # the third trial has started (Ray made its folder): two have ended, one of them stopped early
 

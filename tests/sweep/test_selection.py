@@ -32,7 +32,7 @@ def test_the_rule_is_metric_then_rsum_then_the_earlier_epoch() -> None:
 
 @pytest.mark.parametrize("rsum6,best", [(206.0, 6), (194.0, 5), (150.0, 5)])
 def test_the_leaderboard_names_the_rules_epoch_and_its_checkpoint(tmp_path: Path, rsum6: float, best: int) -> None:
-    from vlp_sweep.sweep.leaderboard import Leaderboard, read_table
+    from vlp_sweep.sweep.tables.leaderboard import Leaderboard, read_table
 
     lb = Leaderboard(tmp_path, "s", "t2v_R1", "max", 6)
     for tid, rows in (("a", [(4, 9.5, 143.0), (5, 17.5, 194.0), (6, 17.5, rsum6)]), ("b", [(1, 17.5, 300.0)])):
@@ -133,7 +133,7 @@ def test_a_sweep_whose_metric_ties_at_every_epoch_keeps_promotes_and_evals_the_n
     from vlp_sweep.cli import main
     from vlp_sweep.data.synth import synthesize
     from vlp_sweep.promote import store
-    from vlp_sweep.sweep.leaderboard import read_history, read_table
+    from vlp_sweep.sweep.tables.leaderboard import read_history, read_table
 
     data = synthesize(tmp_path / "data", train=96, dev=1, test=1, signers=3, heldout_signers=1, lexicon=20)
     space = tiny_space(data, search={"optim.lr": {"choice": [2e-3]}}, search_alg={"type": "grid"},

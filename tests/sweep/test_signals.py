@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 
 from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
-from vlp_sweep.sweep.leaderboard import read_history, read_table
-from vlp_sweep.sweep.outcome import run_and_record
-from vlp_sweep.sweep.signals import Interrupted, StopOnSignal
+from vlp_sweep.sweep.lifecycle.outcome import run_and_record
+from vlp_sweep.sweep.lifecycle.signals import Interrupted, StopOnSignal
+from vlp_sweep.sweep.tables.leaderboard import read_history, read_table
 
 # A stand-in for the driver: Tune's handler on SIGUSR1 (as tune.run installs it), our StopOnSignal on
 # SIGINT/SIGTERM; it waits for signals and says what happened.
 FAKE_DRIVER = """
 import os, signal, sys, time
-from vlp_sweep.sweep.signals import StopOnSignal
+from vlp_sweep.sweep.lifecycle.signals import StopOnSignal
 out = sys.argv[1]
 stop = StopOnSignal(on_force=lambda s: open(out, "a").write(f"forced {s}\\n"),
                     on_stop=lambda s: open(out, "a").write(f"status {s}\\n"))

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from tests.sweep.conftest import REPO, tiny_space, wait_for, write_space
 from vlp_sweep.cli import main
 from vlp_sweep.sweep.journal import TUNE_ID_ATTR, open_storage
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.tables.leaderboard import read_table
 
 slow = pytest.mark.slow
 STATE_OF = {"STOPPED": TrialState.PRUNED, "TERMINATED": TrialState.COMPLETE, "ERROR": TrialState.FAIL}

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from vlp_sweep.output import quiet_python
     from vlp_sweep.report.build import build_report
     from vlp_sweep.report.render import print_terminal, to_json, write_report
-    from vlp_sweep.sweep.results import load_sweep
+    from vlp_sweep.sweep.tables.results import load_sweep
 
     if args.resamples < 100:
         raise UserError(f"--resamples must be >= 100, got {args.resamples}")

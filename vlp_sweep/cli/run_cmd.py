@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     print_status(run_dir)
     print(f"\nleaderboard: {run_dir}/leaderboard.parquet   report: vlp-sweep report {run_dir}")
     if (run_dir / "confirm.parquet").is_file():
-        from vlp_sweep.sweep.leaderboard import read_table
+        from vlp_sweep.sweep.tables.leaderboard import read_table
 
         rows = read_table(run_dir / "confirm.parquet")
         failed = int((rows["status"] != "TERMINATED").sum())
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_all_failed(run_dir: Any, status: str) -> None:
     """A search whose every trial errored (bad data, a broken factory) ends with one line naming the error."""
     from vlp_sweep.errors import UserError
-    from vlp_sweep.sweep.results import all_failed, open_sweep
+    from vlp_sweep.sweep.tables.results import all_failed, open_sweep
 
     if status == "finished" and (line := all_failed(open_sweep(run_dir)[1])):
         raise UserError(line)

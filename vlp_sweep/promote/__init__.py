@@ -32,7 +32,7 @@ from vlp_sweep.promote import store
 from vlp_sweep.promote.candidates import Candidate, Source, from_leaderboard, pick
 from vlp_sweep.promote.verify import TOLERANCE, Verified, check_hash, verify
 from vlp_sweep.selection import finite_float
-from vlp_sweep.sweep.results import Sweep, load_sweep, resolve_metric
+from vlp_sweep.sweep.tables.results import Sweep, load_sweep, resolve_metric
 from vlp_sweep.train.checkpoint import encoder_only, save_checkpoint, sha256_file
 
 __all__ = ["Candidate", "PromoteResult", "Source", "TOLERANCE", "choose", "from_leaderboard", "promote"]
@@ -201,8 +201,8 @@ def _default_source(sweep: Sweep, trial: str | None, metric: str, mode: str, sea
 
 def _verdict(sweep: Sweep, metric: str, mode: str) -> list[str]:
     """The report's confirmed headline and the lines after it (the seed-level verdict, ties)."""
-    from vlp_sweep.report.confirmed import analyse
     from vlp_sweep.report.stats import RESAMPLES, SEED
+    from vlp_sweep.report.verdicts.confirmed import analyse
 
     conf = analyse(sweep, metric, mode, RESAMPLES, SEED)
     return [] if conf is None else [f"confirmed: {conf.headline}", *(f"  {line}" for line in conf.lines)]

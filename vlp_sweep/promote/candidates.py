@@ -30,7 +30,7 @@ import pandas as pd
 from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.selection import finite_float, selection_key
-from vlp_sweep.sweep.results import FINISHED, Sweep, checkpoint_missing, rank_trials, trial_params
+from vlp_sweep.sweep.tables.results import FINISHED, Sweep, checkpoint_missing, rank_trials, trial_params
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def ordered_runs(sweep: Sweep, metric: str, mode: str) -> list[pd.Series]:
     """Finished runs of the searched configurations: configurations by dev mean over seeds (then search
     rank: ``sweep.ablate.dev_order``, the report's rule), and within one, runs by the selection rule on their
     dev numbers."""
-    from vlp_sweep.sweep.ablate import dev_order
+    from vlp_sweep.sweep.confirmation.ablate import dev_order
 
     c = sweep.confirm
     done = c[(c["status"] == "TERMINATED") & (c["role"] == "top") & c[f"dev_{metric}"].notna()]

@@ -18,7 +18,7 @@ from vlp_sweep.metric_names import RETRIEVAL_METRICS
 from vlp_sweep.promote import store
 from vlp_sweep.promote.verify import TOLERANCE, largest_diff
 from vlp_sweep.selection import finite_float
-from vlp_sweep.sweep.leaderboard import read_table
+from vlp_sweep.sweep.tables.leaderboard import read_table
 
 
 def promoted_manifest(ckpt: str | Path) -> dict[str, Any] | None:

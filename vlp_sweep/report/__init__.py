@@ -1,6 +1,6 @@
 """Read a sweep's Parquet leaderboards into a report (terminal, Markdown, HTML, JSON).
 
-The sweep folder is read with ``vlp_sweep.sweep.results`` (``load_sweep``, ``rank_trials``: shared with
+The sweep folder is read with ``vlp_sweep.sweep.tables.results`` (``load_sweep``, ``rank_trials``: shared with
 ``promote``). ``stats.py``: bootstrap intervals and paired comparisons from per-query ranks (pure numpy).
 
 What a report states (``types.py`` holds its data classes), one analysis per module:
@@ -12,14 +12,12 @@ What a report states (``types.py`` holds its data classes), one analysis per mod
     importance.py    PED-ANOVA parameter importance at each budget
     expected_max.py  would more trials help: the expected best of n trials (Dodge et al., 2019)
     checklist.py     the plan's monitoring checklist over the trials' health columns, input cost
-    confirmed.py     the headline: the confirmation stage, seed-level verdicts with signers as clusters
-                     (headline.py: its sentences; attribution.py: confirm.ablate, which change earned it)
     build.py         build_report: runs the analyses in order
 
-The seed-level statistics: ``replication.py`` (verdicts, intervals, the seeds a difference would take),
-``seed_variance.py`` (what the test split's signers or queries add to the seeds' spread), ``seed_compare.py``
-(one comparison as the report states it, Holm across a family), ``replication_sim.py`` (confirm tables with
-a known truth, for their calibration); ``seed_stats.py``: the earlier two-level bootstrap and Holm.
+The headline, the report's only verdicts, in ``verdicts/``: the confirmation stage's results with the seed as
+the unit of replication and signers as clusters (confirmed.py; its sentences in headline.py; which change
+earned the gain in attribution.py; the seed-level statistics in replication.py, seed_variance.py,
+seed_compare.py, replication_sim.py, seed_stats.py).
 
 Outputs: ``render/`` (the document's sections, Markdown, HTML, terminal, JSON, figures, files).
 

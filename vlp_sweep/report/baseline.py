@@ -19,7 +19,7 @@ from vlp_sweep.report.trials import RankIndex, as_int, ranks_of
 from vlp_sweep.report.types import Baseline, Compared, DataSource, TargetRow, TrialLine
 from vlp_sweep.report.values import same
 from vlp_sweep.selection import finite_float
-from vlp_sweep.sweep.results import Sweep, is_baseline_trial, rank_trials, trial_config
+from vlp_sweep.sweep.tables.results import Sweep, is_baseline_trial, rank_trials, trial_config
 
 KEY_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "t2v_MedR")  # the plan's baseline and targets are stated in these
 REFERENCE_NOTE = ("measured on other data (the plan's); this sweep ran on synthetic data: shown for reference, "

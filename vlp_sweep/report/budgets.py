@@ -24,7 +24,7 @@ import pandas as pd
 
 from vlp_sweep.report.types import Budget
 from vlp_sweep.selection import finite_float
-from vlp_sweep.sweep.results import drawn_params
+from vlp_sweep.sweep.tables.results import drawn_params
 
 MIN_TRIALS = 4  # trials at a budget below which importance and the expected best are not computed
 

@@ -23,12 +23,13 @@ import pandas as pd
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.report import baseline as base
-from vlp_sweep.report import budgets, checklist, confirmed, expected_max, stats, trials
+from vlp_sweep.report import budgets, checklist, expected_max, stats, trials
 from vlp_sweep.report.datasource import data_source
 from vlp_sweep.report.effects import effects
 from vlp_sweep.report.importance import param_importance
 from vlp_sweep.report.types import DataSource, Report
-from vlp_sweep.sweep.results import (
+from vlp_sweep.report.verdicts import confirmed
+from vlp_sweep.sweep.tables.results import (
     Sweep,
     missing_checkpoints,
     missing_confirmed,
@@ -107,7 +108,7 @@ def _nothing_finished(sweep: Sweep) -> str:
 
 
 def _driver_alive(sweep: Sweep) -> bool:
-    from vlp_sweep.sweep.lock import driver_alive
+    from vlp_sweep.sweep.lifecycle.lock import driver_alive
 
     return driver_alive(sweep.run_dir) is not None
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vlp_sweep.report.types import InputCost, Monitoring, TrialHealth
-from vlp_sweep.sweep.results import Sweep
+from vlp_sweep.sweep.tables.results import Sweep
 from vlp_sweep.train.watch.health_config import INPUTS, ITEMS, Check
 
 LOOK_FIRST = 5

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vlp_sweep.report.types import DataSource
-from vlp_sweep.sweep.results import Sweep
+from vlp_sweep.sweep.tables.results import Sweep
 
 
 def data_source(sweep: Sweep) -> DataSource:

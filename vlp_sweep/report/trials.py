@@ -16,7 +16,7 @@ from vlp_sweep.metric_names import RETRIEVAL_METRICS
 from vlp_sweep.report import stats
 from vlp_sweep.report.types import TrialLine
 from vlp_sweep.selection import finite_float
-from vlp_sweep.sweep.results import Sweep, inactive_keys, is_baseline_trial, trial_config
+from vlp_sweep.sweep.tables.results import Sweep, inactive_keys, is_baseline_trial, trial_config
 
 CI_METRICS = ("t2v_R1", "t2v_R5", "t2v_R10", "v2t_R1", "v2t_R5", "v2t_R10")
 # Config keys that differ between trials for bookkeeping reasons, not as a choice of the search.

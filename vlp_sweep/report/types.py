@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlp_sweep.report import replication, stats
+from vlp_sweep.report import stats
+from vlp_sweep.report.verdicts import replication
 
 
 @dataclass

@@ -9,19 +9,21 @@ Optuna study out. Only the driver starts Ray; the trainer is called from ``trial
     baseline_trial.py  the baseline as one more trial, never stopped early, unseen by the searcher
     asha.py            ASHA whose rungs a resume rebuilds from the history (Ray saves no scheduler state)
     callbacks.py       Tune callbacks: the live leaderboard and the terminal's progress line
-    leaderboard.py     the only writer of the search's Parquet results (leaderboard, history)
-    parts.py           a table kept as a folder of Parquet parts: appended, merged, read as one table
-    ranks.py           per-query ranks, written by each trial into its own folder
-    confirm.py         the confirmation stage: top-K configs again with fresh seeds, on the held-out split
-    ablate.py          its ablations (confirm.ablate) and the dev winner rule report and promote share
-    query_signers.py   who signed each held-out query (confirm_queries.parquet)
-    results.py         a sweep folder read back (status, report, promote): tables, ranking, checkpoints
     status.py          `vlp-sweep status`
-    lock.py, signals.py, outcome.py   one driver per sweep; Ctrl-C / SIGTERM; how a run ended
-    watchdog.py        what ends with a killed driver: its local Ray's processes; rows marked INTERRUPTED
-    ray_local.py       a local Ray on loopback
-    wandb_logger.py    W&B logging of every trial
-    datasets.py        where each dataset came from (sweep.json)
-    moved.py           old module names of pickled classes, so that a sweep of an earlier version resumes
     dashboard.py       `vlp-sweep dashboard`: optuna-dashboard over the journal
+    wandb_logger.py    W&B logging of every trial
+    moved.py           old module names of pickled classes, so that a sweep of an earlier version resumes
+
+Three rooms below it, each a package:
+
+    tables/            the sweep's folder on disk: leaderboard.py (the only writer of the search's Parquet
+                       results), parts.py (a table as appended Parquet parts), ranks.py (per-query ranks, in
+                       each trial's folder), results.py (a sweep folder read back for status, report and
+                       promote), datasets.py (where each dataset came from, in sweep.json)
+    confirmation/      the stage after the search: confirm.py (top-K configs again with fresh seeds, on the
+                       held-out split), ablate.py (confirm.ablate, and the dev winner rule that report and
+                       promote share), query_signers.py (who signed each held-out query)
+    lifecycle/         a driver's life: lock.py (one driver per sweep), signals.py (Ctrl-C, SIGTERM),
+                       watchdog.py (what ends with a killed driver), ray_local.py (a local Ray on loopback),
+                       outcome.py (how a run ended, in sweep.json)
 """

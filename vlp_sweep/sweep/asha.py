@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from vlp_sweep.sweep.parts import read_parts
+from vlp_sweep.sweep.tables.parts import read_parts
 
 __all__ = ["ResumableASHA", "evaluations"]
 

@@ -11,7 +11,7 @@ from ray.tune import Callback
 
 from vlp_sweep.errors import UserError
 from vlp_sweep.output import live_line
-from vlp_sweep.sweep.leaderboard import Leaderboard, health_values
+from vlp_sweep.sweep.tables.leaderboard import Leaderboard, health_values
 from vlp_sweep.sweep.trial import TrialContext, resolve_trial_config
 
 MIN_WRITE_INTERVAL_S = 1.0
@@ -179,7 +179,7 @@ class LeaderboardCallback(Callback):
         so loudly if one is not (a retention that disagrees with the leaderboard, or a file deleted by hand)."""
         import pandas as pd
 
-        from vlp_sweep.sweep.results import missing_checkpoints
+        from vlp_sweep.sweep.tables.results import missing_checkpoints
 
         for tid, path in missing_checkpoints(pd.DataFrame(list(self._lb().rows.values()))):
             # live_line: the terminal, also while the driver's own output goes to driver.log

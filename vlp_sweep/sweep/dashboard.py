@@ -31,7 +31,7 @@ def open_journal(run_dir: str | Path) -> tuple[Any, str]:
     d = Path(run_dir)
     if not (d / "sweep.json").is_file():
         raise UserError(f"not a sweep folder: {d} ({'no sweep.json' if d.is_dir() else 'no such folder'})")
-    from vlp_sweep.sweep.results import read_meta
+    from vlp_sweep.sweep.tables.results import read_meta
 
     name = read_meta(d / "sweep.json").get("name", d.name)
     journal = d / JOURNAL_FILE

@@ -28,7 +28,7 @@ from vlp_sweep.space.spec import SweepSpec
 from vlp_sweep.sweep.trial import TrialContext
 
 if TYPE_CHECKING:
-    from vlp_sweep.sweep.confirm import StageResult
+    from vlp_sweep.sweep.confirmation.confirm import StageResult
 
 SWEEP_FILE = "sweep.json"
 LOG_FILE = "driver.log"  # Ray's, W&B's and PyTorch's own log lines (shown on the terminal with --debug)
@@ -56,7 +56,7 @@ def prepare(spec: SweepSpec, opts: SweepOptions) -> tuple[str, Path, TrialContex
     """Checks that need no Ray: name, resume state, data; returns (name, run dir, trial context)."""
     from vlp_sweep.space import check_data
     from vlp_sweep.space.user_code import import_paths
-    from vlp_sweep.sweep.lock import LOCK_FILE, refuse_if_running
+    from vlp_sweep.sweep.lifecycle.lock import LOCK_FILE, refuse_if_running
 
     name = check_name(opts.name or spec.name)
     run_dir = Path(opts.runs_root) / name
@@ -65,7 +65,7 @@ def prepare(spec: SweepSpec, opts: SweepOptions) -> tuple[str, Path, TrialContex
     if opts.resume:
         if not saved.is_file():
             raise UserError(f"no sweep to resume at {run_dir} (missing {SWEEP_FILE})")
-        from vlp_sweep.sweep.results import read_meta
+        from vlp_sweep.sweep.tables.results import read_meta
 
         _check_same_space(spec, read_meta(saved))
         from vlp_sweep.sweep.journal import JOURNAL_FILE, check_journal
@@ -117,7 +117,7 @@ def _init_ray(address: str | None, wandb_mode: str, need_gpu: float, py_modules:
         elif address:
             ray.init(address=address, **kwargs)
         else:  # our own Ray, every server on loopback (see ray_local)
-            from vlp_sweep.sweep.ray_local import init_local
+            from vlp_sweep.sweep.lifecycle.ray_local import init_local
 
             init_local(**kwargs)
     except Exception as e:  # ConnectionError, ValueError, or a bare Exception when a node times out starting
@@ -205,10 +205,10 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions) -> SweepOutcome:
     if opts.dry_run:
         return SweepOutcome(run_dir)
     from vlp_sweep.output import quiet_fds
-    from vlp_sweep.sweep.lock import SweepLock
-    from vlp_sweep.sweep.outcome import StageFailed, run_and_record
-    from vlp_sweep.sweep.signals import StopOnSignal
-    from vlp_sweep.sweep.watchdog import Watchdog
+    from vlp_sweep.sweep.lifecycle.lock import SweepLock
+    from vlp_sweep.sweep.lifecycle.outcome import StageFailed, run_and_record
+    from vlp_sweep.sweep.lifecycle.signals import StopOnSignal
+    from vlp_sweep.sweep.lifecycle.watchdog import Watchdog
 
     storage = opts.storage if opts.storage and "://" in opts.storage else str(
         Path(opts.storage or opts.runs_root).resolve())
@@ -265,7 +265,7 @@ def _fit(spec: SweepSpec, opts: SweepOptions, name: str, run_dir: Path, ctx: Tri
         tuner = _new_tuner(spec, name, run_dir, ctx, storage, trainable, max_conc, max_epochs)
     try:
         tuner.fit()
-        from vlp_sweep.sweep.confirm import run_confirmation
+        from vlp_sweep.sweep.confirmation.confirm import run_confirmation
 
         return run_confirmation(ctx, name, run_dir, storage, stopped)  # None without confirm: or once stopped
     finally:
@@ -326,7 +326,7 @@ def _old_meta(path: Path) -> dict[str, Any]:
 def write_sweep_file(run_dir: Path, spec: SweepSpec, name: str, storage: str, status: str,
                      reason: str | None = None, stage: str | None = None) -> None:
     from vlp_sweep import __version__
-    from vlp_sweep.sweep.datasets import dataset_entries
+    from vlp_sweep.sweep.tables.datasets import dataset_entries
 
     path = run_dir / SWEEP_FILE
     old = _old_meta(path)

@@ -4,7 +4,8 @@ Ray pickles the searcher (with the sweep's spec), the scheduler and the callback
 folder (``tuner.pkl``, ``searcher-state-*.pkl``, ``search_gen_state-*.json``). A sweep started before the
 search-space language moved out of ``vlp_sweep/sweep/`` names its classes by their old modules
 (``vlp_sweep.sweep.spec.SweepSpec``, ``vlp_sweep.sweep.shaped.Normal``, ...; the spec's health thresholds
-by ``vlp_sweep.train.health_config``); :func:`register` makes those
+by ``vlp_sweep.train.health_config``; the confirmation stage's trainable by ``vlp_sweep.sweep.confirm``, the
+leaderboard callback's table by ``vlp_sweep.sweep.leaderboard``); :func:`register` makes those
 names import the new modules, so that ``run --resume`` can restore such a sweep. No module file stays
 behind under an old name.
 """
@@ -22,6 +23,10 @@ MOVED = {  # old module -> the module that holds its pickled classes now
     "vlp_sweep.sweep.values": "vlp_sweep.space.distributions",
     "vlp_sweep.sweep.sections": "vlp_sweep.space.sections",
     "vlp_sweep.train.health_config": "vlp_sweep.train.watch.health_config",  # the spec's health thresholds
+    # sweep/ in rooms (0.3): the tables, the confirmation stage (its trainable), a driver's life
+    **{f"vlp_sweep.sweep.{m}": f"vlp_sweep.sweep.tables.{m}" for m in ("leaderboard", "results", "datasets")},
+    **{f"vlp_sweep.sweep.{m}": f"vlp_sweep.sweep.confirmation.{m}" for m in ("confirm", "ablate", "query_signers")},
+    **{f"vlp_sweep.sweep.{m}": f"vlp_sweep.sweep.lifecycle.{m}" for m in ("lock", "signals", "ray_local", "outcome")},
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlp_sweep.sweep.results import error_groups, missing_checkpoints, missing_confirmed, open_sweep, which
+from vlp_sweep.sweep.tables.results import error_groups, missing_checkpoints, missing_confirmed, open_sweep, which
 
 
 def print_status(run_dir: str | Path) -> None:
@@ -50,8 +50,8 @@ def print_status(run_dir: str | Path) -> None:
 
 def confirm_failures(run_dir: Path) -> list[str]:
     """One line per failed run of the confirmation stage (confirm.parquet): configuration, seed, error."""
-    from vlp_sweep.sweep.confirm import CONFIRM_FILE
-    from vlp_sweep.sweep.leaderboard import read_table
+    from vlp_sweep.sweep.confirmation.confirm import CONFIRM_FILE
+    from vlp_sweep.sweep.tables.leaderboard import read_table
 
     if not (run_dir / CONFIRM_FILE).is_file():
         return []
@@ -88,7 +88,7 @@ def _checkpoint_cell(r: Any, missing: dict[str, str]) -> str:
 
 def driver_line(run_dir: str | Path, meta: dict[str, Any]) -> str:
     """Whether a driver runs the sweep now (its lock is held), and what sweep.json's status means then."""
-    from vlp_sweep.sweep.lock import driver_alive
+    from vlp_sweep.sweep.lifecycle.lock import driver_alive
 
     info = driver_alive(run_dir)
     if info is not None:

@@ -71,7 +71,7 @@ RanksSink = Callable[[Any], None]  # an Evaluation's per-query ranks -> the tria
 def ranks_sink(ctx: TrialContext, working_dir: str, trial_id: str) -> RanksSink:
     """Writes each evaluation's per-query ranks into the trial's own folder (``ranks.py``), so they never
     travel through Ray's results (or its result.json)."""
-    from vlp_sweep.sweep.ranks import write_epoch
+    from vlp_sweep.sweep.tables.ranks import write_epoch
 
     trial_dir = ctx.trial_dir(working_dir)
     assert trial_dir is not None

@@ -1,15 +1,15 @@
-"""The document's headline section: the confirmation stage on the held-out split (``report/confirmed.py``),
+"""The document's headline section: the confirmation stage on the held-out split (``report/verdicts/confirmed.py``),
 the comparisons with the baseline (signers as clusters, then held fixed), per-signer numbers and, with
-``confirm.ablate``, which change earned the gain (``report/attribution.py``)."""
+``confirm.ablate``, which change earned the gain (``report/verdicts/attribution.py``)."""
 
 from __future__ import annotations
 
 import math
 
-from vlp_sweep.report.headline import difference, holm_text
 from vlp_sweep.report.render.blocks import INACTIVE, INACTIVE_NOTE, Block, fmt, fmt_ci, pct
 from vlp_sweep.report.types import Attribution, Confirmed, ConfirmedComparison, ConfirmedConfig, Report
 from vlp_sweep.report.values import value_label
+from vlp_sweep.report.verdicts.headline import difference, holm_text
 
 
 def _runs_cell(c: ConfirmedConfig, metric: str) -> str:

@@ -24,7 +24,7 @@ from vlp_sweep.report.render.blocks import (
 )
 from vlp_sweep.report.trials import CI_METRICS
 from vlp_sweep.report.types import Report, TrialLine
-from vlp_sweep.sweep.results import error_groups, which
+from vlp_sweep.sweep.tables.results import error_groups, which
 
 Section = Callable[[Report, set[str]], list[Block]]
 

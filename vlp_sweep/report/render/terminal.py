@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vlp_sweep.report.headline import difference
 from vlp_sweep.report.render import monitoring
 from vlp_sweep.report.render.blocks import (
     INACTIVE_NOTE,
@@ -22,7 +21,8 @@ from vlp_sweep.report.render.blocks import (
 )
 from vlp_sweep.report.types import Report
 from vlp_sweep.report.values import value_label
-from vlp_sweep.sweep.results import error_groups, which
+from vlp_sweep.report.verdicts.headline import difference
+from vlp_sweep.sweep.tables.results import error_groups, which
 
 TERMINAL_METRICS = {"t2v_R1": "t2v R@1", "t2v_R5": "R@5", "t2v_R10": "R@10", "t2v_MedR": "MedR",
                     "v2t_R1": "v2t R@1"}

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from vlp_sweep.metric_names import RETRIEVAL_METRICS
-from vlp_sweep.report import attribution, headline, replication, stats
-from vlp_sweep.report.seed_compare import compare, holm_family
+from vlp_sweep.report import stats
 from vlp_sweep.report.types import Confirmed, ConfirmedComparison, ConfirmedConfig, ConfirmedRun
 from vlp_sweep.report.values import metric_range
+from vlp_sweep.report.verdicts import attribution, headline, replication
+from vlp_sweep.report.verdicts.seed_compare import compare, holm_family
 from vlp_sweep.selection import finite_float
-from vlp_sweep.sweep import ablate
-from vlp_sweep.sweep.results import Sweep
+from vlp_sweep.sweep.confirmation import ablate
+from vlp_sweep.sweep.tables.results import Sweep
 
 BASELINE_ID = "baseline"
 Runs = dict[str, list[stats.Ranks]]  # config_id -> its finished seeds' test ranks
@@ -108,7 +109,7 @@ def _varying(table: pd.DataFrame) -> list[str]:
 
 def _inactive(sweep: Sweep, c: ConfirmedConfig) -> frozenset[str]:
     """The conditional keys the config's search trial did not draw (shown as base values, as the leaderboard does)."""
-    from vlp_sweep.sweep.results import inactive_keys
+    from vlp_sweep.sweep.tables.results import inactive_keys
 
     board = sweep.board
     if board.empty or not c.search_trials or c.role != "top":

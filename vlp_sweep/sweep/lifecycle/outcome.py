@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vlp_sweep.errors import UserError
-from vlp_sweep.sweep.signals import Interrupted, StopOnSignal
+from vlp_sweep.sweep.lifecycle.signals import Interrupted, StopOnSignal
 
 __all__ = ["StageFailed", "failure_reason", "run_and_record", "user_error_in"]
 
@@ -91,7 +91,7 @@ def run_and_record(fit: Callable[[], object], stop: StopOnSignal, run_dir: Path,
 
 def _close_board(run_dir: Path) -> None:
     """Trials that were running when the sweep stopped are INTERRUPTED on the leaderboard, not RUNNING."""
-    from vlp_sweep.sweep.leaderboard import mark_interrupted
+    from vlp_sweep.sweep.tables.leaderboard import mark_interrupted
 
     mark_interrupted(run_dir)
 

@@ -33,7 +33,7 @@ from vlp_sweep.errors import UserError, write_error
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.model_factory import BUILTIN_FACTORY, BUILTIN_OPTIONS
 from vlp_sweep.selection import finite_float, selection_key, trial_key
-from vlp_sweep.sweep.parts import PartsTable, read_parts
+from vlp_sweep.sweep.tables.parts import PartsTable, read_parts
 from vlp_sweep.train.watch.health_config import COLUMNS as HEALTH_COLUMNS
 from vlp_sweep.train.watch.health_config import HISTORY_HEALTH
 

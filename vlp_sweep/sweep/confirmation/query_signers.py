@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from vlp_sweep.sweep.leaderboard import write_table_atomic
+from vlp_sweep.sweep.tables.leaderboard import write_table_atomic
 
 QUERIES_FILE = "confirm_queries.parquet"
 QUERIES_SCHEMA = pa.schema([("split", pa.string()), ("query", pa.int64()), ("clip_id", pa.string()),

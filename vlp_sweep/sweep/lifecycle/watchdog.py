@@ -3,7 +3,7 @@
 A driver ended by ``kill -9`` (or by a second Ctrl-C, which exits at once) runs no more code: its GCS and
 raylet die with it (Ray fate-shares them with the driver that started them), but Ray's dashboard and
 runtime-env agents lived on for 20-70 s, and the leaderboard kept the rows of its running trials as RUNNING.
-The watchdog (``python -m vlp_sweep.sweep.watchdog DRIVER_PID RUN_DIR [--kill]``, in a session of its own,
+The watchdog (``python -m vlp_sweep.sweep.lifecycle.watchdog DRIVER_PID RUN_DIR [--kill]``, in a session of its own,
 so the signals sent to the driver's process group do not reach it) reads a pipe whose other end only the
 driver holds, and looks at the driver's process tree once a second (Linux ``/proc``), remembering every
 descendant with its start time (a pid that is reused later is someone else's). When the pipe closes:
@@ -46,7 +46,8 @@ class Watchdog:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Watchdog:
-        args = [sys.executable, "-m", "vlp_sweep.sweep.watchdog", str(os.getpid()), str(self.run_dir.resolve())]
+        args = [sys.executable, "-m", "vlp_sweep.sweep.lifecycle.watchdog", str(os.getpid()),
+                str(self.run_dir.resolve())]
         with contextlib.suppress(OSError):
             self.proc = subprocess.Popen([*args, *(["--kill"] if self.kill else [])], stdin=subprocess.PIPE,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -121,8 +122,8 @@ def mark_interrupted(run_dir: Path, driver: int) -> None:
     """The driver ended without its clean stop: its open rows INTERRUPTED, a ``running`` status interrupted;
     only while no other driver holds the sweep (its lock)."""
     from vlp_sweep.atomic import write_text
-    from vlp_sweep.sweep.leaderboard import mark_interrupted as mark_rows
-    from vlp_sweep.sweep.lock import LOCK_FILE
+    from vlp_sweep.sweep.lifecycle.lock import LOCK_FILE
+    from vlp_sweep.sweep.tables.leaderboard import mark_interrupted as mark_rows
 
     try:
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR)

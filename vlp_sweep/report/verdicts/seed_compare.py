@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlp_sweep.report import replication, stats
+from vlp_sweep.report import stats
 from vlp_sweep.report.types import ConfirmedComparison
+from vlp_sweep.report.verdicts import replication
 
 
 def compare(cid: str, a: list[stats.Ranks], b: list[stats.Ranks], metric: str, signers: np.ndarray | None,

@@ -1,5 +1,5 @@
 """Which change earned the gain (``confirm.ablate``): each key where the confirmed winner differs from the
-baseline config, reverted alone and trained with the same fresh seeds (``sweep/ablate.py``).
+baseline config, reverted alone and trained with the same fresh seeds (``sweep/confirmation/ablate.py``).
 
 A key's contribution is the winner minus its ablated configuration on the test split, with the same
 seed-level interval and verdict as the headline (``replication.compare_seeds``, signers as clusters) and
@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from vlp_sweep.metric_names import MODE
-from vlp_sweep.report import replication, stats
-from vlp_sweep.report.seed_compare import compare, holm_family
+from vlp_sweep.report import stats
 from vlp_sweep.report.types import Ablation, Attribution, ConfirmedComparison
-from vlp_sweep.sweep.ablate import ABLATIONS_FILE, ROLE
-from vlp_sweep.sweep.results import Sweep
+from vlp_sweep.report.verdicts import replication
+from vlp_sweep.report.verdicts.seed_compare import compare, holm_family
+from vlp_sweep.sweep.confirmation.ablate import ABLATIONS_FILE, ROLE
+from vlp_sweep.sweep.tables.results import Sweep
 
 IDENTICAL = "no change (identical runs)"
 

@@ -47,11 +47,11 @@ from vlp_sweep.config import TrainConfig, make_config
 from vlp_sweep.metric_names import METRIC_NAMES
 from vlp_sweep.selection import best_evaluation, finite_float
 from vlp_sweep.space.spec import SweepSpec
-from vlp_sweep.sweep import ablate
-from vlp_sweep.sweep.leaderboard import read_table, write_table_atomic
-from vlp_sweep.sweep.query_signers import write_queries
-from vlp_sweep.sweep.ranks import RANKS_DIR, read_rows, write_rows
-from vlp_sweep.sweep.results import FINISHED, is_baseline_trial
+from vlp_sweep.sweep.confirmation import ablate
+from vlp_sweep.sweep.confirmation.query_signers import write_queries
+from vlp_sweep.sweep.tables.leaderboard import read_table, write_table_atomic
+from vlp_sweep.sweep.tables.ranks import RANKS_DIR, read_rows, write_rows
+from vlp_sweep.sweep.tables.results import FINISHED, is_baseline_trial
 from vlp_sweep.sweep.trial import BASELINE_KEY, TrialContext, resolve_trial_config
 
 CANDIDATES_FILE = "confirm_candidates.json"

@@ -24,8 +24,8 @@ from vlp_sweep.errors import UserError, did_you_mean
 from vlp_sweep.metric_names import METRIC_NAMES, MODE
 from vlp_sweep.selection import trial_key
 from vlp_sweep.space.params import contains
-from vlp_sweep.sweep.leaderboard import read_history, read_table
-from vlp_sweep.sweep.ranks import read_epoch
+from vlp_sweep.sweep.tables.leaderboard import read_history, read_table
+from vlp_sweep.sweep.tables.ranks import read_epoch
 from vlp_sweep.sweep.trial import BASELINE_KEY
 
 __all__ = ["FINISHED", "Sweep", "all_failed", "checkpoint_missing", "drawn_params", "error_groups", "inactive_keys",

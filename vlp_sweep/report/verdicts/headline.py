@@ -13,8 +13,9 @@ import math
 import numpy as np
 
 from vlp_sweep.metric_names import MODE
-from vlp_sweep.report import replication, stats
+from vlp_sweep.report import stats
 from vlp_sweep.report.types import Confirmed, ConfirmedComparison, ConfirmedConfig
+from vlp_sweep.report.verdicts import replication
 
 Runs = dict[str, list[stats.Ranks]]
 

@@ -50,9 +50,9 @@ import numpy as np
 from scipy import stats as sps
 
 from vlp_sweep.metric_names import MODE
-from vlp_sweep.report.seed_stats import holm
-from vlp_sweep.report.seed_variance import check_runs, design, satterthwaite, seed_metrics, signer_variance
 from vlp_sweep.report.stats import ALPHA, LEVEL, RESAMPLES, SEED, Ranks, metric_from_ranks
+from vlp_sweep.report.verdicts.seed_stats import holm
+from vlp_sweep.report.verdicts.seed_variance import check_runs, design, satterthwaite, seed_metrics, signer_variance
 
 __all__ = ["BETTER", "NOT_DISTINGUISHABLE", "POWER", "TOO_FEW", "WORSE", "SeedInterval", "SeedVerdict",
            "SignerRow", "compare_seeds", "mean_over_seeds", "per_signer", "seeds_needed", "seeds_sentence",
