@@ -1,4 +1,5 @@
-"""Ray Tune callbacks of the driver: the live Parquet leaderboard and the terminal progress line."""
+"""Ray Tune callbacks of the driver: the live Parquet leaderboard, the terminal progress line, and the repair
+of a snapshot that names a deleted checkpoint (after a killed driver)."""
 
 from __future__ import annotations
 
@@ -254,3 +255,43 @@ class ProgressCallback(Callback):
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         live_line().close()
 
+
+
+class CheckpointRepair(Callback):
+    """After a resume: a trial whose last checkpoint, as Ray's snapshot names it, is gone starts over.
+
+    Ray deletes a checkpoint its retention (``num_to_keep``) no longer keeps as soon as a newer one is
+    registered, but saves the experiment's snapshot at most once per period. A driver killed in between
+    (``kill -9``, a lost machine) leaves a snapshot naming a deleted checkpoint, and Ray fails the restored
+    trial ("Could not recover from checkpoint as it does not exist on storage anymore"). The newer checkpoint
+    on disk may be half-copied (the kill can come mid-copy), so the trial restarts from its first epoch
+    instead: its seed makes the same run, and the tables take the repeated epochs as a rewind. Runs once,
+    on the first step, before any restored trial is started."""
+
+    def __init__(self) -> None:
+        self.checked = False
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self.checked:
+            return
+        self.checked = True
+        for trial in trials:
+            if trial.status != "TERMINATED" and forget_missing_checkpoint(trial):
+                live_line().event(f"trial {trial.trial_id}: its last checkpoint was deleted after Ray's last "
+                                  "snapshot (the driver was killed); it starts over")
+
+
+def forget_missing_checkpoint(trial: Any) -> bool:
+    """Drop ``trial``'s checkpoints when the latest one is no longer on storage; True when it did."""
+    import pyarrow.fs
+    from ray.train._internal.checkpoint_manager import _CheckpointManager  # Ray's own, as a fresh trial has
+
+    manager = trial.run_metadata.checkpoint_manager
+    latest = manager.latest_checkpoint_result if manager is not None else None
+    if latest is None:
+        return False
+    ckpt = latest.checkpoint
+    if ckpt.filesystem.get_file_info(ckpt.path).type != pyarrow.fs.FileType.NotFound:
+        return False
+    trial.run_metadata.checkpoint_manager = _CheckpointManager(checkpoint_config=manager.checkpoint_config)
+    return True

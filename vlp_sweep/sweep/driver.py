@@ -171,9 +171,10 @@ def _scheduler(spec: SweepSpec, run_dir: Path) -> Any:
 def _callbacks(spec: SweepSpec, name: str, run_dir: Path, ctx: TrialContext, max_epochs: int,
                total: int | None) -> list[Any]:
     from vlp_sweep.selection import SCORE
-    from vlp_sweep.sweep.callbacks import LeaderboardCallback, ProgressCallback
+    from vlp_sweep.sweep.callbacks import CheckpointRepair, LeaderboardCallback, ProgressCallback
 
-    cbs: list[Any] = [LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
+    cbs: list[Any] = [CheckpointRepair(),
+                      LeaderboardCallback(str(run_dir), name, spec.metric, spec.mode, max_epochs, ctx),
                       ProgressCallback(spec.metric, spec.mode, total)]
     if spec.wandb.mode != "disabled":
         from vlp_sweep.sweep.wandb_logger import WandbLogger

@@ -220,7 +220,7 @@ def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, An
     trial. ``experiment``: the Tune experiment's folder name (the ablations have their own)."""
     from ray import tune
 
-    from vlp_sweep.sweep.callbacks import ProgressCallback
+    from vlp_sweep.sweep.callbacks import CheckpointRepair, ProgressCallback
 
     spec = ctx.spec
     assert spec.confirm is not None
@@ -239,7 +239,8 @@ def fit_confirmation(ctx: TrialContext, name: str, cands: dict[str, dict[str, An
             tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(
                 name=experiment, storage_path=root, verbose=0,
-                callbacks=[ProgressCallback(spec.metric, spec.mode, len(cands) * len(spec.confirm.seeds))],
+                callbacks=[CheckpointRepair(),
+                           ProgressCallback(spec.metric, spec.mode, len(cands) * len(spec.confirm.seeds))],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest: the selected epoch's, at the end
                 failure_config=tune.FailureConfig(max_failures=spec.retries)))
     grid = tuner.fit()
