@@ -317,3 +317,39 @@ def test_failed_confirmation_runs_fail_the_sweep_one_line_per_configuration(tmp_
     status = run_and_record(fit, StopOnSignal(), tmp_path, lambda *a: marks.append(a), started=lambda: True)
     assert status == "failed" and marks == [("failed", f"2 configurations with failed runs: {lines[0]}",
                                              "confirmation")]
+
+
+# ---------------------------------------------------------------- a restarted confirmation trial
+
+
+class _Dir:  # a Ray checkpoint as confirm_main sees it: as_directory() yields its folder
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def as_directory(self) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext(str(self.path))
+
+
+def test_a_trial_restarted_from_its_final_checkpoint_trains_nothing_and_one_from_an_epoch_resumes(
+        tmp_path: Path) -> None:
+    from vlp_sweep.sweep.confirmation.confirm import FINAL_INFO, HISTORY, SELECTED, _restore
+
+    final, epoch, scratch = tmp_path / "final", tmp_path / "epoch", tmp_path / "scratch"
+    for d in (final, epoch, scratch):
+        d.mkdir()
+    (final / "full.pt").write_bytes(b"selected epoch 2")
+    (final / FINAL_INFO).write_text(json.dumps({"epoch": 2, "epochs": 3, "sha256": "x"}))
+    got = _restore(_Dir(final), scratch, epochs=5)
+    assert got.final == {"epoch": 2, "epochs": 3} and got.resume is None and got.history == []
+    assert (scratch / SELECTED).read_bytes() == b"selected epoch 2"
+    (final / FINAL_INFO).write_text(json.dumps({"epoch": 2, "sha256": "x"}))  # an earlier version's: no epochs
+    assert _restore(_Dir(final), scratch, epochs=5).final == {"epoch": 2, "epochs": 5}
+    (epoch / "full.pt").write_bytes(b"last state")
+    (epoch / SELECTED).write_bytes(b"best so far")
+    (epoch / HISTORY).write_text(json.dumps([{"epoch": 1, "t2v_R1": 3.0}]))
+    got = _restore(_Dir(epoch), scratch, epochs=5)
+    assert got.final is None and got.resume == scratch / "resume.pt" and got.history == [{"epoch": 1, "t2v_R1": 3.0}]
+    assert (scratch / SELECTED).read_bytes() == b"best so far" and got.resume.read_bytes() == b"last state"
+    assert _restore(None, scratch, epochs=5).resume is None

@@ -35,7 +35,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ BASELINE_ID = "baseline"
 SELECTED = "selected.pt"  # the checkpoint of the selected epoch, beside the trainer's last.pt
 SELECTED_RANKS = "selected.parquet"  # its per-query ranks, dev and test, in the trial's ranks/ folder
 HISTORY = "history.json"
+FINAL_INFO = "checkpoint.json"  # only in the final report's checkpoint: the selected epoch and its hash
 SPLITS = ("dev", "test")
 _RUN_KEYS = ("run.seed", "run.out_dir", "run.num_threads", "run.select_metric")  # set per confirmation trial
 CONFIRM_SCHEMA = pa.schema(
@@ -282,16 +283,31 @@ def confirm_config(candidate: dict[str, Any], seed: int, spec: SweepSpec, out_di
     return make_config(candidate["config"], fixed)
 
 
-def _restore(checkpoint: Any, scratch: Path) -> tuple[Path | None, list[dict[str, Any]]]:
-    """A restarted trial: the last state to resume from, the selected checkpoint and the dev history."""
+@dataclass
+class Restored:
+    """What a restarted trial's checkpoint holds: the state to resume training from and the dev history, or,
+    when the run had already ended (its final report saved, the driver killed before Ray recorded the trial
+    as done), the selected epoch's checkpoint and ``final``: its epoch and the number of epochs trained."""
+
+    resume: Path | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, Any] | None = None
+
+
+def _restore(checkpoint: Any, scratch: Path, epochs: int) -> Restored:
+    """A restarted trial's last checkpoint, copied into ``scratch`` (``SELECTED`` there when it has one)."""
     if checkpoint is None:
-        return None, []
+        return Restored()
     with checkpoint.as_directory() as d:
+        if (Path(d) / FINAL_INFO).is_file():  # the final report's: the selected checkpoint, nothing to train
+            shutil.copy(Path(d) / "full.pt", scratch / SELECTED)
+            info = json.loads((Path(d) / FINAL_INFO).read_text())
+            return Restored(final={"epoch": int(info["epoch"]), "epochs": int(info.get("epochs", epochs))})
         shutil.copy(Path(d) / "full.pt", scratch / "resume.pt")
         if (Path(d) / SELECTED).is_file():
             shutil.copy(Path(d) / SELECTED, scratch / SELECTED)
         history = json.loads((Path(d) / HISTORY).read_text()) if (Path(d) / HISTORY).is_file() else []
-    return scratch / "resume.pt", history
+    return Restored(scratch / "resume.pt", history)
 
 
 def _evaluate_selected(path: Path, cfg: TrainConfig, split: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -329,7 +345,8 @@ def confirm_main(params: dict[str, Any], ctx: TrialContext, candidates: dict[str
     metric, mode = spec.metric, spec.mode
     scratch = Path(tempfile.mkdtemp(prefix="vlp-confirm-"))
     cfg = confirm_config(candidates[params["config_id"]], int(params["seed"]), spec, str(scratch))
-    resume, history = _restore(tune.get_checkpoint(), scratch)
+    restored = _restore(tune.get_checkpoint(), scratch, cfg.optim.epochs)
+    history = restored.history
 
     def on_eval(ev: Evaluation) -> None:
         history.append({"epoch": ev.epoch, **ev.metrics})
@@ -344,16 +361,19 @@ def confirm_main(params: dict[str, Any], ctx: TrialContext, candidates: dict[str
                         checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
-        fit(cfg, on_eval, resume=resume, health=spec.health)  # the search's health checks
-        selected = best_epoch(history, metric, mode)
+        if restored.final is None:
+            fit(cfg, on_eval, resume=restored.resume, health=spec.health)  # the search's health checks
+            selected, epochs = best_epoch(history, metric, mode), int(history[-1]["epoch"])
+        else:  # the run had ended: its selected checkpoint is evaluated again, as it was, nothing retrained
+            selected, epochs = restored.final["epoch"], restored.final["epochs"]
         dev, dev_ranks = _evaluate_selected(scratch / SELECTED, cfg, cfg.data.eval_split)
         test, test_ranks = _evaluate_selected(scratch / SELECTED, cfg, spec.confirm.split)
         _save_ranks(ctx, params, {"dev": dev_ranks, "test": test_ranks})
         with tempfile.TemporaryDirectory(prefix="vlp-ckpt-") as d:
             shutil.copy(scratch / SELECTED, Path(d) / "full.pt")
             sha = sha256_file(Path(d) / "full.pt")
-            (Path(d) / "checkpoint.json").write_text(json.dumps({"epoch": selected, "sha256": sha}))
-            tune.report({"epoch": history[-1]["epoch"], "stage": "final", "selected_epoch": selected,
+            (Path(d) / FINAL_INFO).write_text(json.dumps({"epoch": selected, "epochs": epochs, "sha256": sha}))
+            tune.report({"epoch": epochs, "stage": "final", "selected_epoch": selected,
                          "checkpoint_sha256": sha, "dev": dev, "test": test},
                         checkpoint=tune.Checkpoint.from_directory(d))
     finally:
