@@ -16,7 +16,8 @@ from vlp_sweep.cli import main
 from vlp_sweep.errors import UserError
 from vlp_sweep.space import check_data, parse_space
 from vlp_sweep.space.sections import Confirm
-from vlp_sweep.sweep.confirmation.confirm import CONFIRM_SCHEMA, best_epoch, rank_groups, write_confirm
+from vlp_sweep.sweep.confirmation.confirm import CONFIRM_SCHEMA, rank_groups, write_confirm
+from vlp_sweep.sweep.confirmation.confirm_trial import best_epoch
 from vlp_sweep.sweep.tables.leaderboard import read_table
 
 slow = pytest.mark.slow
@@ -334,22 +335,22 @@ class _Dir:  # a Ray checkpoint as confirm_main sees it: as_directory() yields i
 
 def test_a_trial_restarted_from_its_final_checkpoint_trains_nothing_and_one_from_an_epoch_resumes(
         tmp_path: Path) -> None:
-    from vlp_sweep.sweep.confirmation.confirm import FINAL_INFO, HISTORY, SELECTED, _restore
+    from vlp_sweep.sweep.confirmation.confirm_trial import FINAL_INFO, HISTORY, SELECTED, restore_checkpoint
 
     final, epoch, scratch = tmp_path / "final", tmp_path / "epoch", tmp_path / "scratch"
     for d in (final, epoch, scratch):
         d.mkdir()
     (final / "full.pt").write_bytes(b"selected epoch 2")
     (final / FINAL_INFO).write_text(json.dumps({"epoch": 2, "epochs": 3, "sha256": "x"}))
-    got = _restore(_Dir(final), scratch, epochs=5)
+    got = restore_checkpoint(_Dir(final), scratch, epochs=5)
     assert got.final == {"epoch": 2, "epochs": 3} and got.resume is None and got.history == []
     assert (scratch / SELECTED).read_bytes() == b"selected epoch 2"
     (final / FINAL_INFO).write_text(json.dumps({"epoch": 2, "sha256": "x"}))  # an earlier version's: no epochs
-    assert _restore(_Dir(final), scratch, epochs=5).final == {"epoch": 2, "epochs": 5}
+    assert restore_checkpoint(_Dir(final), scratch, epochs=5).final == {"epoch": 2, "epochs": 5}
     (epoch / "full.pt").write_bytes(b"last state")
     (epoch / SELECTED).write_bytes(b"best so far")
     (epoch / HISTORY).write_text(json.dumps([{"epoch": 1, "t2v_R1": 3.0}]))
-    got = _restore(_Dir(epoch), scratch, epochs=5)
+    got = restore_checkpoint(_Dir(epoch), scratch, epochs=5)
     assert got.final is None and got.resume == scratch / "resume.pt" and got.history == [{"epoch": 1, "t2v_R1": 3.0}]
     assert (scratch / SELECTED).read_bytes() == b"best so far" and got.resume.read_bytes() == b"last state"
-    assert _restore(None, scratch, epochs=5).resume is None
+    assert restore_checkpoint(None, scratch, epochs=5).resume is None

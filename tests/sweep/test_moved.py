@@ -33,14 +33,15 @@ def test_every_old_name_points_at_a_module_that_exists() -> None:
 
 
 def test_the_confirmation_trainable_pickled_under_its_old_module_loads_after_register() -> None:
-    from vlp_sweep.sweep.confirmation.confirm import confirm_main
+    from vlp_sweep.sweep.confirmation.confirm_trial import confirm_main
 
-    # Protocol 0 names a function by "module\nname\n" (Ray's pickled Tuner holds the stage's trainable so).
-    old = pickle.dumps(confirm_main, protocol=0).replace(b"vlp_sweep.sweep.confirmation.confirm",
+    # Protocol 0 names a function by "module\nname\n" (Ray's pickled Tuner holds the stage's trainable so);
+    # an earlier version's confirm_main lived in vlp_sweep/sweep/confirm.py.
+    old = pickle.dumps(confirm_main, protocol=0).replace(b"vlp_sweep.sweep.confirmation.confirm_trial",
                                                          b"vlp_sweep.sweep.confirm")
     code = ("import pickle, sys; blob = sys.stdin.buffer.read()\n"
             "try:\n    pickle.loads(blob)\nexcept ModuleNotFoundError:\n    print('refused')\n"
             "from vlp_sweep.sweep.moved import register\nregister()\n"
             "print(pickle.loads(blob).__module__)")
     out = subprocess.run([sys.executable, "-c", code], input=old, capture_output=True, cwd=REPO, check=True).stdout
-    assert out.decode().split() == ["refused", "vlp_sweep.sweep.confirmation.confirm"]
+    assert out.decode().split() == ["refused", "vlp_sweep.sweep.confirmation.confirm_trial"]

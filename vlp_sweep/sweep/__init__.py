@@ -21,8 +21,9 @@ Three rooms below it, each a package:
                        each trial's folder), results.py (a sweep folder read back for status, report and
                        promote), datasets.py (where each dataset came from, in sweep.json)
     confirmation/      the stage after the search: confirm.py (top-K configs again with fresh seeds, on the
-                       held-out split), ablate.py (confirm.ablate, and the dev winner rule that report and
-                       promote share), query_signers.py (who signed each held-out query)
+                       held-out split), confirm_trial.py (one run of it, in a Ray worker), ablate.py
+                       (confirm.ablate, and the dev winner rule that report and promote share),
+                       query_signers.py (who signed each held-out query)
     lifecycle/         a driver's life: lock.py (one driver per sweep), signals.py (Ctrl-C, SIGTERM),
                        watchdog.py (what ends with a killed driver), ray_local.py (a local Ray on loopback),
                        outcome.py (how a run ended, in sweep.json)
