@@ -134,7 +134,7 @@ def _notes(sweep: Sweep, ranked: pd.DataFrame, finished: pd.DataFrame, data: Dat
     for tid, path in missing_checkpoints(sweep.board):
         notes.append(f"trial {tid}: its checkpoint is missing ({path}: deleted or moved since the sweep recorded "
                      "it): its numbers stand, but promote skips it")
-    for line in missing_confirmed(sweep.run_dir, sweep.confirm):
+    for line in missing_confirmed(sweep.confirm):
         notes.append(f"{line}: its numbers stand, but promote skips it")
     spec = sweep.spec
     has_plan_numbers = bool(spec.get("targets")) or bool((spec.get("baseline") or {}).get("metrics"))

@@ -256,7 +256,6 @@ class ProgressCallback(Callback):
         live_line().close()
 
 
-
 class CheckpointRepair(Callback):
     """After a resume: a trial whose last checkpoint, as Ray's snapshot names it, is gone starts over.
 

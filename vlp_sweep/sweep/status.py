@@ -42,24 +42,28 @@ def print_status(run_dir: str | Path) -> None:
     for tid, path in missing.items():
         console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(tid)}: {rich_escape(path)} (deleted or "
                       "moved since the sweep recorded it; promote skips this trial)", markup=True, highlight=False)
-    for line in missing_confirmed(run_dir):
+    confirm = _confirm_table(Path(run_dir))
+    for line in missing_confirmed(confirm):
         console.print(f"[yellow]MISSING CHECKPOINT[/yellow] {rich_escape(line)}", markup=True, highlight=False)
-    for line in confirm_failures(Path(run_dir)):
+    for line in confirm_failures(confirm):
         console.print(f"[red]CONFIRMATION FAILED[/red] {rich_escape(line)}", markup=True, highlight=False)
 
 
-def confirm_failures(run_dir: Path) -> list[str]:
-    """One line per failed run of the confirmation stage (confirm.parquet): configuration, seed, error."""
+def _confirm_table(run_dir: Path) -> pd.DataFrame:
+    """confirm.parquet, or an empty table where the stage has not run (or the file is damaged: ``report``
+    names a damaged table; status has nothing to flag from it)."""
     from vlp_sweep.sweep.confirmation.confirm import CONFIRM_FILE
     from vlp_sweep.sweep.tables.leaderboard import read_table
 
-    if not (run_dir / CONFIRM_FILE).is_file():
-        return []
     try:
-        rows = read_table(run_dir / CONFIRM_FILE)
-    except Exception:  # load_sweep names a damaged table; status has nothing to flag from it
-        return []
-    return [f"{r['config_id']} seed {r['seed']}: {r['error']}" for _, r in rows.iterrows()
+        return read_table(run_dir / CONFIRM_FILE) if (run_dir / CONFIRM_FILE).is_file() else pd.DataFrame()
+    except Exception:
+        return pd.DataFrame()
+
+
+def confirm_failures(confirm: pd.DataFrame) -> list[str]:
+    """One line per failed run of the confirmation stage (a confirm.parquet table): configuration, seed, error."""
+    return [f"{r['config_id']} seed {r['seed']}: {r['error']}" for _, r in confirm.iterrows()
             if r["status"] != "TERMINATED"]
 
 

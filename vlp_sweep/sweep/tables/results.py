@@ -115,14 +115,8 @@ def which(trials: list[str], show: int = 3) -> str:
     return ", ".join(trials[:show]) + more
 
 
-def missing_confirmed(run_dir: str | Path, confirm: pd.DataFrame | None = None) -> list[str]:
-    """One line per confirmation run whose selected checkpoint is no longer on disk (confirm.parquet)."""
-    if confirm is None:
-        path = Path(run_dir) / "confirm.parquet"
-        try:
-            confirm = read_table(path) if path.is_file() else pd.DataFrame()
-        except Exception:  # load_sweep names a damaged table; status has nothing to flag from it
-            return []
+def missing_confirmed(confirm: pd.DataFrame) -> list[str]:
+    """One line per confirmation run (a confirm.parquet table) whose selected checkpoint is no longer on disk."""
     rows = {str(r["trial_id"]): r for r in confirm.to_dict("records")} if not confirm.empty else {}
     return [f"confirmation {rows[t].get('config_id')} seed {rows[t].get('seed')} (trial {t}): {path} (deleted or "
             "moved since the stage recorded it; promote falls back to the next run)"
